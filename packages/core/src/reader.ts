@@ -1,0 +1,161 @@
+import { createHash, type Hash } from 'node:crypto';
+import { createWriteStream, existsSync, promises as fsp } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { Transform, pipeline, type Duplex, type Readable, type TransformCallback } from 'node:stream';
+import { pipeline as pipelineAsync } from 'node:stream/promises';
+import { BackupError } from './errors.js';
+import { DIR_MODE, FILE_MODE } from './fs.js';
+import type { ArtifactAccess, Hooks } from './hooks.js';
+import type { Logger } from './log.js';
+import type { ArtifactRecord, Manifest } from './manifest.js';
+import { createDecompressor } from './pipeline/compression.js';
+import type { Repository } from './repository.js';
+
+/**
+ * Checks stored bytes against the manifest as they stream: fails as soon as there are too many,
+ * and at the end if there are too few or the sha256 differs. Downstream stages only see the end
+ * of the stream if the check passed.
+ */
+export class IntegrityCheck extends Transform {
+  readonly #hash: Hash = createHash('sha256');
+  #bytes = 0;
+  readonly #expected: { bytes: number; sha256: string };
+  readonly #label: string;
+
+  constructor(expected: { bytes: number; sha256: string }, label: string) {
+    super({ highWaterMark: 1024 * 1024 });
+    this.#expected = expected;
+    this.#label = label;
+  }
+
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+    this.#bytes += chunk.length;
+    if (this.#bytes > this.#expected.bytes) {
+      callback(new BackupError('E_INTEGRITY', `${this.#label}: larger than recorded (${this.#expected.bytes} bytes): the artifact was altered`));
+      return;
+    }
+    this.#hash.update(chunk);
+    callback(null, chunk);
+  }
+
+  override _flush(callback: TransformCallback): void {
+    if (this.#bytes !== this.#expected.bytes) {
+      callback(
+        new BackupError('E_INTEGRITY', `${this.#label}: truncated: ${this.#bytes} of ${this.#expected.bytes} bytes`, {
+          details: { expectedBytes: this.#expected.bytes, actualBytes: this.#bytes },
+        }),
+      );
+      return;
+    }
+    const actual = this.#hash.digest('hex');
+    if (actual !== this.#expected.sha256) {
+      callback(
+        new BackupError('E_INTEGRITY', `${this.#label}: sha256 mismatch (expected ${this.#expected.sha256}, got ${actual}): the artifact is corrupt`, {
+          details: { expected: this.#expected.sha256, actual },
+        }),
+      );
+      return;
+    }
+    callback();
+  }
+}
+
+/** A private scratch area, removed by `dispose`. Inside backupRoot when it exists, else the system's. */
+export class Scratch {
+  readonly #base: string;
+  #dirs: string[] = [];
+
+  constructor(backupRoot: string) {
+    const staging = path.join(backupRoot, 'staging');
+    this.#base = existsSync(backupRoot) ? staging : os.tmpdir();
+  }
+
+  async dir(label: string): Promise<string> {
+    await fsp.mkdir(this.#base, { recursive: true, mode: DIR_MODE });
+    const dir = await fsp.mkdtemp(path.join(this.#base, `scratch-${label.replace(/[^A-Za-z0-9_.-]/g, '_').slice(0, 40)}-`));
+    await fsp.chmod(dir, DIR_MODE);
+    this.#dirs.push(dir);
+    return dir;
+  }
+
+  async dispose(): Promise<void> {
+    const dirs = this.#dirs;
+    this.#dirs = [];
+    await Promise.all(dirs.map((d) => fsp.rm(d, { recursive: true, force: true })));
+  }
+}
+
+/** Reads one artifact of one snapshot back out of a repository. */
+export class ArtifactReader implements ArtifactAccess {
+  readonly repository: Repository;
+  readonly manifest: Manifest;
+  readonly artifact: ArtifactRecord;
+  readonly logger: Logger;
+  // Plain fields, not #private ones: hooks get views made with Object.create(reader).
+  private readonly hooks: Hooks;
+  private readonly scratch: Scratch;
+
+  constructor(args: { hooks: Hooks; repository: Repository; manifest: Manifest; artifact: ArtifactRecord; logger: Logger; scratch: Scratch }) {
+    this.hooks = args.hooks;
+    this.repository = args.repository;
+    this.manifest = args.manifest;
+    this.artifact = args.artifact;
+    this.logger = args.logger;
+    this.scratch = args.scratch;
+  }
+
+  get label(): string {
+    return `${this.repository.name}: ${this.manifest.id}/${this.artifact.file}`;
+  }
+
+  async decoders(): Promise<Duplex[]> {
+    const decoders: Duplex[] = [];
+    if (this.artifact.encryption) {
+      await this.hooks.decode.promise({
+        manifest: this.manifest,
+        artifact: this.artifact,
+        addDecoder: (_name, create) => decoders.push(create()),
+      });
+      if (decoders.length === 0) {
+        throw new BackupError(
+          'E_ARCHIVE',
+          `${this.label} is encrypted (${this.artifact.encryption.method}) but no encryption plugin that can read it is configured`,
+        );
+      }
+    }
+    const decompress = createDecompressor(this.artifact.compression);
+    if (decompress) decoders.push(decompress);
+    return decoders;
+  }
+
+  async openDecoded(): Promise<Readable> {
+    const decoders = await this.decoders();
+    const stored = await this.repository.openArtifact(this.manifest.id, this.artifact.file);
+    const check = new IntegrityCheck(this.artifact, this.label);
+    const chain: (Readable | Duplex)[] = [stored, check, ...decoders];
+    const last = chain.at(-1) as Readable;
+    pipeline(chain as unknown as [Readable, ...Duplex[]], (err) => {
+      if (err && !last.destroyed) last.destroy(decodeError(err, this.label));
+    });
+    return last;
+  }
+
+  async materialize(): Promise<string> {
+    const dir = await this.tempDir();
+    const file = path.join(dir, this.artifact.filename ?? this.artifact.file);
+    await pipelineAsync(await this.openDecoded(), createWriteStream(file, { mode: FILE_MODE, flags: 'wx' }));
+    return file;
+  }
+
+  tempDir(): Promise<string> {
+    return this.scratch.dir(`${this.manifest.id}-${this.artifact.source}`);
+  }
+}
+
+/** Makes a decoder's error (zstd, gzip, gpg) name the artifact. */
+export function decodeError(err: unknown, label: string): BackupError {
+  if (err instanceof BackupError) return err;
+  const message = err instanceof Error ? err.message : String(err);
+  return new BackupError('E_INTEGRITY', `${label}: cannot be decoded: ${message}`, { cause: err });
+}

@@ -1,0 +1,90 @@
+import { isBackupError } from './errors.js';
+import type { ObjectInfo } from './destination.js';
+import type { Logger } from './log.js';
+import { MANIFEST_FILE, type Manifest } from './manifest.js';
+import { snapshotKey, wrapDestinationError, type Repository } from './repository.js';
+
+export interface RetryOptions {
+  retries: number;
+  /** First delay; doubles each attempt, with jitter. */
+  baseDelayMs: number;
+  logger?: Logger;
+  what?: string;
+}
+
+export const DEFAULT_RETRY: RetryOptions = { retries: 3, baseDelayMs: 500 };
+
+/** Errors worth another try: not integrity, usage or "not found" problems. */
+export function isTransient(err: unknown): boolean {
+  if (isBackupError(err)) return !['E_INTEGRITY', 'E_CONFIG', 'E_USAGE', 'E_NOT_FOUND', 'E_PLUGIN_NOT_FOUND'].includes(err.code) && isTransient(err.cause ?? {});
+  const code = (err as { code?: string }).code;
+  if (code && ['ENOSPC', 'EDQUOT', 'EACCES', 'EPERM', 'EROFS'].includes(code)) return false;
+  const status = (err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
+  if (status && status >= 400 && status < 500 && status !== 408 && status !== 429) return false;
+  return true;
+}
+
+export async function withRetry<T>(fn: (attempt: number) => Promise<T>, options: RetryOptions = DEFAULT_RETRY): Promise<T> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await fn(attempt);
+    } catch (err) {
+      if (attempt >= options.retries || !isTransient(err)) throw err;
+      const delay = options.baseDelayMs * 2 ** attempt * (0.75 + Math.random() / 2);
+      options.logger?.warn(`${options.what ?? 'operation'} failed, retrying in ${Math.round(delay)} ms`, {
+        attempt: attempt + 1,
+        error: err instanceof Error ? err.message : String(err),
+      });
+      await new Promise((resolve) => setTimeout(resolve, delay));
+    }
+  }
+}
+
+export interface CopyResult {
+  sent: number;
+  skipped: number;
+  bytes: number;
+}
+
+/**
+ * Copies one snapshot: each artifact that the target lacks (or holds with another size), then
+ * the manifest last, so the snapshot exists at the target only once it is whole.
+ */
+export async function copySnapshot(
+  from: Repository,
+  to: Repository,
+  manifest: Manifest,
+  existing: ReadonlyMap<string, ObjectInfo>,
+  options: { retry?: RetryOptions; logger?: Logger } = {},
+): Promise<CopyResult> {
+  const result: CopyResult = { sent: 0, skipped: 0, bytes: 0 };
+  const retry = { ...DEFAULT_RETRY, ...options.retry, ...(options.logger ? { logger: options.logger } : {}) };
+  for (const artifact of manifest.artifacts) {
+    const key = snapshotKey(manifest.id, artifact.file);
+    if (existing.get(key)?.size === artifact.bytes) {
+      result.skipped++;
+      continue;
+    }
+    await withRetry(
+      async () => {
+        const body = await from.openArtifact(manifest.id, artifact.file);
+        try {
+          await to.destination.put(key, body, { size: artifact.bytes, sha256: artifact.sha256 });
+        } catch (err) {
+          body.destroy();
+          throw wrapDestinationError(err, to, `uploading ${key}`);
+        }
+      },
+      { ...retry, what: `${to.name}: upload of ${key}` },
+    );
+    result.sent++;
+    result.bytes += artifact.bytes;
+  }
+  if (existing.has(snapshotKey(manifest.id, MANIFEST_FILE))) {
+    result.skipped++;
+  } else {
+    await withRetry(() => to.putManifest(manifest), { ...retry, what: `${to.name}: upload of ${manifest.id}/${MANIFEST_FILE}` });
+    result.sent++;
+  }
+  return result;
+}

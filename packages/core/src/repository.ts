@@ -1,0 +1,186 @@
+import type { Readable } from 'node:stream';
+import { Readable as ReadableStream } from 'node:stream';
+import { BackupError, isBackupError } from './errors.js';
+import type { Destination, ObjectInfo } from './destination.js';
+import { MANIFEST_FILE, parseManifest, serializeManifest, type Manifest } from './manifest.js';
+import { compareSnapshotIds, isSnapshotId } from './snapshot-id.js';
+
+export const SNAPSHOTS_PREFIX = 'snapshots/';
+
+export function snapshotKey(id: string, file: string): string {
+  return `${SNAPSHOTS_PREFIX}${id}/${file}`;
+}
+
+export interface SnapshotListing {
+  /** Snapshots whose manifest exists, oldest first. */
+  ids: string[];
+  /** Every object under snapshots/, grouped by snapshot id (committed or not). */
+  objects: Map<string, ObjectInfo[]>;
+}
+
+/** A manifest that could not be read: listed so that `verify` and `status` can show it. */
+export interface BrokenSnapshot {
+  id: string;
+  error: BackupError;
+}
+
+/**
+ * The repository layout, over any Destination: `snapshots/<id>/manifest.json` beside the
+ * artifacts. A snapshot exists iff its manifest does; the manifest is written last and deleted
+ * first, so a crash never leaves a half snapshot visible.
+ */
+export class Repository {
+  readonly destination: Destination;
+  /** The name used in messages: `backupRoot` or `destinations.<name>`. */
+  readonly name: string;
+
+  constructor(destination: Destination, name: string) {
+    this.destination = destination;
+    this.name = name;
+  }
+
+  get description(): string {
+    return `${this.name} (${this.destination.description})`;
+  }
+
+  async listing(): Promise<SnapshotListing> {
+    const objects = new Map<string, ObjectInfo[]>();
+    const ids: string[] = [];
+    for (const info of await this.destination.list(SNAPSHOTS_PREFIX)) {
+      const rest = info.key.slice(SNAPSHOTS_PREFIX.length);
+      const slash = rest.indexOf('/');
+      if (slash <= 0) continue;
+      const id = rest.slice(0, slash);
+      if (!isSnapshotId(id)) continue;
+      const group = objects.get(id) ?? [];
+      group.push(info);
+      objects.set(id, group);
+      if (rest.slice(slash + 1) === MANIFEST_FILE) ids.push(id);
+    }
+    ids.sort(compareSnapshotIds);
+    return { ids, objects };
+  }
+
+  async snapshotIds(): Promise<string[]> {
+    return (await this.listing()).ids;
+  }
+
+  async readManifest(id: string): Promise<Manifest> {
+    const key = snapshotKey(id, MANIFEST_FILE);
+    let text: string;
+    try {
+      text = await readAll(await this.destination.get(key));
+    } catch (err) {
+      if (isBackupError(err) && err.code === 'E_NOT_FOUND') {
+        throw new BackupError('E_NOT_FOUND', `snapshot ${id} not found in ${this.description}`, { cause: err });
+      }
+      throw wrapDestinationError(err, this, `reading ${key}`);
+    }
+    const manifest = parseManifest(text, `${this.name}: ${key}`);
+    if (manifest.id !== id) {
+      throw new BackupError('E_INTEGRITY', `${this.name}: ${key} holds the manifest of snapshot ${manifest.id}, not ${id}`);
+    }
+    return manifest;
+  }
+
+  /** Every readable manifest, oldest first, and the snapshots whose manifest is damaged. */
+  async manifests(): Promise<{ manifests: Manifest[]; broken: BrokenSnapshot[] }> {
+    const { ids } = await this.listing();
+    const results = await mapLimit(ids, 8, async (id) => {
+      try {
+        return { id, manifest: await this.readManifest(id) };
+      } catch (err) {
+        if (isBackupError(err) && err.code === 'E_INTEGRITY') return { id, error: err };
+        throw err;
+      }
+    });
+    const manifests: Manifest[] = [];
+    const broken: BrokenSnapshot[] = [];
+    for (const r of results) {
+      if ('manifest' in r && r.manifest) manifests.push(r.manifest);
+      else if ('error' in r && r.error) broken.push({ id: r.id, error: r.error });
+    }
+    return { manifests, broken };
+  }
+
+  /** Resolves `latest` (or an id prefix) to a snapshot id. */
+  async resolveId(idOrLatest: string): Promise<string> {
+    const { ids } = await this.listing();
+    if (idOrLatest === 'latest') {
+      const latest = ids.at(-1);
+      if (!latest) throw new BackupError('E_NOT_FOUND', `${this.description} holds no snapshots`);
+      return latest;
+    }
+    if (ids.includes(idOrLatest)) return idOrLatest;
+    const matches = ids.filter((id) => id.startsWith(idOrLatest));
+    if (matches.length === 1) return matches[0]!;
+    if (matches.length > 1) {
+      throw new BackupError('E_USAGE', `snapshot id ${idOrLatest} is ambiguous: ${matches.slice(0, 5).join(', ')}`);
+    }
+    throw new BackupError('E_NOT_FOUND', `snapshot ${idOrLatest} not found in ${this.description}`);
+  }
+
+  async openArtifact(id: string, file: string): Promise<Readable> {
+    const key = snapshotKey(id, file);
+    try {
+      return await this.destination.get(key);
+    } catch (err) {
+      throw wrapDestinationError(err, this, `reading ${key}`);
+    }
+  }
+
+  /** Deletes a snapshot: its manifest first (so it stops existing at once), then its artifacts. */
+  async deleteSnapshot(id: string, objects?: ObjectInfo[]): Promise<void> {
+    const keys = objects?.map((o) => o.key) ?? (await this.destination.list(`${SNAPSHOTS_PREFIX}${id}/`)).map((o) => o.key);
+    const manifestKey = snapshotKey(id, MANIFEST_FILE);
+    try {
+      await this.destination.delete(manifestKey);
+      for (const key of keys) if (key !== manifestKey) await this.destination.delete(key);
+    } catch (err) {
+      throw wrapDestinationError(err, this, `deleting snapshot ${id}`);
+    }
+  }
+
+  /** Writes a manifest; callers put every artifact first. */
+  async putManifest(manifest: Manifest): Promise<void> {
+    const body = Buffer.from(serializeManifest(manifest));
+    const key = snapshotKey(manifest.id, MANIFEST_FILE);
+    try {
+      await this.destination.put(key, ReadableStream.from([body]), { size: body.length });
+    } catch (err) {
+      throw wrapDestinationError(err, this, `writing ${key}`);
+    }
+  }
+}
+
+export function wrapDestinationError(err: unknown, repo: Repository, doing: string): BackupError {
+  if (isBackupError(err)) {
+    if (!err.message.includes(repo.name)) {
+      const wrapped = new BackupError(err.code, `${repo.name}: ${doing}: ${err.message}`, { cause: err, details: err.details });
+      return wrapped;
+    }
+    return err;
+  }
+  const message = err instanceof Error ? err.message : String(err);
+  return new BackupError('E_DESTINATION', `${repo.name}: ${doing}: ${message}`, { cause: err, details: { destination: repo.name } });
+}
+
+export async function readAll(stream: Readable): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of stream) chunks.push(Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk));
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+/** Runs `fn` over `items` with at most `limit` at once; results keep the input order. */
+export async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T, index: number) => Promise<R>): Promise<R[]> {
+  const results = new Array<R>(items.length);
+  let next = 0;
+  const workers = Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, async () => {
+    while (next < items.length) {
+      const index = next++;
+      results[index] = await fn(items[index]!, index);
+    }
+  });
+  await Promise.all(workers);
+  return results;
+}

@@ -1,0 +1,32 @@
+import { randomBytes } from 'node:crypto';
+
+const ID = /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z-([A-Za-z0-9][A-Za-z0-9_-]*)-([0-9a-f]{4,16})$/;
+
+/** A snapshot id that sorts by time: `20261126T020000Z-daily-3f9a`. */
+export function makeSnapshotId(time: Date, profile: string): string {
+  const stamp = time.toISOString().replace(/[-:]/g, '').replace(/\.\d{3}Z$/, 'Z');
+  return `${stamp}-${profile}-${randomBytes(2).toString('hex')}`;
+}
+
+export interface ParsedSnapshotId {
+  time: Date;
+  profile: string;
+}
+
+export function parseSnapshotId(id: string): ParsedSnapshotId | undefined {
+  const m = ID.exec(id);
+  if (!m) return undefined;
+  const [, y, mo, d, h, mi, s, profile] = m;
+  const time = new Date(Date.UTC(Number(y), Number(mo) - 1, Number(d), Number(h), Number(mi), Number(s)));
+  if (Number.isNaN(time.getTime())) return undefined;
+  return { time, profile: profile! };
+}
+
+export function isSnapshotId(id: string): boolean {
+  return parseSnapshotId(id) !== undefined;
+}
+
+/** Ids compare as strings: the timestamp comes first and is fixed-width. */
+export function compareSnapshotIds(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
