@@ -1,0 +1,453 @@
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import os from 'node:os';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { cosmiconfig } from 'cosmiconfig';
+import { z } from 'zod';
+import { BackupError, ConfigError, isBackupError, type ConfigIssue } from './errors.js';
+import { expandHome } from './fs.js';
+import { compressionSchema, type Compression } from './manifest.js';
+import type { Plugin, PluginFactory, PluginKind } from './plugin.js';
+import { DEFAULT_RETENTION, retentionPolicySchema, type RetentionPolicy } from './retention.js';
+import { joinPath, zodIssues } from './schema.js';
+import { isSecretKey, secrets as defaultSecrets, type SecretRegistry } from './secrets.js';
+
+export const MODULE_NAME = 'sutazai-backup';
+
+const NAME = /^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$/;
+const nameMessage = 'names may hold letters, digits, "-" and "_" (no dots or spaces), up to 63 characters';
+
+const pluginEntrySchema = z.looseObject({ use: z.string().min(1, 'expected a plugin name, package or path') });
+
+const profileSchema = z
+  .object({
+    schedule: z.string().optional(),
+    sources: z.union([z.literal('*'), z.array(z.string()).min(1)]).default('*'),
+    retention: retentionPolicySchema.optional(),
+    /** Run the restore test stage after each run of this profile. */
+    restoreTest: z.boolean().optional(),
+  })
+  .strict();
+
+const intervalSchema = z.union([z.number().positive(), z.string()]).transform((value, ctx) => {
+  const ms = typeof value === 'number' ? value * 1000 : parseInterval(value);
+  if (ms === undefined) {
+    ctx.addIssue({ code: 'custom', message: 'expected a duration like "26h", "90min", "2d" or a number of seconds' });
+    return z.NEVER;
+  }
+  return ms;
+});
+
+const percentSchema = z.union([z.number(), z.string()]).transform((value, ctx) => {
+  const fraction =
+    typeof value === 'number' ? (value > 1 ? value / 100 : value) : /^\d+(\.\d+)?%$/.test(value) ? Number(value.slice(0, -1)) / 100 : NaN;
+  if (!(fraction > 0 && fraction <= 1)) {
+    ctx.addIssue({ code: 'custom', message: 'expected a percentage like "85%"' });
+    return z.NEVER;
+  }
+  return fraction;
+});
+
+const topLevelSchema = z
+  .object({
+    backupRoot: z.string().min(1),
+    host: z.string().regex(NAME, nameMessage).optional(),
+    compression: compressionSchema.default('zstd'),
+    compressionLevel: z.number().int().min(-7).max(22).optional(),
+    /** How many artifacts are archived at once. */
+    concurrency: z.number().int().min(1).max(64).default(2),
+    encryption: pluginEntrySchema.optional(),
+    sources: z.record(z.string(), pluginEntrySchema).refine((s) => Object.keys(s).length > 0, 'at least one source is needed'),
+    destinations: z.record(z.string(), pluginEntrySchema).default({}),
+    notify: z.record(z.string(), pluginEntrySchema).default({}),
+    plugins: z.array(z.union([pluginEntrySchema, z.literal(false), z.null()])).default([]),
+    profiles: z.record(z.string(), profileSchema).optional(),
+    retention: retentionPolicySchema.optional(),
+    checks: z
+      .looseObject({
+        maxAge: intervalSchema.default(26 * 3600_000),
+        maxStorageUsage: percentSchema.default(0.85),
+        restoreTest: z.object({ schedule: z.string().optional(), from: z.string().optional(), maxAge: intervalSchema.optional() }).strict().optional(),
+      })
+      .default({ maxAge: 26 * 3600_000, maxStorageUsage: 0.85 }),
+    log: z.object({ level: z.enum(['debug', 'info', 'warn', 'error']).optional() }).strict().default({}),
+    /** Refuse an rc file that others can read when it holds literal secrets. */
+    strictPermissions: z.boolean().default(false),
+  })
+  .strict();
+
+export interface ProfileConfig {
+  name: string;
+  schedule: string | undefined;
+  sources: string[];
+  retention: RetentionPolicy;
+  restoreTest: boolean;
+}
+
+/** A loaded plugin, ready to apply. */
+export interface PluginEntry {
+  /** The rc key path: `sources.app-db`, `plugins[0]`, `encryption`. */
+  key: string;
+  instance: string;
+  kind: PluginKind;
+  use: string;
+  /** Where the module was loaded from. */
+  resolved: string;
+  /** The plugin's own options (without `use` and the engine's settings). */
+  options: Record<string, unknown>;
+  /** Settings the engine handles for every plugin of this kind. */
+  settings: Record<string, unknown>;
+  plugins: Plugin[];
+}
+
+export interface ResolvedConfig {
+  file: string | undefined;
+  dir: string;
+  /** The rc content after ${VAR} interpolation (secrets inside; print with `maskSecretKeys`). */
+  raw: Record<string, unknown>;
+  backupRoot: string;
+  host: string;
+  compression: Compression;
+  compressionLevel: number | undefined;
+  concurrency: number;
+  retention: RetentionPolicy;
+  profiles: Record<string, ProfileConfig>;
+  sources: PluginEntry[];
+  destinations: PluginEntry[];
+  notifiers: PluginEntry[];
+  encryption: PluginEntry | undefined;
+  plugins: PluginEntry[];
+  checks: { maxAgeMs: number; maxStorageUsage: number; restoreTest?: { schedule?: string; from?: string; maxAgeMs?: number } };
+  logLevel: 'debug' | 'info' | 'warn' | 'error' | undefined;
+  strictPermissions: boolean;
+  warnings: string[];
+}
+
+export interface LoadConfigOptions {
+  /** Where to start searching for the rc file; also a plugin resolution root. Default: process.cwd(). */
+  cwd?: string;
+  /** An explicit rc file (`--config`). */
+  configPath?: string;
+  /** An rc object given directly (embedding); `configDir` then says where relative paths start. */
+  config?: Record<string, unknown>;
+  configDir?: string;
+  env?: NodeJS.ProcessEnv;
+  /** More folders to resolve plugins from (e.g. the CLI's own installation). */
+  resolveFrom?: string[];
+  secrets?: SecretRegistry;
+}
+
+/** Settings that the engine handles itself, per kind of plugin; they are not passed to the plugin. */
+const engineSettings: Record<PluginKind, string[]> = {
+  source: [],
+  destination: ['retention', 'prefix'],
+  notifier: ['on', 'throttle'],
+  encryption: [],
+  plugin: [],
+};
+
+/** Finds, reads, interpolates and checks the rc file, and loads every plugin it names. */
+export async function loadConfig(options: LoadConfigOptions = {}): Promise<ResolvedConfig> {
+  const cwd = path.resolve(options.cwd ?? process.cwd());
+  const env = options.env ?? process.env;
+  const secrets = options.secrets ?? defaultSecrets;
+
+  let file: string | undefined;
+  let dir: string;
+  let data: unknown;
+  if (options.config) {
+    data = options.config;
+    dir = path.resolve(options.configDir ?? cwd);
+  } else {
+    ({ file, data } = await readRcFile(cwd, options.configPath));
+    dir = path.dirname(file);
+  }
+  if (!data || typeof data !== 'object' || Array.isArray(data)) {
+    throw new ConfigError([{ path: '', message: 'expected a mapping of settings (backupRoot, sources, ...)' }], file);
+  }
+
+  const issues: ConfigIssue[] = [];
+  const raw = interpolate(data, '', env, issues, secrets) as Record<string, unknown>;
+  if (issues.length) throw new ConfigError(issues, file);
+  registerSecrets(raw, '', secrets);
+
+  const parsed = topLevelSchema.safeParse(raw);
+  if (!parsed.success) throw new ConfigError(zodIssues(parsed.error, ''), file);
+  const top = parsed.data;
+
+  for (const [group, record] of [['sources', top.sources], ['destinations', top.destinations], ['notify', top.notify]] as const) {
+    for (const name of Object.keys(record)) if (!NAME.test(name)) issues.push({ path: `${group}.${name}`, message: nameMessage });
+  }
+
+  const retention = top.retention ?? DEFAULT_RETENTION;
+  const sourceNames = Object.keys(top.sources);
+  const profiles: Record<string, ProfileConfig> = {};
+  for (const [name, p] of Object.entries(top.profiles ?? { default: { sources: '*' as const } })) {
+    if (!NAME.test(name)) issues.push({ path: `profiles.${name}`, message: nameMessage });
+    const list = p.sources === '*' ? sourceNames : p.sources;
+    (p.sources === '*' ? [] : p.sources).forEach((s, i) => {
+      if (!sourceNames.includes(s)) {
+        issues.push({ path: `profiles.${name}.sources[${i}]`, message: `unknown source "${s}" (sources: ${sourceNames.join(', ')})` });
+      }
+    });
+    profiles[name] = {
+      name,
+      schedule: 'schedule' in p ? p.schedule : undefined,
+      sources: list,
+      retention: ('retention' in p && p.retention) || retention,
+      restoreTest: ('restoreTest' in p && p.restoreTest) || false,
+    };
+  }
+  const restoreFrom = top.checks.restoreTest?.from;
+  if (restoreFrom && !(restoreFrom in top.destinations)) {
+    issues.push({ path: 'checks.restoreTest.from', message: `unknown destination "${restoreFrom}"` });
+  }
+  if (issues.length) throw new ConfigError(issues, file);
+
+  const roots = [dir, cwd, ...(options.resolveFrom ?? []), path.dirname(new URL(import.meta.url).pathname)];
+  const load = (key: string, instance: string, kind: PluginKind, entry: z.infer<typeof pluginEntrySchema>) =>
+    loadPluginEntry({ key, instance, kind, entry, roots, file, issues });
+
+  const sources = await Promise.all(Object.entries(top.sources).map(([n, e]) => load(`sources.${n}`, n, 'source', e)));
+  const destinations = await Promise.all(Object.entries(top.destinations).map(([n, e]) => load(`destinations.${n}`, n, 'destination', e)));
+  const notifiers = await Promise.all(Object.entries(top.notify).map(([n, e]) => load(`notify.${n}`, n, 'notifier', e)));
+  const encryption = top.encryption ? await load('encryption', 'encryption', 'encryption', top.encryption) : undefined;
+  const plugins: (PluginEntry | undefined)[] = [];
+  for (const [i, e] of top.plugins.entries()) {
+    if (e) plugins.push(await load(`plugins[${i}]`, `plugins[${i}]`, 'plugin', e));
+  }
+  if (issues.length) throw new ConfigError(issues, file);
+
+  return {
+    file,
+    dir,
+    raw,
+    backupRoot: path.resolve(dir, expandHome(top.backupRoot)),
+    host: top.host ?? os.hostname(),
+    compression: top.compression,
+    compressionLevel: top.compressionLevel,
+    concurrency: top.concurrency,
+    retention,
+    profiles,
+    sources: sources as PluginEntry[],
+    destinations: destinations as PluginEntry[],
+    notifiers: notifiers as PluginEntry[],
+    encryption,
+    plugins: plugins as PluginEntry[],
+    checks: {
+      maxAgeMs: top.checks.maxAge,
+      maxStorageUsage: top.checks.maxStorageUsage,
+      ...(top.checks.restoreTest
+        ? {
+            restoreTest: {
+              ...(top.checks.restoreTest.schedule ? { schedule: top.checks.restoreTest.schedule } : {}),
+              ...(top.checks.restoreTest.from ? { from: top.checks.restoreTest.from } : {}),
+              ...(top.checks.restoreTest.maxAge ? { maxAgeMs: top.checks.restoreTest.maxAge } : {}),
+            },
+          }
+        : {}),
+    },
+    logLevel: top.log.level,
+    strictPermissions: top.strictPermissions,
+    warnings: [],
+  };
+}
+
+async function readRcFile(cwd: string, configPath: string | undefined): Promise<{ file: string; data: unknown }> {
+  const explorer = cosmiconfig(MODULE_NAME, { searchStrategy: 'global', cache: false });
+  let result;
+  try {
+    if (configPath) {
+      const file = path.resolve(cwd, configPath);
+      if (!existsSync(file)) throw new ConfigError([{ path: '', message: 'file not found' }], file);
+      result = await explorer.load(file);
+    } else {
+      result = await explorer.search(cwd);
+    }
+  } catch (err) {
+    if (isBackupError(err)) throw err;
+    const e = err as Error & { filepath?: string; mark?: { line: number; column: number } };
+    const where = e.filepath ?? (configPath ? path.resolve(cwd, configPath) : undefined);
+    const message = e.name === 'YAMLException' ? `YAML syntax error: ${e.message}` : `cannot be read: ${e.message}`;
+    throw new ConfigError([{ path: '', message }], where, { cause: err });
+  }
+  if (!result || result.isEmpty) {
+    if (result?.filepath) throw new ConfigError([{ path: '', message: 'the file is empty' }], result.filepath);
+    throw new BackupError(
+      'E_CONFIG',
+      `no rc file found: create .sutazai-backuprc in ${cwd} (run \`sutazai-backup init\`), or name one with --config FILE`,
+    );
+  }
+  return { file: result.filepath, data: result.config };
+}
+
+const VAR = /\$\$\{|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g;
+
+/** Replaces ${VAR} and ${VAR:-default} in every string value; `$${` writes a literal `${`. */
+function interpolate(value: unknown, at: string, env: NodeJS.ProcessEnv, issues: ConfigIssue[], secrets: SecretRegistry): unknown {
+  if (typeof value === 'string') {
+    if (!value.includes('${')) return value;
+    return value.replace(VAR, (match, name: string | undefined, fallback: string | undefined) => {
+      if (match === '$${') return '${';
+      const found = env[name!];
+      if (found !== undefined && found !== '') {
+        if (isSecretKey(name!) || isSecretKey(at.split('.').at(-1) ?? '')) secrets.add(found);
+        return found;
+      }
+      if (fallback !== undefined) return fallback;
+      issues.push({ path: at, message: `environment variable ${name} is not set (set it, or write \${${name}:-default})` });
+      return '';
+    });
+  }
+  if (Array.isArray(value)) return value.map((v, i) => interpolate(v, `${at}[${i}]`, env, issues, secrets));
+  if (value && typeof value === 'object') {
+    const out: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(value)) out[k] = interpolate(v, joinPath(at, [k]), env, issues, secrets);
+    return out;
+  }
+  return value;
+}
+
+function registerSecrets(value: unknown, key: string, secrets: SecretRegistry): void {
+  if (typeof value === 'string' || typeof value === 'number') {
+    if (isSecretKey(key)) secrets.add(value);
+    else if (typeof value === 'string') secrets.addFromUrl(value);
+    return;
+  }
+  if (Array.isArray(value)) value.forEach((v) => registerSecrets(v, key, secrets));
+  else if (value && typeof value === 'object') for (const [k, v] of Object.entries(value)) registerSecrets(v, k, secrets);
+}
+
+/** Parses "26h", "90min", "2d", "45s", "1w", "30m" (minutes) into milliseconds. */
+export function parseInterval(text: string): number | undefined {
+  const m = /^(\d+(?:\.\d+)?)\s*(ms|s|sec|m|min|h|d|w)$/.exec(text.trim());
+  if (!m) return undefined;
+  const unit = { ms: 1, s: 1000, sec: 1000, m: 60_000, min: 60_000, h: 3600_000, d: 86_400_000, w: 604_800_000 }[m[2]!]!;
+  return Number(m[1]) * unit;
+}
+
+const kindLabel: Record<PluginKind, string> = {
+  source: 'a source',
+  destination: 'a destination',
+  notifier: 'a notifier',
+  encryption: 'an encryption',
+  plugin: 'a hook-only',
+};
+
+/** The package a `use:` value names: a short name maps to @sutazai/backup-plugin-<name>. */
+export function pluginPackageName(use: string): string {
+  if (use.startsWith('@') || use.includes('/')) return use;
+  return `@sutazai/backup-plugin-${use}`;
+}
+
+async function loadPluginEntry(args: {
+  key: string;
+  instance: string;
+  kind: PluginKind;
+  entry: { use: string } & Record<string, unknown>;
+  roots: string[];
+  file: string | undefined;
+  issues: ConfigIssue[];
+}): Promise<PluginEntry | undefined> {
+  const { key, instance, kind, entry, roots, issues } = args;
+  const { use, ...rest } = entry;
+  const settings: Record<string, unknown> = {};
+  const options: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(rest)) (engineSettings[kind].includes(k) ? settings : options)[k] = v;
+  if ('prefix' in settings && typeof settings.prefix !== 'string') {
+    issues.push({ path: `${key}.prefix`, message: 'expected a string such as "sutazai-prod-1/" (or "" for none)' });
+    return undefined;
+  }
+  if ('retention' in settings) {
+    const r = retentionPolicySchema.safeParse(settings.retention);
+    if (!r.success) {
+      issues.push(...zodIssues(r.error, `${key}.retention`));
+      return undefined;
+    }
+    settings.retention = r.data;
+  }
+
+  let resolved: string;
+  try {
+    resolved = resolvePlugin(use, roots);
+  } catch (err) {
+    issues.push({ path: `${key}.use`, message: (err as Error).message });
+    return undefined;
+  }
+  let mod: Record<string, unknown>;
+  try {
+    mod = (await import(pathToFileURL(resolved).href)) as Record<string, unknown>;
+  } catch (err) {
+    issues.push({ path: `${key}.use`, message: `plugin "${use}" failed to load from ${resolved}: ${(err as Error).message}` });
+    return undefined;
+  }
+  const exported = (mod.default ?? mod) as unknown;
+  let factory: PluginFactory<unknown>;
+  if (typeof exported === 'function') factory = exported as PluginFactory<unknown>;
+  else if (isPlugin(exported)) factory = () => exported;
+  else {
+    issues.push({ path: `${key}.use`, message: `"${use}" does not export a plugin (a default-exported factory or { name, apply })` });
+    return undefined;
+  }
+  if (factory.kind && factory.kind !== kind && !(kind === 'plugin')) {
+    issues.push({
+      path: `${key}.use`,
+      message: `"${use}" is ${kindLabel[factory.kind]} plugin; it cannot be used here (expected ${kindLabel[kind]} plugin)`,
+    });
+    return undefined;
+  }
+  if (factory.optionsSchema) {
+    const r = factory.optionsSchema.safeParse(options);
+    if (!r.success) {
+      issues.push(...zodIssues(r.error, key));
+      return undefined;
+    }
+  }
+  let made: ReturnType<PluginFactory<unknown>>;
+  try {
+    made = factory(options);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      issues.push(...err.issues.map((i) => ({ path: i.path.startsWith(key) ? i.path : joinPath(key, i.path ? i.path.split('.').slice(1) : []), message: i.message })));
+    } else {
+      issues.push({ path: key, message: (err as Error).message });
+    }
+    return undefined;
+  }
+  const plugins = (Array.isArray(made) ? made : [made]).filter((p): p is Plugin => Boolean(p));
+  for (const p of plugins) {
+    if (!isPlugin(p)) {
+      issues.push({ path: `${key}.use`, message: `"${use}" returned something that is not a plugin ({ name, apply })` });
+      return undefined;
+    }
+  }
+  return { key, instance, kind: factory.kind ?? kind, use, resolved, options, settings, plugins };
+}
+
+function isPlugin(value: unknown): value is Plugin {
+  return (
+    typeof value === 'object' &&
+    value !== null &&
+    typeof (value as Plugin).name === 'string' &&
+    typeof (value as Plugin).apply === 'function'
+  );
+}
+
+/** Resolves `use:` from each root in turn: the rc file's folder, the working directory, then the tool's own. */
+export function resolvePlugin(use: string, roots: readonly string[]): string {
+  if (use.startsWith('.') || path.isAbsolute(use)) {
+    const file = path.resolve(roots[0]!, use);
+    if (!existsSync(file)) throw new Error(`plugin file ${file} does not exist`);
+    return file;
+  }
+  const pkg = pluginPackageName(use);
+  for (const root of roots) {
+    try {
+      return createRequire(path.join(root, 'noop.js')).resolve(pkg);
+    } catch {
+      // try the next root
+    }
+  }
+  throw new BackupError('E_PLUGIN_NOT_FOUND', `plugin "${use}" is not installed: add it with \`npm install ${pkg}\``);
+}

@@ -1,0 +1,949 @@
+import { promises as fsp } from 'node:fs';
+import path from 'node:path';
+import { Writable, type Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { loadConfig, type LoadConfigOptions, type ProfileConfig, type ResolvedConfig } from './config.js';
+import { LocalDestination, type DestinationTraits } from './destination.js';
+import { BackupError, isBackupError } from './errors.js';
+import { DIR_MODE, ensureDir, fsyncDir, writeFileAtomic } from './fs.js';
+import { RunHistory, type HistoryRecord } from './history.js';
+import {
+  createHooks,
+  tapOnly,
+  wrapTapErrors,
+  type ArchiveTransform,
+  type ArtifactSpec,
+  type Hooks,
+  type RegisteredDestination,
+  type RunContext,
+} from './hooks.js';
+import { RunLock } from './lock.js';
+import { createLogger, type Logger } from './log.js';
+import { MANIFEST_FILE, MANIFEST_FORMAT_VERSION, manifestBytes, serializeManifest, type ArtifactRecord, type Manifest } from './manifest.js';
+import { writeArtifact } from './pipeline/archive.js';
+import { compressionExtension } from './pipeline/compression.js';
+import { packTree } from './pipeline/tar-pack.js';
+import { scanTree, type TreeStats } from './pipeline/tar-extract.js';
+import type { PluginContext } from './plugin.js';
+import { noProgress, type Progress } from './progress.js';
+import { ArtifactReader, decodeError, Scratch } from './reader.js';
+import { copySnapshot, DEFAULT_RETRY } from './replicate.js';
+import { newReport, reportError, type DestinationResult, type RunReport, type StageName } from './report.js';
+import { Repository, mapLimit } from './repository.js';
+import { restoreToDir, type RestoredArtifact } from './restore.js';
+import { applyRetention, describePolicy, type RetentionDecision, type RetentionPolicy } from './retention.js';
+import { secrets as defaultSecrets, type SecretRegistry } from './secrets.js';
+import { makeSnapshotId, parseSnapshotId } from './snapshot-id.js';
+import { CORE_VERSION, TOOL_NAME } from './version.js';
+
+export interface EngineOptions {
+  logger?: Logger;
+  progress?: Progress;
+  secrets?: SecretRegistry;
+}
+
+export interface RunOptions {
+  profile?: string;
+  /** Back up only these sources of the profile. */
+  only?: string[];
+  dryRun?: boolean;
+  /** One artifact at a time. */
+  sequential?: boolean;
+  signal?: AbortSignal;
+}
+
+export interface SnapshotSummary {
+  id: string;
+  profile: string;
+  host: string;
+  createdAt: string;
+  bytes: number;
+  artifacts: { source: string; file: string; bytes: number }[];
+}
+
+export interface CheckResult {
+  name: string;
+  ok: boolean;
+  detail?: string;
+}
+
+export interface ArtifactVerification {
+  snapshot: string;
+  source: string;
+  file: string;
+  ok: boolean;
+  error?: string;
+  checks: CheckResult[];
+}
+
+export interface VerifyResult {
+  repository: string;
+  ok: boolean;
+  snapshots: { id: string; ok: boolean; error?: string; artifacts: ArtifactVerification[] }[];
+}
+
+export interface RestoreOptions {
+  snapshot: string;
+  /** Restore under this folder (`DIR/<source>/`). */
+  to?: string;
+  /** Restore a database source into this server (`--into URL`). */
+  into?: string;
+  sources?: string[];
+  database?: string;
+  clean?: boolean;
+  force?: boolean;
+  preserveOwner?: boolean;
+  from?: string;
+}
+
+export interface RestoreResult {
+  snapshot: string;
+  repository: string;
+  restored: RestoredArtifact[] | { source: string; file: string; into: string }[];
+}
+
+export interface PruneResult {
+  repository: string;
+  dryRun: boolean;
+  kept: RetentionDecision[];
+  removed: RetentionDecision[];
+  /** Objects of snapshots that never got their manifest (interrupted runs or uploads). */
+  orphans: number;
+}
+
+export interface RestoreTestResult {
+  snapshot: string;
+  repository: string;
+  ok: boolean;
+  artifacts: { source: string; file: string; ok: boolean; error?: string; checks: CheckResult[] }[];
+}
+
+export interface StatusResult {
+  healthy: boolean;
+  checks: CheckResult[];
+  strategy: { copies: number; media: number; offsite: boolean; compliant: boolean };
+  lastRun: HistoryRecord | null;
+  snapshots: number;
+  latest: string | null;
+}
+
+interface PendingArtifact {
+  source: string;
+  plugin: string;
+  spec: ArtifactSpec;
+}
+
+const BACKUP_ROOT = 'backupRoot';
+
+/**
+ * The engine: owns the hooks, applies the plugins, and runs each command's lifecycle.
+ * Embed it with `await Engine.load({ configPath })`, then `run()`, `list()`, `verify()`...
+ */
+export class Engine {
+  readonly config: ResolvedConfig;
+  readonly logger: Logger;
+  readonly secrets: SecretRegistry;
+  readonly #hooks: Hooks = createHooks();
+  readonly #progress: Progress;
+  readonly #destinations = new Map<string, RegisteredDestination>();
+  readonly #repository: Repository;
+  readonly #history: RunHistory;
+  #applied = false;
+
+  static async load(options: LoadConfigOptions & EngineOptions = {}): Promise<Engine> {
+    const config = await loadConfig(options);
+    const engine = new Engine(config, options);
+    await engine.init();
+    return engine;
+  }
+
+  constructor(config: ResolvedConfig, options: EngineOptions = {}) {
+    this.config = config;
+    this.secrets = options.secrets ?? defaultSecrets;
+    this.logger = options.logger ?? createLogger({ ...(config.logLevel ? { level: config.logLevel } : {}), secrets: this.secrets });
+    this.#progress = options.progress ?? noProgress;
+    this.#repository = new Repository(new LocalDestination(config.backupRoot), BACKUP_ROOT);
+    this.#history = new RunHistory(this.stateDir);
+    wrapTapErrors(this.#hooks);
+  }
+
+  get stateDir(): string {
+    return path.join(this.config.backupRoot, 'state');
+  }
+
+  /** Applies every plugin and collects the destinations. Called by `load`. */
+  async init(): Promise<void> {
+    if (this.#applied) return;
+    this.#applied = true;
+    const view = tapOnly(this.#hooks);
+    const entries = [...this.config.sources, ...this.config.destinations, ...this.config.notifiers, ...(this.config.encryption ? [this.config.encryption] : []), ...this.config.plugins];
+    for (const entry of entries) {
+      const ctx: PluginContext = {
+        instance: entry.instance,
+        key: entry.key,
+        kind: entry.kind,
+        configFile: this.config.file,
+        configDir: this.config.dir,
+        backupRoot: this.config.backupRoot,
+        host: this.config.host,
+        logger: this.logger.child({ plugin: entry.key }),
+        secrets: this.secrets,
+        settings: entry.settings,
+      };
+      for (const plugin of entry.plugins) {
+        try {
+          await plugin.apply(view, ctx);
+        } catch (err) {
+          throw new BackupError('E_PLUGIN', `${entry.key}: plugin ${plugin.name} failed to start: ${(err as Error).message}`, {
+            cause: err,
+            plugin: entry.key,
+          });
+        }
+      }
+    }
+    this.#hooks.destinations.call({
+      add: (d) => {
+        if (this.#destinations.has(d.name)) throw new BackupError('E_CONFIG', `destination ${d.name} is registered twice`);
+        this.#destinations.set(d.name, d);
+      },
+    });
+  }
+
+  get repository(): Repository {
+    return this.#repository;
+  }
+
+  get destinations(): ReadonlyMap<string, RegisteredDestination> {
+    return this.#destinations;
+  }
+
+  /** The repository at backupRoot, or at the named destination (`--from`). */
+  repositoryFor(from?: string): Repository {
+    if (!from || from === BACKUP_ROOT) return this.#repository;
+    const d = this.#destinations.get(from);
+    if (!d) {
+      const names = [...this.#destinations.keys()];
+      throw new BackupError('E_USAGE', `unknown destination "${from}"${names.length ? ` (destinations: ${names.join(', ')})` : ' (none is configured)'}`);
+    }
+    return new Repository(d.destination, `destinations.${d.name}`);
+  }
+
+  profile(name?: string): ProfileConfig {
+    const names = Object.keys(this.config.profiles);
+    if (name) {
+      const p = this.config.profiles[name];
+      if (!p) throw new BackupError('E_USAGE', `unknown profile "${name}" (profiles: ${names.join(', ')})`);
+      return p;
+    }
+    if (names.length === 1) return this.config.profiles[names[0]!]!;
+    throw new BackupError('E_USAGE', `choose a profile with --profile (profiles: ${names.join(', ')})`);
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([...this.#destinations.values()].map((d) => d.destination.close?.().catch(() => {})));
+  }
+
+  // ---- run ----------------------------------------------------------------------------------
+
+  async run(options: RunOptions = {}): Promise<RunReport> {
+    const profile = this.profile(options.profile);
+    let sources = profile.sources;
+    if (options.only?.length) {
+      for (const s of options.only) {
+        if (!profile.sources.includes(s)) {
+          throw new BackupError('E_USAGE', `--only ${s}: not a source of profile ${profile.name} (its sources: ${profile.sources.join(', ')})`);
+        }
+      }
+      sources = profile.sources.filter((s) => options.only!.includes(s));
+    }
+    const startedAt = new Date();
+    const id = makeSnapshotId(startedAt, profile.name);
+    const report = newReport(profile.name, this.config.host, startedAt, Boolean(options.dryRun));
+    const logger = this.logger.child({ snapshot: id });
+    const abort = new AbortController();
+    const onAbort = () => abort.abort(options.signal?.reason);
+    options.signal?.addEventListener('abort', onAbort, { once: true });
+    const run: RunContext = {
+      id,
+      profile: profile.name,
+      host: this.config.host,
+      startedAt,
+      backupRoot: this.config.backupRoot,
+      dryRun: Boolean(options.dryRun),
+      sources,
+      logger,
+      signal: abort.signal,
+      report,
+    };
+
+    const lock = new RunLock(this.stateDir);
+    if (!options.dryRun) {
+      await ensureDir(this.config.backupRoot);
+      await lock.acquire(`run --profile ${profile.name}`);
+    }
+    const staging = new Repository(new LocalDestination(path.join(this.config.backupRoot, 'staging')), 'staging');
+    const stagingDir = path.join(this.config.backupRoot, 'staging', 'snapshots', id);
+    const workDir = path.join(this.config.backupRoot, 'staging', `work-${id}`);
+    const scratch = new Scratch(this.config.backupRoot);
+    let committed = false;
+    logger.info(`run started: profile ${profile.name}, sources ${sources.join(', ')}`);
+    try {
+      if (!options.dryRun) await this.cleanStaging();
+      await this.#hooks.beforeRun.promise(run);
+
+      const pending: PendingArtifact[] = [];
+      await this.stage(report, 'collect', async () => {
+        await this.#hooks.collect.promise({
+          run,
+          addArtifact: (source, plugin, spec) => pending.push({ source, plugin, spec }),
+        });
+        for (const s of sources) {
+          if (!pending.some((p) => p.source === s)) report.warnings.push(`source ${s} produced no artifact`);
+        }
+      });
+      if (options.dryRun) {
+        for (const p of pending) logger.info(`would archive ${p.spec.name} (${p.spec.type})`, { plugin: `sources.${p.source}` });
+        return report;
+      }
+
+      await ensureDir(stagingDir);
+      await ensureDir(workDir);
+      const records: ArtifactRecord[] = [];
+      await this.stage(report, 'archive', async () => {
+        const names = new Set<string>();
+        for (const p of pending) {
+          if (names.has(p.spec.name)) throw new BackupError('E_SOURCE', `two artifacts are named ${p.spec.name}`, { plugin: `sources.${p.source}` });
+          names.add(p.spec.name);
+        }
+        const limit = options.sequential ? 1 : this.config.concurrency;
+        const outcomes = await mapLimit(pending, limit, async (p) => {
+          try {
+            return { record: await this.archiveArtifact(run, p, stagingDir, workDir) };
+          } catch (err) {
+            const error = isBackupError(err) ? err : new BackupError('E_ARCHIVE', (err as Error).message, { cause: err });
+            error.plugin ??= `sources.${p.source}`;
+            error.stage ??= 'archive';
+            abort.abort(error);
+            return { error };
+          }
+        });
+        const failures = outcomes.filter((o) => o.error).map((o) => o.error!);
+        // The first failure aborts the others; report only the root causes.
+        const roots = failures.filter((e) => e.code !== 'E_ABORTED' && !/aborted/i.test(e.message));
+        for (const e of (roots.length ? roots : failures).slice(1)) report.errors.push(reportError('archive', e));
+        if (failures.length) throw (roots[0] ?? failures[0])!;
+        records.push(...outcomes.map((o) => o.record!));
+      });
+
+      const manifest: Manifest = {
+        formatVersion: MANIFEST_FORMAT_VERSION,
+        id,
+        profile: profile.name,
+        host: this.config.host,
+        startedAt: startedAt.toISOString(),
+        finishedAt: '',
+        tool: { name: TOOL_NAME, version: CORE_VERSION },
+        artifacts: records,
+      };
+
+      await this.stage(report, 'verify', async () => {
+        const results = await mapLimit(records, options.sequential ? 1 : this.config.concurrency, (artifact) =>
+          this.verifyArtifact(new ArtifactReader({ hooks: this.#hooks, repository: staging, manifest, artifact, logger, scratch })),
+        );
+        const bad = results.filter((r) => !r.ok);
+        if (bad.length) {
+          throw new BackupError('E_VERIFY', `verification failed: ${bad.map((b) => `${b.file}: ${b.error ?? failedChecks(b)}`).join('; ')}`);
+        }
+      });
+
+      await this.stage(report, 'commit', async () => {
+        manifest.finishedAt = new Date().toISOString();
+        await this.#hooks.commit.promise({ run, manifest });
+        await writeFileAtomic(path.join(stagingDir, MANIFEST_FILE), serializeManifest(manifest));
+        const finalDir = path.join(this.config.backupRoot, 'snapshots', id);
+        await ensureDir(path.dirname(finalDir));
+        await fsp.rename(stagingDir, finalDir);
+        await fsyncDir(path.dirname(finalDir));
+        committed = true;
+        report.snapshot = id;
+        logger.info(`snapshot ${id} committed: ${records.length} artifact(s), ${manifestBytes(manifest)} bytes`);
+      });
+
+      if (this.#destinations.size) {
+        await this.stage(report, 'replicate', async () => {
+          await this.replicateAll(run, logger);
+          await this.#hooks.replicate.promise({ run, source: this.#repository, manifest });
+          const failed = report.destinations.filter((d) => d.status === 'failed');
+          if (failed.length) {
+            throw new BackupError('E_DESTINATION', `replication failed: ${failed.map((d) => `${d.name}: ${d.error}`).join('; ')}`);
+          }
+        }).catch((err) => this.recordFailure(report, 'replicate', err));
+      }
+
+      await this.stage(report, 'prune', async () => {
+        const results = [await this.pruneRepository(this.#repository, undefined, false, logger)];
+        for (const d of this.#destinations.values()) {
+          if (report.destinations.find((r) => r.name === d.name)?.status === 'failed') continue;
+          results.push(await this.pruneRepository(this.repositoryFor(d.name), d.retention, false, logger));
+        }
+        await this.#hooks.prune.promise({ run, dryRun: false, logger });
+      }).catch((err) => this.recordFailure(report, 'prune', err));
+
+      if (profile.restoreTest) {
+        await this.stage(report, 'restoreTest', async () => {
+          const result = await this.restoreTest({ snapshot: id });
+          if (!result.ok) throw new BackupError('E_RESTORE_TEST', `restore test of ${id} failed`);
+        }).catch((err) => this.recordFailure(report, 'restoreTest', err));
+      }
+      return report;
+    } catch (err) {
+      this.recordFailure(report, undefined, err);
+      const error = isBackupError(err) ? err : new BackupError('E_INTERNAL', (err as Error).message, { cause: err });
+      await this.#hooks.runFailed.promise(run, error).catch((e) => logger.warn(`runFailed hook failed: ${(e as Error).message}`));
+      return report;
+    } finally {
+      options.signal?.removeEventListener('abort', onAbort);
+      this.#progress.clear();
+      if (!committed) await fsp.rm(stagingDir, { recursive: true, force: true }).catch(() => {});
+      await fsp.rm(workDir, { recursive: true, force: true }).catch(() => {});
+      await scratch.dispose();
+      await this.finishRun(report, run, startedAt, options.dryRun ?? false);
+      await lock.release().catch(() => {});
+    }
+  }
+
+  private async finishRun(report: RunReport, run: RunContext, startedAt: Date, dryRun: boolean): Promise<void> {
+    const finished = new Date();
+    report.finishedAt = finished.toISOString();
+    report.durationMs = finished.getTime() - startedAt.getTime();
+    if (report.errors.length) report.status = 'failed';
+    const line = `run ${report.status}: profile ${report.profile}${report.snapshot ? `, snapshot ${report.snapshot}` : ', no snapshot committed'}`;
+    if (report.status === 'success') run.logger.info(line, { durationMs: report.durationMs });
+    else run.logger.error(line, { errors: report.errors.map((e) => `${e.plugin ? `${e.plugin} ` : ''}(${e.stage}) ${e.message}`) });
+    report.logTail = run.logger.tail(30);
+    await this.stage(report, 'notify', async () => {
+      const failures: { plugin: string; error: unknown }[] = [];
+      await this.#hooks.notify.promise({ report: this.secrets.redactDeep(report), logger: run.logger }).catch((err) => failures.push({ plugin: 'notify', error: err }));
+      if (failures.length) throw failures[0]!.error;
+    }).catch((err) => {
+      run.logger.warn(`notification failed: ${(err as Error).message}`);
+      report.warnings.push(`notify: ${(err as Error).message}`);
+    });
+    if (!dryRun) {
+      await this.#history
+        .append({
+          kind: 'run',
+          status: report.status,
+          startedAt: report.startedAt,
+          finishedAt: report.finishedAt,
+          profile: report.profile,
+          snapshot: report.snapshot,
+          repository: BACKUP_ROOT,
+          bytes: report.artifacts.reduce((s, a) => s + a.bytes, 0),
+          errors: report.errors,
+          destinations: report.destinations.map((d) => ({ name: d.name, status: d.status, ...(d.error ? { error: d.error } : {}) })),
+        })
+        .catch((err) => run.logger.warn(`could not record the run in ${this.stateDir}: ${(err as Error).message}`));
+    }
+    await this.#hooks.done.promise(report).catch((err) => run.logger.warn(`done hook failed: ${(err as Error).message}`));
+  }
+
+  private recordFailure(report: RunReport, stage: StageName | undefined, err: unknown): void {
+    const entry = reportError(stage ?? 'run', err);
+    entry.message = this.secrets.redact(entry.message);
+    report.errors.push(entry);
+    report.status = 'failed';
+  }
+
+  private async stage(report: RunReport, name: StageName, fn: () => Promise<void>): Promise<void> {
+    const t0 = Date.now();
+    try {
+      await fn();
+      report.stages[name] = { status: 'ok', durationMs: Date.now() - t0 };
+    } catch (err) {
+      report.stages[name] = { status: 'failed', durationMs: Date.now() - t0 };
+      if (isBackupError(err)) err.stage ??= name;
+      throw err;
+    }
+  }
+
+  /** Removes what interrupted runs left in staging (only called while holding the lock). */
+  private async cleanStaging(): Promise<void> {
+    const dir = path.join(this.config.backupRoot, 'staging');
+    let names: string[];
+    try {
+      names = await fsp.readdir(dir);
+    } catch {
+      return;
+    }
+    await Promise.all(names.map((n) => fsp.rm(path.join(dir, n), { recursive: true, force: true })));
+    // Snapshot folders without a manifest: a crash between the rename and... cannot happen, but
+    // a manifest-less folder under snapshots/ can come from a copy by hand; leave those to prune.
+  }
+
+  private async archiveArtifact(run: RunContext, p: PendingArtifact, stagingDir: string, workDir: string): Promise<ArtifactRecord> {
+    const t0 = Date.now();
+    const { spec } = p;
+    const plugin = `sources.${p.source}`;
+    const logger = run.logger.child({ plugin });
+    const transforms: ArchiveTransform[] = [];
+    await this.#hooks.archive.promise({ run, source: p.source, plugin: p.plugin, spec, addTransform: (t) => transforms.push(t) });
+    const ext = spec.type === 'tree' ? 'tar' : spec.ext;
+    const file = `${spec.name}.${ext}${compressionExtension[this.config.compression]}${transforms.map((t) => t.extension).join('')}`;
+    const target = path.join(stagingDir, file);
+    const tempDir = path.join(workDir, spec.name);
+    await ensureDir(tempDir);
+
+    let input: Readable;
+    let done: Promise<Record<string, unknown> | void> | undefined;
+    const stats: TreeStats = { files: 0, directories: 0, symlinks: 0, bytes: 0 };
+    if (spec.type === 'tree') {
+      input = packTree(spec.paths, {
+        ...(spec.filter ? { filter: spec.filter } : {}),
+        ...(spec.transform ? { transform: spec.transform } : {}),
+        onWarning: (message, entry) => {
+          logger.warn(`${entry.absPath}: ${message}`);
+          run.report.warnings.push(`${plugin}: ${entry.absPath}: ${message}`);
+        },
+        stats,
+      });
+    } else {
+      const opened = await spec.open({ tempDir, signal: run.signal, logger });
+      input = opened.stream;
+      done = opened.done;
+      // A producer that fails (a dump exiting non-zero) must fail the stream, even mid-way.
+      done?.catch((err) => input.destroy(err instanceof Error ? err : new Error(String(err))));
+    }
+    logger.debug(`archiving ${file}`);
+    const task = `${p.source}:${spec.name}`;
+    const written = await writeArtifact(input, target, {
+      compression: this.config.compression,
+      compressionLevel: this.config.compressionLevel,
+      transforms: transforms.map((t) => t.create()),
+      onProgress: (bytes) => this.#progress.update(task, bytes),
+      signal: run.signal,
+    }).finally(() => this.#progress.done(task));
+    const extra = done ? await done : undefined;
+    if (spec.type === 'file' && written.rawBytes === 0 && !spec.allowEmpty) {
+      throw new BackupError('E_SOURCE', `${plugin}: ${spec.name} produced no data`, { plugin, stage: 'archive' });
+    }
+    const record: ArtifactRecord = {
+      source: p.source,
+      plugin: p.plugin,
+      file,
+      type: spec.type,
+      ...(spec.type === 'file' ? { filename: spec.filename } : {}),
+      bytes: written.bytes,
+      sha256: written.sha256,
+      rawBytes: written.rawBytes,
+      compression: this.config.compression,
+      encryption: transforms.length ? transforms[transforms.length - 1]!.info : null,
+      meta: this.secrets.redactDeep({ ...spec.meta, ...(extra ?? {}), ...(spec.type === 'tree' ? { entries: stats } : {}) }),
+    };
+    run.report.artifacts.push({
+      source: p.source,
+      plugin: p.plugin,
+      file,
+      bytes: written.bytes,
+      rawBytes: written.rawBytes,
+      sha256: written.sha256,
+      durationMs: Date.now() - t0,
+    });
+    logger.info(`archived ${file}: ${written.rawBytes} bytes -> ${written.bytes} bytes`);
+    return record;
+  }
+
+  // ---- verify ------------------------------------------------------------------------------
+
+  /** Re-reads an artifact: size, sha256, that it decodes (and for trees, that the tar parses), then plugins' deep checks. */
+  private async verifyArtifact(reader: ArtifactReader): Promise<ArtifactVerification> {
+    const { artifact, manifest } = reader;
+    const result: ArtifactVerification = { snapshot: manifest.id, source: artifact.source, file: artifact.file, ok: true, checks: [] };
+    try {
+      const decoded = await reader.openDecoded();
+      if (artifact.type === 'tree') {
+        const stats = await scanTree(decoded, reader.label);
+        result.checks.push({ name: 'tar', ok: true, detail: `${stats.files} files, ${stats.directories} folders, ${stats.symlinks} symlinks` });
+      } else {
+        let raw = 0;
+        await pipeline(
+          decoded,
+          new Writable({
+            write(chunk: Buffer, _e, cb) {
+              raw += chunk.length;
+              cb();
+            },
+          }),
+        ).catch((err) => {
+          throw decodeError(err, reader.label);
+        });
+        if (raw !== artifact.rawBytes) {
+          throw new BackupError('E_INTEGRITY', `${reader.label}: decodes to ${raw} bytes, the manifest says ${artifact.rawBytes}`);
+        }
+      }
+      result.checks.unshift({ name: 'sha256', ok: true });
+      await this.#hooks.verify.promise(
+        Object.assign(Object.create(reader) as ArtifactReader, {
+          addCheck: (name: string, ok: boolean, detail?: string) => result.checks.push({ name, ok, ...(detail ? { detail } : {}) }),
+        }),
+      );
+      result.ok = result.checks.every((c) => c.ok);
+    } catch (err) {
+      result.ok = false;
+      result.error = this.secrets.redact(err instanceof Error ? err.message : String(err));
+    }
+    return result;
+  }
+
+  async verify(options: { snapshot?: string; all?: boolean; from?: string } = {}): Promise<VerifyResult> {
+    const repo = this.repositoryFor(options.from);
+    const startedAt = new Date();
+    const scratch = new Scratch(this.config.backupRoot);
+    const result: VerifyResult = { repository: repo.name, ok: true, snapshots: [] };
+    try {
+      const ids = options.all ? await repo.snapshotIds() : [await repo.resolveId(options.snapshot ?? 'latest')];
+      if (options.all && ids.length === 0) throw new BackupError('E_NOT_FOUND', `${repo.description} holds no snapshots`);
+      for (const id of ids) {
+        let manifest: Manifest;
+        try {
+          manifest = await repo.readManifest(id);
+        } catch (err) {
+          result.snapshots.push({ id, ok: false, error: (err as Error).message, artifacts: [] });
+          continue;
+        }
+        const artifacts = await mapLimit(manifest.artifacts, this.config.concurrency, (artifact) =>
+          this.verifyArtifact(new ArtifactReader({ hooks: this.#hooks, repository: repo, manifest, artifact, logger: this.logger, scratch })),
+        );
+        result.snapshots.push({ id, ok: artifacts.every((a) => a.ok), artifacts });
+        for (const a of artifacts) {
+          if (a.ok) this.logger.info(`ok ${id}/${a.file}`, { checks: a.checks.map((c) => c.name).join(',') });
+          else this.logger.error(`FAILED ${id}/${a.file}: ${a.error ?? failedChecks(a)}`);
+        }
+      }
+    } finally {
+      await scratch.dispose();
+    }
+    result.ok = result.snapshots.every((s) => s.ok);
+    await this.#history
+      .append({
+        kind: 'verify',
+        status: result.ok ? 'success' : 'failed',
+        startedAt: startedAt.toISOString(),
+        finishedAt: new Date().toISOString(),
+        repository: repo.name,
+        snapshots: result.snapshots.map((s) => ({ id: s.id, ok: s.ok })),
+      })
+      .catch(() => {});
+    return result;
+  }
+
+  // ---- list --------------------------------------------------------------------------------
+
+  async list(options: { from?: string } = {}): Promise<SnapshotSummary[]> {
+    const repo = this.repositoryFor(options.from);
+    const { manifests, broken } = await repo.manifests();
+    for (const b of broken) this.logger.warn(`snapshot ${b.id}: ${b.error.message}`);
+    return manifests.map((m) => ({
+      id: m.id,
+      profile: m.profile,
+      host: m.host,
+      createdAt: m.startedAt,
+      bytes: manifestBytes(m),
+      artifacts: m.artifacts.map((a) => ({ source: a.source, file: a.file, bytes: a.bytes })),
+    }));
+  }
+
+  // ---- restore -----------------------------------------------------------------------------
+
+  private async readersFor(repo: Repository, snapshot: string, sources: string[] | undefined, scratch: Scratch) {
+    const id = await repo.resolveId(snapshot);
+    const manifest = await repo.readManifest(id);
+    const known = [...new Set(manifest.artifacts.map((a) => a.source))];
+    for (const s of sources ?? []) {
+      if (!known.includes(s)) throw new BackupError('E_USAGE', `snapshot ${id} has no source "${s}" (its sources: ${known.join(', ')})`);
+    }
+    const artifacts = manifest.artifacts.filter((a) => !sources?.length || sources.includes(a.source));
+    return {
+      id,
+      manifest,
+      readers: artifacts.map((artifact) => new ArtifactReader({ hooks: this.#hooks, repository: repo, manifest, artifact, logger: this.logger, scratch })),
+    };
+  }
+
+  async restore(options: RestoreOptions): Promise<RestoreResult> {
+    if (Boolean(options.to) === Boolean(options.into)) throw new BackupError('E_USAGE', 'restore needs exactly one of --to DIR or --into URL');
+    const repo = this.repositoryFor(options.from);
+    const scratch = new Scratch(this.config.backupRoot);
+    try {
+      const { id, readers } = await this.readersFor(repo, options.snapshot, options.sources, scratch);
+      if (options.to) {
+        const restored = await restoreToDir(readers, options.to, {
+          ...(options.force ? { force: true } : {}),
+          ...(options.preserveOwner ? { preserveOwner: true } : {}),
+        });
+        for (const r of restored) this.logger.info(`restored ${r.file} to ${r.path}`);
+        return { snapshot: id, repository: repo.name, restored };
+      }
+      if (!options.sources?.length) throw new BackupError('E_USAGE', 'restore --into needs --source S (the database source to restore)');
+      const restored: { source: string; file: string; into: string }[] = [];
+      const into = options.into!;
+      for (const reader of readers) {
+        const handled = await this.#hooks.restore.promise(
+          Object.assign(Object.create(reader) as ArtifactReader, { into, database: options.database, clean: Boolean(options.clean) }),
+        );
+        if (!handled) {
+          throw new BackupError('E_USAGE', `source ${reader.artifact.source} (${reader.artifact.plugin}) cannot be restored --into a server; use --to DIR`);
+        }
+        restored.push({ source: reader.artifact.source, file: reader.artifact.file, into: this.secrets.redact(into) });
+      }
+      return { snapshot: id, repository: repo.name, restored };
+    } finally {
+      await scratch.dispose();
+    }
+  }
+
+  // ---- restore test ------------------------------------------------------------------------
+
+  /** Restores a snapshot into a private sandbox and checks it: generic checks, then each source's own. */
+  async restoreTest(options: { snapshot?: string; from?: string } = {}): Promise<RestoreTestResult> {
+    const repo = this.repositoryFor(options.from ?? this.config.checks.restoreTest?.from);
+    const startedAt = new Date();
+    const scratch = new Scratch(this.config.backupRoot);
+    let result: RestoreTestResult | undefined;
+    try {
+      const { id, readers } = await this.readersFor(repo, options.snapshot ?? 'latest', undefined, scratch);
+      const sandbox = await scratch.dir(`restore-test-${id}`);
+      result = { snapshot: id, repository: repo.name, ok: true, artifacts: [] };
+      for (const reader of readers) {
+        const { artifact } = reader;
+        const entry = { source: artifact.source, file: artifact.file, ok: true, checks: [] as CheckResult[] } as RestoreTestResult['artifacts'][number];
+        try {
+          const [restored] = await restoreToDir([reader], path.join(sandbox, artifact.file), {});
+          entry.checks.push({ name: 'restore', ok: true, detail: restored!.path });
+          const expected = artifact.meta.entries as TreeStats | undefined;
+          if (artifact.type === 'tree' && expected && restored!.stats) {
+            const got = restored!.stats;
+            const same = got.files === expected.files && got.directories === expected.directories && got.symlinks === expected.symlinks;
+            entry.checks.push({
+              name: 'entries',
+              ok: same,
+              detail: `${got.files} files, ${got.directories} folders, ${got.symlinks} symlinks (manifest: ${expected.files}, ${expected.directories}, ${expected.symlinks})`,
+            });
+          }
+          await this.#hooks.restoreTest.promise(
+            Object.assign(Object.create(reader) as ArtifactReader, {
+              restoredPath: restored!.path,
+              addCheck: (name: string, ok: boolean, detail?: string) => entry.checks.push({ name, ok, ...(detail ? { detail } : {}) }),
+            }),
+          );
+          entry.ok = entry.checks.every((c) => c.ok);
+        } catch (err) {
+          entry.ok = false;
+          entry.error = this.secrets.redact((err as Error).message);
+        }
+        if (entry.ok) this.logger.info(`restore test ok: ${id}/${artifact.file}`);
+        else this.logger.error(`restore test FAILED: ${id}/${artifact.file}: ${entry.error ?? failedChecks(entry)}`);
+        result.artifacts.push(entry);
+      }
+      result.ok = result.artifacts.every((a) => a.ok);
+      return result;
+    } finally {
+      await scratch.dispose();
+      await this.#history
+        .append({
+          kind: 'restore-test',
+          status: result?.ok ? 'success' : 'failed',
+          startedAt: startedAt.toISOString(),
+          finishedAt: new Date().toISOString(),
+          repository: repo.name,
+          snapshot: result?.snapshot ?? null,
+        })
+        .catch(() => {});
+    }
+  }
+
+  // ---- replicate ---------------------------------------------------------------------------
+
+  private async replicateAll(run: RunContext, logger: Logger): Promise<void> {
+    const localIds = await this.#repository.snapshotIds();
+    await mapLimit([...this.#destinations.values()], 2, async (d) => {
+      const t0 = Date.now();
+      const result: DestinationResult = { name: d.name, status: 'ok', sent: 0, skipped: 0, bytes: 0, durationMs: 0 };
+      const target = this.repositoryFor(d.name);
+      try {
+        const listing = await target.listing();
+        const existing = new Map([...listing.objects.values()].flat().map((o) => [o.key, o]));
+        // Send what this destination's retention would keep and it does not hold yet, newest first.
+        const wanted = this.retained([...new Set([...localIds, ...listing.ids])], d.retention).filter(
+          (id) => localIds.includes(id) && !listing.ids.includes(id),
+        );
+        for (const id of wanted.reverse()) {
+          const manifest = await this.#repository.readManifest(id);
+          const copied = await copySnapshot(this.#repository, target, manifest, existing, { retry: DEFAULT_RETRY, logger: logger.child({ plugin: `destinations.${d.name}` }) });
+          result.sent += copied.sent;
+          result.skipped += copied.skipped;
+          result.bytes += copied.bytes;
+        }
+        logger.info(`replicated to ${d.name}: ${result.sent} object(s) sent, ${result.skipped} already there`, { plugin: `destinations.${d.name}` });
+      } catch (err) {
+        result.status = 'failed';
+        result.error = this.secrets.redact((err as Error).message);
+        logger.error(`replication to ${d.name} failed: ${result.error}`, { plugin: `destinations.${d.name}` });
+      }
+      result.durationMs = Date.now() - t0;
+      run.report.destinations.push(result);
+    });
+  }
+
+  /** The ids a retention policy keeps (by each snapshot's profile when no override is given). */
+  private retained(ids: string[], override: RetentionPolicy | undefined): string[] {
+    return this.decide(ids, override, new Set()).filter((d) => d.keep).map((d) => d.id).sort();
+  }
+
+  private decide(ids: string[], override: RetentionPolicy | undefined, bad: ReadonlySet<string>): RetentionDecision[] {
+    const now = new Date();
+    const byProfile = new Map<string, string[]>();
+    for (const id of ids) {
+      const profile = parseSnapshotId(id)!.profile;
+      byProfile.set(profile, [...(byProfile.get(profile) ?? []), id]);
+    }
+    const decisions: RetentionDecision[] = [];
+    for (const [profile, group] of byProfile) {
+      const policy = override ?? this.config.profiles[profile]?.retention;
+      if (!policy) {
+        // A profile no longer in the rc file: keep its snapshots rather than guess.
+        decisions.push(...group.map((id) => ({ id, time: parseSnapshotId(id)!.time, keep: true, reasons: [`profile ${profile} is not configured`] })));
+        continue;
+      }
+      decisions.push(...applyRetention(group.map((id) => ({ id, time: parseSnapshotId(id)!.time, good: !bad.has(id) })), policy, now));
+    }
+    return decisions;
+  }
+
+  // ---- prune -------------------------------------------------------------------------------
+
+  async prune(options: { dryRun?: boolean; from?: string } = {}): Promise<PruneResult[]> {
+    const lock = new RunLock(this.stateDir);
+    if (!options.dryRun) {
+      await ensureDir(this.config.backupRoot);
+      await lock.acquire('prune');
+    }
+    try {
+      const targets = options.from
+        ? [{ repo: this.repositoryFor(options.from), retention: this.#destinations.get(options.from)?.retention }]
+        : [
+            { repo: this.#repository, retention: undefined },
+            ...[...this.#destinations.values()].map((d) => ({ repo: this.repositoryFor(d.name), retention: d.retention })),
+          ];
+      const results: PruneResult[] = [];
+      for (const t of targets) results.push(await this.pruneRepository(t.repo, t.retention, Boolean(options.dryRun), this.logger));
+      await this.#hooks.prune.promise({ run: undefined, dryRun: Boolean(options.dryRun), logger: this.logger });
+      return results;
+    } finally {
+      await lock.release().catch(() => {});
+    }
+  }
+
+  private async pruneRepository(repo: Repository, override: RetentionPolicy | undefined, dryRun: boolean, logger: Logger): Promise<PruneResult> {
+    const listing = await repo.listing();
+    const bad = await this.failedVerifications(repo.name);
+    const decisions = this.decide(listing.ids, override, bad);
+    const kept = decisions.filter((d) => d.keep);
+    const removed = decisions.filter((d) => !d.keep);
+    if (listing.ids.length > 0 && kept.length === 0) {
+      throw new BackupError('E_RETENTION', `${repo.name}: refusing to prune: the retention policy would delete every snapshot`);
+    }
+    const policyText = override ? describePolicy(override) : 'per profile';
+    for (const d of removed) logger.info(`${dryRun ? 'would remove' : 'removing'} ${d.id} from ${repo.name} (${policyText})`);
+    // Objects under snapshots/<id>/ without a manifest: interrupted runs or uploads.
+    const orphanIds = [...listing.objects.keys()].filter((id) => !listing.ids.includes(id));
+    if (!dryRun) {
+      for (const d of removed) await repo.deleteSnapshot(d.id, listing.objects.get(d.id));
+      for (const id of orphanIds) await repo.deleteSnapshot(id, listing.objects.get(id));
+      await this.#history
+        .append({
+          kind: 'prune',
+          status: 'success',
+          startedAt: new Date().toISOString(),
+          finishedAt: new Date().toISOString(),
+          repository: repo.name,
+          removed: removed.map((d) => d.id),
+        })
+        .catch(() => {});
+    }
+    return { repository: repo.name, dryRun, kept, removed, orphans: orphanIds.length };
+  }
+
+  /** Snapshots whose latest verification at this repository failed. */
+  private async failedVerifications(repository: string): Promise<Set<string>> {
+    const state = new Map<string, boolean>();
+    for (const r of await this.#history.read()) {
+      if (r.kind !== 'verify' || r.repository !== repository) continue;
+      for (const s of (r.snapshots as { id: string; ok: boolean }[] | undefined) ?? []) state.set(s.id, s.ok);
+    }
+    return new Set([...state].filter(([, ok]) => !ok).map(([id]) => id));
+  }
+
+  // ---- status ------------------------------------------------------------------------------
+
+  async status(): Promise<StatusResult> {
+    const records = await this.#history.read();
+    const lastRun = [...records].reverse().find((r) => r.kind === 'run') ?? null;
+    const ids = await this.#repository.snapshotIds().catch(() => [] as string[]);
+    const latest = ids.at(-1) ?? null;
+    const checks: CheckResult[] = [];
+    const latestTime = latest ? parseSnapshotId(latest)!.time : undefined;
+    const age = latestTime ? Date.now() - latestTime.getTime() : Infinity;
+    checks.push({
+      name: 'freshness',
+      ok: age <= this.config.checks.maxAgeMs,
+      detail: latest ? `latest snapshot ${latest} is ${formatAge(age)} old (max ${formatAge(this.config.checks.maxAgeMs)})` : 'no snapshot yet',
+    });
+    checks.push({
+      name: 'last-run',
+      ok: lastRun?.status === 'success',
+      detail: lastRun ? `${lastRun.status} at ${lastRun.finishedAt}${lastRun.snapshot ? ` (${lastRun.snapshot})` : ''}` : 'never ran',
+    });
+    const usage = await this.#repository.destination.usage?.().catch(() => undefined);
+    if (usage && usage.totalBytes > 0) {
+      const used = usage.usedBytes / usage.totalBytes;
+      checks.push({
+        name: 'storage',
+        ok: used <= this.config.checks.maxStorageUsage,
+        detail: `${(used * 100).toFixed(1)}% used at backupRoot (max ${(this.config.checks.maxStorageUsage * 100).toFixed(0)}%)`,
+      });
+    }
+    const traits: DestinationTraits[] = [{ medium: 'local-disk', offsite: false }];
+    const lastReplication = new Map<string, 'ok' | 'failed'>();
+    for (const r of records) if (r.kind === 'run') for (const d of r.destinations ?? []) lastReplication.set(d.name, d.status);
+    for (const d of this.#destinations.values()) if (lastReplication.get(d.name) === 'ok') traits.push(d.traits);
+    const copies = latest ? traits.length : 0;
+    const media = new Set(traits.map((t) => t.medium)).size;
+    const offsite = traits.some((t) => t.offsite);
+    return {
+      healthy: checks.every((c) => c.ok),
+      checks,
+      strategy: { copies, media, offsite, compliant: copies >= 3 && media >= 2 && offsite },
+      lastRun,
+      snapshots: ids.length,
+      latest,
+    };
+  }
+}
+
+function failedChecks(a: { checks: CheckResult[] }): string {
+  return a.checks
+    .filter((c) => !c.ok)
+    .map((c) => `${c.name}${c.detail ? `: ${c.detail}` : ''}`)
+    .join('; ');
+}
+
+export function formatAge(ms: number): string {
+  if (!Number.isFinite(ms)) return 'forever';
+  const h = ms / 3600_000;
+  if (h < 1) return `${Math.round(ms / 60_000)}m`;
+  if (h < 48) return `${h.toFixed(1)}h`;
+  return `${(h / 24).toFixed(1)}d`;
+}
+
+export { DIR_MODE };

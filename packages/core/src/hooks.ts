@@ -1,0 +1,281 @@
+import type { Duplex, Readable } from 'node:stream';
+import { AsyncSeriesBailHook, AsyncSeriesHook, SyncHook } from 'tapable';
+import type { Destination, DestinationTraits } from './destination.js';
+import { BackupError, toPluginError, type ErrorCode } from './errors.js';
+import type { Logger } from './log.js';
+import type { ArtifactRecord, EncryptionInfo, Manifest } from './manifest.js';
+import type { TreeEntry } from './pipeline/tar-pack.js';
+import type { Repository } from './repository.js';
+import type { RetentionPolicy } from './retention.js';
+import type { RunReport } from './report.js';
+
+/** What a source asks the engine to archive. */
+export type ArtifactSpec = TreeArtifactSpec | FileArtifactSpec;
+
+interface ArtifactSpecBase {
+  /**
+   * The artifact's file stem: the source name, or `<source>.<part>` for a source with several
+   * artifacts (`app-db.sutazai`). The engine appends the extensions.
+   */
+  name: string;
+  /** What a restore test checks against (row counts per table, ...), merged with `done`'s result. */
+  meta?: Record<string, unknown>;
+}
+
+/** A set of paths archived as a tar, restored as a folder tree under `DIR/<source>/`. */
+export interface TreeArtifactSpec extends ArtifactSpecBase {
+  type: 'tree';
+  /** Absolute paths. */
+  paths: string[];
+  filter?: (entry: TreeEntry) => boolean;
+  /** Replacement content for a file (e.g. with secrets redacted), or null to keep it. */
+  transform?: (entry: TreeEntry) => Promise<Buffer | null> | Buffer | null;
+}
+
+/** One stream of bytes, restored as one file `DIR/<source>/<filename>`. */
+export interface FileArtifactSpec extends ArtifactSpecBase {
+  type: 'file';
+  /** The extension before compression's: `sqlite`, `pgdump`. */
+  ext: string;
+  /** The file name a restore writes: `agents.db`, `sutazai.pgdump`. */
+  filename: string;
+  /** Starts producing the bytes. Called when the engine is ready to archive this artifact. */
+  open(ctx: OpenArtifactContext): Promise<ArtifactStream>;
+  /** Allow an artifact of zero bytes (by default an empty stream fails: a dump that produced nothing). */
+  allowEmpty?: boolean;
+}
+
+export interface OpenArtifactContext {
+  /** A private scratch folder inside backupRoot for this artifact, removed afterwards. */
+  tempDir: string;
+  signal: AbortSignal;
+  logger: Logger;
+}
+
+export interface ArtifactStream {
+  stream: Readable;
+  /**
+   * Settles when the producer is finished: resolves (optionally with more meta) when it succeeded,
+   * rejects when it failed (a dump that exited non-zero). The artifact is committed only if it
+   * resolves.
+   */
+  done?: Promise<Record<string, unknown> | void>;
+}
+
+/** A stage an encryption plugin adds to the archive pipeline (after compression). */
+export interface ArchiveTransform {
+  name: string;
+  /** Appended to the file name: `.gpg`. */
+  extension: string;
+  create(): Duplex;
+  /** Recorded in the manifest as the artifact's `encryption` (never a key). */
+  info: EncryptionInfo;
+}
+
+export interface RunContext {
+  readonly id: string;
+  readonly profile: string;
+  readonly host: string;
+  readonly startedAt: Date;
+  readonly backupRoot: string;
+  readonly dryRun: boolean;
+  /** The source instances this run backs up. */
+  readonly sources: readonly string[];
+  readonly logger: Logger;
+  readonly signal: AbortSignal;
+  readonly report: RunReport;
+}
+
+export interface CollectContext {
+  readonly run: RunContext;
+  /** Called by source plugins (through defineSource) for the artifacts of one source instance. */
+  addArtifact(source: string, plugin: string, spec: ArtifactSpec): void;
+}
+
+export interface ArchiveContext {
+  readonly run: RunContext;
+  readonly source: string;
+  readonly plugin: string;
+  readonly spec: ArtifactSpec;
+  /** Encryption plugins add their stage here. */
+  addTransform(transform: ArchiveTransform): void;
+}
+
+/** Reads an artifact back: checks its size and sha256, and decodes it (decrypt, decompress). */
+export interface ArtifactAccess {
+  readonly repository: Repository;
+  readonly manifest: Manifest;
+  readonly artifact: ArtifactRecord;
+  readonly logger: Logger;
+  /**
+   * The decoded bytes (a tar for trees). The stream errors with E_INTEGRITY if the stored bytes
+   * do not match the manifest, so a consumer must treat its data as good only once it has ended.
+   */
+  openDecoded(): Promise<Readable>;
+  /** The decoded bytes in a private temporary file (checked), for tools that need a path. */
+  materialize(): Promise<string>;
+  /** A private scratch folder, removed when the operation ends. */
+  tempDir(): Promise<string>;
+}
+
+export interface DecodeContext {
+  readonly manifest: Manifest;
+  readonly artifact: ArtifactRecord;
+  /** Encryption plugins add the stage that undoes theirs, first in line after the checksum. */
+  addDecoder(name: string, create: () => Duplex): void;
+}
+
+export interface VerifyContext extends ArtifactAccess {
+  /** Deep checks beyond size, sha256 and decoding, named in reports: `integrity_check`. */
+  addCheck(name: string, ok: boolean, detail?: string): void;
+}
+
+export interface CommitContext {
+  readonly run: RunContext;
+  /** The manifest about to be written; plugins may add top-level fields (e.g. an authenticator). */
+  readonly manifest: Manifest;
+}
+
+export interface ReplicateContext {
+  readonly run: RunContext | undefined;
+  readonly source: Repository;
+  readonly manifest: Manifest;
+}
+
+export interface PruneContext {
+  readonly run: RunContext | undefined;
+  readonly dryRun: boolean;
+  readonly logger: Logger;
+}
+
+export interface RestoreIntoContext extends ArtifactAccess {
+  /** The connection URL or target named by `--into`. */
+  readonly into: string;
+  readonly database: string | undefined;
+  readonly clean: boolean;
+}
+
+export interface RestoreTestContext extends ArtifactAccess {
+  /** Where the artifact was restored in the sandbox: the tree's folder, or the file. */
+  readonly restoredPath: string;
+  /** Results of the checks; a failed check fails the restore test. */
+  addCheck(name: string, ok: boolean, detail?: string): void;
+}
+
+export interface NotifyContext {
+  readonly report: RunReport;
+  readonly logger: Logger;
+}
+
+export interface RegisteredDestination {
+  /** The instance name: the key under `destinations:`. */
+  name: string;
+  plugin: string;
+  destination: Destination;
+  traits: DestinationTraits;
+  /** Overrides the profiles' retention at this destination. */
+  retention: RetentionPolicy | undefined;
+}
+
+export interface DestinationRegistry {
+  add(entry: RegisteredDestination): void;
+}
+
+/** The engine's hooks, in lifecycle order. Only the engine calls them. */
+export function createHooks() {
+  return Object.freeze({
+    /** Registration: destination plugins add their Destination. */
+    destinations: new SyncHook<[DestinationRegistry]>(['registry']),
+    beforeRun: new AsyncSeriesHook<[RunContext]>(['run']),
+    collect: new AsyncSeriesHook<[CollectContext]>(['collect']),
+    /** Per artifact, before its bytes flow. */
+    archive: new AsyncSeriesHook<[ArchiveContext]>(['archive']),
+    /** Per artifact being read back: undo encryption. */
+    decode: new AsyncSeriesHook<[DecodeContext]>(['decode']),
+    /** Per artifact, after its size, sha256 and decoding were checked. */
+    verify: new AsyncSeriesHook<[VerifyContext]>(['verify']),
+    /** Before the manifest is written. */
+    commit: new AsyncSeriesHook<[CommitContext]>(['commit']),
+    /** After the local commit: copy the snapshot elsewhere. */
+    replicate: new AsyncSeriesHook<[ReplicateContext]>(['replicate']),
+    prune: new AsyncSeriesHook<[PruneContext]>(['prune']),
+    /** Per artifact, `restore --into`: the source plugin that can restore it returns true. */
+    restore: new AsyncSeriesBailHook<[RestoreIntoContext], boolean | undefined>(['restore']),
+    /** Per artifact restored into a sandbox. */
+    restoreTest: new AsyncSeriesHook<[RestoreTestContext]>(['restoreTest']),
+    notify: new AsyncSeriesHook<[NotifyContext]>(['notify']),
+    runFailed: new AsyncSeriesHook<[RunContext, BackupError]>(['run', 'error']),
+    done: new AsyncSeriesHook<[RunReport]>(['report']),
+  });
+}
+
+export type Hooks = ReturnType<typeof createHooks>;
+export type HookName = keyof Hooks;
+
+type TapOnly<H> = H extends SyncHook<infer A, infer R>
+  ? Pick<SyncHook<A, R>, 'tap'>
+  : H extends AsyncSeriesBailHook<infer A, infer R>
+    ? Pick<AsyncSeriesBailHook<A, R>, 'tap' | 'tapPromise'>
+    : H extends AsyncSeriesHook<infer A, infer R>
+      ? Pick<AsyncSeriesHook<A, R>, 'tap' | 'tapPromise'>
+      : never;
+
+/** What plugins receive: hooks they can tap but not call. */
+export type TapHooks = { readonly [K in HookName]: TapOnly<Hooks[K]> };
+
+/** A view of the hooks that can only be tapped, each tap tagged with the plugin's name. */
+export function tapOnly(hooks: Hooks): TapHooks {
+  const view: Record<string, unknown> = {};
+  for (const [name, hook] of Object.entries(hooks)) {
+    const h = hook as unknown as { tap: Function; tapPromise?: Function };
+    view[name] = Object.freeze({
+      tap: h.tap.bind(hook),
+      ...(h.tapPromise ? { tapPromise: h.tapPromise.bind(hook) } : {}),
+    });
+  }
+  return Object.freeze(view) as unknown as TapHooks;
+}
+
+const stageErrorCodes: Partial<Record<HookName, ErrorCode>> = {
+  collect: 'E_SOURCE',
+  archive: 'E_ARCHIVE',
+  decode: 'E_ARCHIVE',
+  verify: 'E_VERIFY',
+  replicate: 'E_DESTINATION',
+  restore: 'E_RESTORE',
+  restoreTest: 'E_RESTORE_TEST',
+  notify: 'E_NOTIFY',
+};
+
+/**
+ * Wraps every tap so that whatever it throws becomes a BackupError naming the plugin (the tap's
+ * name) and the stage (the hook's name).
+ */
+export function wrapTapErrors(hooks: Hooks): void {
+  for (const [name, hook] of Object.entries(hooks) as [HookName, Hooks[HookName]][]) {
+    const code = stageErrorCodes[name] ?? 'E_PLUGIN';
+    (hook as unknown as { intercept(i: object): void }).intercept({
+      register(tap: { name: string; type: string; fn: (...args: unknown[]) => unknown }) {
+        const fn = tap.fn;
+        if (tap.type === 'promise') {
+          tap.fn = async (...args: unknown[]) => {
+            try {
+              return await fn(...args);
+            } catch (err) {
+              throw toPluginError(err, tap.name, name, code);
+            }
+          };
+        } else if (tap.type === 'sync') {
+          tap.fn = (...args: unknown[]) => {
+            try {
+              return fn(...args);
+            } catch (err) {
+              throw toPluginError(err, tap.name, name, code);
+            }
+          };
+        }
+        return tap;
+      },
+    });
+  }
+}

@@ -1,0 +1,192 @@
+import type { z } from 'zod';
+import { PrefixedDestination, type Destination, type DestinationTraits } from './destination.js';
+import type {
+  ArtifactSpec,
+  NotifyContext,
+  RestoreIntoContext,
+  RestoreTestContext,
+  RunContext,
+  TapHooks,
+  VerifyContext,
+} from './hooks.js';
+import type { Logger } from './log.js';
+import type { RunReport } from './report.js';
+import type { RetentionPolicy } from './retention.js';
+import { parseOptions } from './schema.js';
+import type { SecretRegistry } from './secrets.js';
+
+export type PluginKind = 'source' | 'destination' | 'notifier' | 'encryption' | 'plugin';
+
+/** What the engine tells a plugin when it applies it. */
+export interface PluginContext {
+  /** The instance name: the key under `sources:`, `destinations:` or `notify:`, or the plugin's name. */
+  readonly instance: string;
+  /** The rc key path of this plugin's options: `sources.app-db`. */
+  readonly key: string;
+  readonly kind: PluginKind;
+  readonly configFile: string | undefined;
+  /** Relative paths in options resolve from here (the rc file's folder). */
+  readonly configDir: string;
+  readonly backupRoot: string;
+  readonly host: string;
+  readonly logger: Logger;
+  /** Register values that must never be printed (passwords read at run time, tokens). */
+  readonly secrets: SecretRegistry;
+  /** Settings the engine handles for every plugin of a kind (a destination's `retention`, a notifier's `on`). */
+  readonly settings: Readonly<Record<string, unknown>>;
+}
+
+/** A plugin: a name, and `apply`, which taps the engine's hooks. */
+export interface Plugin {
+  name: string;
+  kind?: PluginKind;
+  apply(hooks: TapHooks, ctx: PluginContext): void | Promise<void>;
+}
+
+/** A plugin package's default export: options in, plugin out. */
+export interface PluginFactory<Options = unknown> {
+  (options: Options): Plugin | Plugin[] | null | false | undefined;
+  /** When present, the rc options are checked against it at load time, before anything runs. */
+  optionsSchema?: z.ZodType;
+  kind?: PluginKind;
+}
+
+function withSchema<F extends (options: never) => Plugin>(factory: F, schema: z.ZodType, kind: PluginKind) {
+  return Object.assign(factory, { optionsSchema: schema, kind });
+}
+
+export interface SourceContext extends PluginContext {
+  readonly run: RunContext;
+}
+
+export interface SourceDefinition<S extends z.ZodType> {
+  /** The plugin name (the `use:` short name). */
+  name: string;
+  options: S;
+  /** Says what to back up this run: one or more artifacts. Streams open later, under the engine's control. */
+  collect(ctx: SourceContext, options: z.output<S>): Promise<ArtifactSpec[]> | ArtifactSpec[];
+  /** Deep checks of this source's artifacts beyond size, sha256 and decoding. */
+  verify?(ctx: VerifyContext & { plugin: PluginContext }, options: z.output<S>): Promise<void> | void;
+  /** `restore --into`: put an artifact back into a live service. */
+  restoreInto?(ctx: RestoreIntoContext & { plugin: PluginContext }, options: z.output<S>): Promise<void>;
+  /** Restore an artifact into a sandbox and check it. */
+  restoreTest?(ctx: RestoreTestContext & { plugin: PluginContext }, options: z.output<S>): Promise<void> | void;
+}
+
+/** Defines a source plugin: the factory checks options and taps collect, verify, restore and restoreTest. */
+export function defineSource<S extends z.ZodType>(def: SourceDefinition<S>): PluginFactory<z.input<S>> {
+  const factory = (raw: z.input<S>): Plugin => {
+    const options = parseOptions(def.options, raw, def.name);
+    return {
+      name: def.name,
+      kind: 'source',
+      apply(hooks, plugin) {
+        const mine = (source: string) => source === plugin.instance;
+        hooks.collect.tapPromise(plugin.key, async (ctx) => {
+          if (!ctx.run.sources.includes(plugin.instance)) return;
+          const specs = await def.collect({ ...plugin, run: ctx.run }, options);
+          for (const spec of specs) ctx.addArtifact(plugin.instance, def.name, spec);
+        });
+        if (def.verify) {
+          const verify = def.verify;
+          hooks.verify.tapPromise(plugin.key, async (ctx) => {
+            if (mine(ctx.artifact.source)) await verify(Object.assign(Object.create(ctx), { plugin }), options);
+          });
+        }
+        if (def.restoreInto) {
+          const restoreInto = def.restoreInto;
+          hooks.restore.tapPromise(plugin.key, async (ctx) => {
+            if (!mine(ctx.artifact.source)) return undefined;
+            await restoreInto(Object.assign(Object.create(ctx), { plugin }), options);
+            return true;
+          });
+        }
+        if (def.restoreTest) {
+          const restoreTest = def.restoreTest;
+          hooks.restoreTest.tapPromise(plugin.key, async (ctx) => {
+            if (mine(ctx.artifact.source)) await restoreTest(Object.assign(Object.create(ctx), { plugin }), options);
+          });
+        }
+      },
+    };
+  };
+  return withSchema(factory, def.options, 'source');
+}
+
+export interface DestinationDefinition<S extends z.ZodType> {
+  name: string;
+  options: S;
+  traits: DestinationTraits | ((options: z.output<S>) => DestinationTraits);
+  /**
+   * Makes the Destination; connect lazily, on first use. The engine adds the `prefix` setting
+   * (default `<host>/`) on top, so the destination sees keys relative to its own root.
+   */
+  create(options: z.output<S>, ctx: PluginContext): Destination;
+}
+
+export function defineDestination<S extends z.ZodType>(def: DestinationDefinition<S>): PluginFactory<z.input<S>> {
+  const factory = (raw: z.input<S>): Plugin => {
+    const options = parseOptions(def.options, raw, def.name);
+    return {
+      name: def.name,
+      kind: 'destination',
+      apply(hooks, plugin) {
+        hooks.destinations.tap(plugin.key, (registry) => {
+          registry.add({
+            name: plugin.instance,
+            plugin: def.name,
+            destination: new PrefixedDestination(
+              def.create(options, plugin),
+              typeof plugin.settings.prefix === 'string' ? plugin.settings.prefix : `${plugin.host}/`,
+            ),
+            traits: typeof def.traits === 'function' ? def.traits(options) : def.traits,
+            retention: plugin.settings.retention as RetentionPolicy | undefined,
+          });
+        });
+      },
+    };
+  };
+  return withSchema(factory, def.options, 'destination');
+}
+
+export type NotifyEvent = 'failure' | 'warning' | 'success' | 'recovery';
+
+export interface NotifierDefinition<S extends z.ZodType> {
+  name: string;
+  options: S;
+  /** Delivers one report. Throwing marks this channel failed; it never fails the backup. */
+  send(report: RunReport, ctx: NotifyContext & { plugin: PluginContext }, options: z.output<S>): Promise<void>;
+}
+
+export function defineNotifier<S extends z.ZodType>(def: NotifierDefinition<S>): PluginFactory<z.input<S>> {
+  const factory = (raw: z.input<S>): Plugin => {
+    const options = parseOptions(def.options, raw, def.name);
+    return {
+      name: def.name,
+      kind: 'notifier',
+      apply(hooks, plugin) {
+        hooks.notify.tapPromise(plugin.key, async (ctx) => {
+          await def.send(ctx.report, Object.assign(Object.create(ctx), { plugin }), options);
+        });
+      },
+    };
+  };
+  return withSchema(factory, def.options, 'notifier');
+}
+
+export interface PluginDefinition<S extends z.ZodType> {
+  name: string;
+  options: S;
+  kind?: PluginKind;
+  apply(hooks: TapHooks, ctx: PluginContext, options: z.output<S>): void | Promise<void>;
+}
+
+/** Defines a plugin that only taps hooks (or an encryption plugin), with checked options. */
+export function definePlugin<S extends z.ZodType>(def: PluginDefinition<S>): PluginFactory<z.input<S>> {
+  const kind = def.kind ?? 'plugin';
+  const factory = (raw: z.input<S>): Plugin => {
+    const options = parseOptions(def.options, raw, def.name);
+    return { name: def.name, kind, apply: (hooks, ctx) => def.apply(hooks, ctx, options) };
+  };
+  return withSchema(factory, def.options, kind);
+}

@@ -1,0 +1,94 @@
+import { isBackupError } from './errors.js';
+import type { SecretRegistry } from './secrets.js';
+
+export type StageName =
+  | 'collect'
+  | 'archive'
+  | 'verify'
+  | 'commit'
+  | 'replicate'
+  | 'prune'
+  | 'restoreTest'
+  | 'notify';
+
+export interface StageResult {
+  status: 'ok' | 'failed' | 'skipped';
+  durationMs: number;
+}
+
+export interface ReportArtifact {
+  source: string;
+  plugin: string;
+  file: string;
+  bytes: number;
+  rawBytes: number;
+  sha256: string;
+  durationMs: number;
+}
+
+export interface DestinationResult {
+  name: string;
+  status: 'ok' | 'failed';
+  /** Objects sent this run, and objects found already there. */
+  sent: number;
+  skipped: number;
+  bytes: number;
+  durationMs: number;
+  error?: string;
+}
+
+export interface ReportError {
+  stage: string;
+  plugin?: string;
+  code: string;
+  message: string;
+}
+
+/** The one typed report of a run, handed to every notifier and printed by `run --json`. */
+export interface RunReport {
+  snapshot: string | null;
+  profile: string;
+  host: string;
+  status: 'success' | 'failed';
+  startedAt: string;
+  finishedAt: string;
+  durationMs: number;
+  dryRun: boolean;
+  artifacts: ReportArtifact[];
+  stages: Partial<Record<StageName, StageResult>>;
+  destinations: DestinationResult[];
+  errors: ReportError[];
+  warnings: string[];
+  /** The last log lines of the run, redacted. */
+  logTail: string[];
+}
+
+export function newReport(profile: string, host: string, startedAt: Date, dryRun: boolean): RunReport {
+  return {
+    snapshot: null,
+    profile,
+    host,
+    status: 'success',
+    startedAt: startedAt.toISOString(),
+    finishedAt: startedAt.toISOString(),
+    durationMs: 0,
+    dryRun,
+    artifacts: [],
+    stages: {},
+    destinations: [],
+    errors: [],
+    warnings: [],
+    logTail: [],
+  };
+}
+
+export function reportError(stage: string, err: unknown): ReportError {
+  if (isBackupError(err)) {
+    return { stage: err.stage ?? stage, ...(err.plugin ? { plugin: err.plugin } : {}), code: err.code, message: err.message };
+  }
+  return { stage, code: 'E_INTERNAL', message: err instanceof Error ? err.message : String(err) };
+}
+
+export function redactReport(report: RunReport, secrets: SecretRegistry): RunReport {
+  return secrets.redactDeep(report);
+}
