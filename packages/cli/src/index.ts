@@ -1,0 +1,1 @@
+export { main, type Io } from './main.js';
