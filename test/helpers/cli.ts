@@ -1,0 +1,83 @@
+/**
+ * Drives the real, built command line (`packages/cli/dist/bin.js`) in a child process, as a user
+ * or a cron job would.
+ */
+import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
+import { promises as fsp } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+export const CLI_BIN = path.join(REPO_ROOT, 'packages/cli/dist/bin.js');
+
+export interface CliResult {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+  /** stdout parsed as JSON (for --json). */
+  json<T = any>(): T;
+}
+
+export interface CliOptions {
+  cwd: string;
+  env?: NodeJS.ProcessEnv;
+  timeoutMs?: number;
+  /** Run as another user (root only). */
+  uid?: number;
+  gid?: number;
+}
+
+/** Starts the CLI without waiting: for tests that kill it or run two at once. */
+export function startCli(args: string[], options: CliOptions): { child: ChildProcess; result: Promise<CliResult> } {
+  const spawnOptions: SpawnOptions = {
+    cwd: options.cwd,
+    env: { ...process.env, SUTAZAI_BACKUP_LOG_LEVEL: 'debug', ...options.env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+    ...(options.uid !== undefined ? { uid: options.uid } : {}),
+    ...(options.gid !== undefined ? { gid: options.gid } : {}),
+  };
+  const child = spawn(process.execPath, [CLI_BIN, ...args], spawnOptions);
+  let stdout = '';
+  let stderr = '';
+  child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
+  child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+  const timer = setTimeout(() => child.kill('SIGKILL'), options.timeoutMs ?? 120_000);
+  const result = new Promise<CliResult>((resolve, reject) => {
+    child.on('error', reject);
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      resolve({
+        code,
+        signal,
+        stdout,
+        stderr,
+        json() {
+          try {
+            return JSON.parse(stdout);
+          } catch {
+            throw new Error(`stdout is not JSON (exit ${code}):\n${stdout}\nstderr:\n${stderr}`);
+          }
+        },
+      });
+    });
+  });
+  return { child, result };
+}
+
+export function runCli(args: string[], options: CliOptions): Promise<CliResult> {
+  return startCli(args, options).result;
+}
+
+/** A fresh temporary folder for one test. */
+export async function tempDir(prefix = 'sutazai-it-'): Promise<string> {
+  return fsp.mkdtemp(path.join(os.tmpdir(), prefix));
+}
+
+/** Writes an rc file (YAML text) into `dir` and returns its path. */
+export async function writeRc(dir: string, yaml: string, name = '.sutazai-backuprc'): Promise<string> {
+  const file = path.join(dir, name);
+  await fsp.writeFile(file, yaml, { mode: 0o600 });
+  return file;
+}
