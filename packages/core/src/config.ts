@@ -267,9 +267,14 @@ async function readRcFile(cwd: string, configPath: string | undefined): Promise<
     }
   } catch (err) {
     if (isBackupError(err)) throw err;
-    const e = err as Error & { filepath?: string; mark?: { line: number; column: number } };
+    const e = err as Error & { filepath?: string; reason?: string; mark?: { line: number; column: number; snippet?: string } };
     const where = e.filepath ?? (configPath ? path.resolve(cwd, configPath) : undefined);
-    const message = e.name === 'YAMLException' ? `YAML syntax error: ${e.message}` : `cannot be read: ${e.message}`;
+    const message =
+      e.name === 'YAMLException' && e.mark
+        ? `YAML syntax error at line ${e.mark.line + 1}, column ${e.mark.column + 1}: ${e.reason ?? e.message}${e.mark.snippet ? `\n${e.mark.snippet}` : ''}`
+        : e.name === 'YAMLException'
+          ? `YAML syntax error: ${e.message}`
+          : `cannot be read: ${e.message}`;
     throw new ConfigError([{ path: '', message }], where, { cause: err });
   }
   if (!result || result.isEmpty) {

@@ -590,7 +590,7 @@ export class Engine {
       result.ok = result.checks.every((c) => c.ok);
     } catch (err) {
       result.ok = false;
-      result.error = this.secrets.redact(err instanceof Error ? err.message : String(err));
+      result.error = this.secrets.redact((await reader.explain(err)).message);
     }
     return result;
   }

@@ -2,7 +2,7 @@ import { createHash, type Hash } from 'node:crypto';
 import { createWriteStream, existsSync, promises as fsp } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { Transform, pipeline, type Duplex, type Readable, type TransformCallback } from 'node:stream';
+import { Transform, Writable, pipeline, type Duplex, type Readable, type TransformCallback } from 'node:stream';
 import { pipeline as pipelineAsync } from 'node:stream/promises';
 import { BackupError } from './errors.js';
 import { DIR_MODE, FILE_MODE } from './fs.js';
@@ -139,6 +139,21 @@ export class ArtifactReader implements ArtifactAccess {
       if (err && !last.destroyed) last.destroy(decodeError(err, this.label));
     });
     return last;
+  }
+
+  /**
+   * Explains a failure while reading: a decoder's complaint ("data corruption") usually means the
+   * stored bytes changed, so check them alone and report the checksum mismatch when there is one.
+   */
+  async explain(err: unknown): Promise<BackupError> {
+    if (err instanceof BackupError && err.code === 'E_INTEGRITY' && !err.message.includes('cannot be')) return err;
+    try {
+      const stored = await this.repository.openArtifact(this.manifest.id, this.artifact.file);
+      await pipelineAsync(stored, new IntegrityCheck(this.artifact, this.label), new Writable({ write: (_c, _e, cb) => cb() }));
+    } catch (checkError) {
+      if (checkError instanceof BackupError && checkError.code === 'E_INTEGRITY') return checkError;
+    }
+    return err instanceof BackupError ? err : decodeError(err, this.label);
   }
 
   async materialize(): Promise<string> {

@@ -4,7 +4,7 @@ import { pipeline } from 'node:stream/promises';
 import { BackupError } from './errors.js';
 import { DIR_MODE, ensureDir, FILE_MODE, isEmptyDir, pathExists } from './fs.js';
 import { extractTree, type TreeStats } from './pipeline/tar-extract.js';
-import { decodeError, type ArtifactReader } from './reader.js';
+import type { ArtifactReader } from './reader.js';
 
 export interface RestoredArtifact {
   source: string;
@@ -62,8 +62,8 @@ async function stageArtifact(reader: ArtifactReader, work: string, options: Rest
     const stats = await extractTree(decoded, sourceDir, {
       label: reader.label,
       ...(options.preserveOwner ? { preserveOwner: true } : {}),
-    }).catch((err) => {
-      throw decodeError(err, reader.label);
+    }).catch(async (err) => {
+      throw err instanceof BackupError && err.code === 'E_RESTORE' ? err : await reader.explain(err);
     });
     return { source: artifact.source, file: artifact.file, path: sourceDir, stats };
   }
@@ -75,7 +75,7 @@ async function stageArtifact(reader: ArtifactReader, work: string, options: Rest
   try {
     await pipeline(decoded, createWriteStream(file, { flags: 'wx', mode: FILE_MODE }));
   } catch (err) {
-    throw decodeError(err, reader.label);
+    throw await reader.explain(err);
   }
   await fsp.chmod(file, FILE_MODE);
   return { source: artifact.source, file: artifact.file, path: file };
