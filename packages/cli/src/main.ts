@@ -1,4 +1,5 @@
 import { existsSync, readFileSync } from 'node:fs';
+import { constants as osConstants } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command, CommanderError, Option } from 'commander';
@@ -23,6 +24,7 @@ import {
 import { STARTER_RC } from './init.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
+const STOP_GRACE_MS = 10_000;
 const cliVersion = (JSON.parse(readFileSync(path.join(here, '../package.json'), 'utf8')) as { version: string }).version;
 
 export interface Io {
@@ -94,9 +96,13 @@ export async function main(argv: string[], io: Io = defaultIo()): Promise<number
       await withEngine(command, async (engine) => {
         const abort = new AbortController();
         const stop = (signal: NodeJS.Signals) => {
+          const code = 128 + (osConstants.signals[signal] ?? 15);
           logger?.warn(`received ${signal}: stopping; nothing half-written will be committed`);
           abort.abort(new BackupError('E_ABORTED', `interrupted by ${signal}`));
-          process.once(signal, () => process.exit(130));
+          // A plugin stuck in a hook must not keep the run (and its lock) alive for ever: the
+          // lock is released on exit, and the next run cleans what this one staged.
+          setTimeout(() => process.exit(code), STOP_GRACE_MS).unref();
+          process.once(signal, () => process.exit(code));
         };
         process.once('SIGINT', stop);
         process.once('SIGTERM', stop);

@@ -1,4 +1,4 @@
-import { promises as fsp, readFileSync } from 'node:fs';
+import { promises as fsp, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -18,6 +18,15 @@ interface LockInfo {
 export class RunLock {
   readonly file: string;
   #held = false;
+  // A process that exits without releasing (a forced exit after a signal) still removes its lock.
+  readonly #onExit = () => {
+    try {
+      const holder = JSON.parse(readFileSync(this.file, 'utf8')) as LockInfo;
+      if (holder.pid === process.pid && holder.host === os.hostname()) rmSync(this.file, { force: true });
+    } catch {
+      // nothing to remove
+    }
+  };
 
   constructor(stateDir: string) {
     this.file = path.join(stateDir, 'lock');
@@ -42,6 +51,7 @@ export class RunLock {
           await handle.close();
         }
         this.#held = true;
+        process.on('exit', this.#onExit);
         return;
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
@@ -63,6 +73,7 @@ export class RunLock {
   async release(): Promise<void> {
     if (!this.#held) return;
     this.#held = false;
+    process.removeListener('exit', this.#onExit);
     const holder = await this.read();
     if (holder?.pid === process.pid && holder.host === os.hostname()) await fsp.rm(this.file, { force: true });
   }
