@@ -18,7 +18,10 @@ export function parseSnapshotId(id: string): ParsedSnapshotId | undefined {
   if (!m) return undefined;
   const [, y, mo, d, h, mi, s, profile] = m;
   const time = new Date(Date.UTC(Number(y), Number(mo) - 1, Number(d), Number(h), Number(mi), Number(s)));
-  if (Number.isNaN(time.getTime())) return undefined;
+  // Reject impossible dates (month 13, day 99) instead of letting Date roll them over.
+  if (Number.isNaN(time.getTime()) || time.getUTCMonth() !== Number(mo) - 1 || time.getUTCDate() !== Number(d) || time.getUTCHours() !== Number(h)) {
+    return undefined;
+  }
   return { time, profile: profile! };
 }
 

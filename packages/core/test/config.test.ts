@@ -1,0 +1,131 @@
+import { promises as fsp } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { ConfigError } from '../src/errors.js';
+import { loadConfig, parseInterval, pluginPackageName } from '../src/config.js';
+import { SecretRegistry, maskSecretKeys } from '../src/secrets.js';
+
+let dir: string;
+beforeEach(async () => {
+  dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'sutazai-config-'));
+});
+afterEach(async () => {
+  await fsp.rm(dir, { recursive: true, force: true });
+});
+
+// A hook-only plugin in a file, resolved by a path relative to the rc file.
+const plugin = `export default function (options) { return { name: 'probe', apply() {} }; }\n`;
+
+async function load(yaml: string, env: NodeJS.ProcessEnv = {}, secrets = new SecretRegistry()) {
+  await fsp.writeFile(path.join(dir, '.sutazai-backuprc'), yaml);
+  await fsp.writeFile(path.join(dir, 'probe.mjs'), plugin);
+  return loadConfig({ cwd: dir, env, secrets });
+}
+
+async function issuesOf(promise: Promise<unknown>): Promise<string[]> {
+  const err = await promise.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(err).toBeInstanceOf(ConfigError);
+  return (err as ConfigError).issues.map((i) => `${i.path}: ${i.message}`);
+}
+
+const base = 'backupRoot: ./repo\nsources:\n  one: { use: ./probe.mjs }\n';
+
+describe('loadConfig', () => {
+  it('resolves backupRoot from the rc file folder and makes one default profile', async () => {
+    const config = await load(base);
+    expect(config.file).toBe(path.join(dir, '.sutazai-backuprc'));
+    expect(config.backupRoot).toBe(path.join(dir, 'repo'));
+    expect(Object.keys(config.profiles)).toEqual(['default']);
+    expect(config.profiles.default!.sources).toEqual(['one']);
+    expect(config.profiles.default!.retention).toEqual({ daily: 7, weekly: 4, monthly: 12 });
+    expect(config.compression).toBe('zstd');
+    expect(config.checks).toMatchObject({ maxAgeMs: 26 * 3600_000, maxStorageUsage: 0.85 });
+  });
+
+  it('interpolates ${VAR} and ${VAR:-default}, and $${ stays literal', async () => {
+    const config = await load('backupRoot: ${ROOT:-./fallback}\nhost: ${HOST_NAME}\nsources:\n  one: { use: ./probe.mjs, note: "$${NOT_A_VAR}" }\n', {
+      HOST_NAME: 'box-1',
+    });
+    expect(config.backupRoot).toBe(path.join(dir, 'fallback'));
+    expect(config.host).toBe('box-1');
+    expect(config.sources[0]!.options.note).toBe('${NOT_A_VAR}');
+  });
+
+  it('names every missing variable with its key path', async () => {
+    const issues = await issuesOf(load('backupRoot: ${A}\nsources:\n  one: { use: ./probe.mjs, list: [x, "${B}"] }\n'));
+    expect(issues).toEqual([
+      'backupRoot: environment variable A is not set (set it, or write ${A:-default})',
+      'sources.one.list[1]: environment variable B is not set (set it, or write ${B:-default})',
+    ]);
+  });
+
+  it('registers secrets: values under secret-looking keys, URL passwords, secret-named variables', async () => {
+    const secrets = new SecretRegistry();
+    await load(
+      `${base}notify:\n  n: { use: ./probe.mjs, password: literal-pass-1, url: "smtp://u:url-pass-2@mail:587", token: "\${TOKEN_VAR}", api: "\${API_SECRET}" }\n`,
+      { TOKEN_VAR: 'tok-3333', API_SECRET: 'env-secret-4' },
+      secrets,
+    );
+    expect(secrets.redact('a literal-pass-1 b url-pass-2 c tok-3333 d env-secret-4')).toBe('a *** b *** c *** d ***');
+  });
+
+  it('checks profiles, names and durations', async () => {
+    const issues = await issuesOf(
+      load(`${base}profiles:\n  "bad name": { sources: [one] }\n  ok: { sources: [one, two] }\nchecks: { maxAge: soon, maxStorageUsage: 150% }\n`),
+    );
+    expect(issues).toEqual(
+      expect.arrayContaining([
+        'checks.maxAge: expected a duration like "26h", "90min", "2d" or a number of seconds',
+        'checks.maxStorageUsage: expected a percentage like "85%"',
+      ]),
+    );
+    const issues2 = await issuesOf(load(`${base}profiles:\n  "bad name": { sources: [one] }\n  ok: { sources: [one, two] }\n`));
+    expect(issues2).toEqual([
+      'profiles.bad name: names may hold letters, digits, "-" and "_" (no dots or spaces), up to 63 characters',
+      'profiles.ok.sources[1]: unknown source "two" (sources: one)',
+    ]);
+  });
+
+  it('checks a destination\'s retention setting before loading it', async () => {
+    const issues = await issuesOf(load(`${base}destinations:\n  d: { use: ./probe.mjs, retention: { daily: -1, often: 2 } }\n`));
+    expect(issues).toEqual(
+      expect.arrayContaining([expect.stringMatching(/^destinations\.d\.retention\.daily: /), 'destinations.d.retention.often: unknown option (check its spelling in the plugin README)']),
+    );
+  });
+
+  it('says which package to add for a plugin that is not installed', async () => {
+    const issues = await issuesOf(load('backupRoot: ./r\nsources:\n  s: { use: prometheus }\n'));
+    expect(issues).toEqual(['sources.s.use: plugin "prometheus" is not installed: add it with `npm install @sutazai/backup-plugin-prometheus`']);
+  });
+
+  it('reads the sutazai-backup key of package.json', async () => {
+    await fsp.writeFile(path.join(dir, 'probe.mjs'), plugin);
+    await fsp.writeFile(path.join(dir, 'package.json'), JSON.stringify({ name: 'x', 'sutazai-backup': { backupRoot: './pkg-repo', sources: { one: { use: './probe.mjs' } } } }));
+    const config = await loadConfig({ cwd: dir, env: {} });
+    expect(config.backupRoot).toBe(path.join(dir, 'pkg-repo'));
+  });
+});
+
+describe('helpers', () => {
+  it('maps short plugin names to packages', () => {
+    expect(pluginPackageName('postgres')).toBe('@sutazai/backup-plugin-postgres');
+    expect(pluginPackageName('@acme/backup-plugin-x')).toBe('@acme/backup-plugin-x');
+  });
+
+  it('parses intervals', () => {
+    expect(parseInterval('26h')).toBe(26 * 3600_000);
+    expect(parseInterval('90min')).toBe(90 * 60_000);
+    expect(parseInterval('2d')).toBe(2 * 86_400_000);
+    expect(parseInterval('soon')).toBeUndefined();
+  });
+
+  it('config show masks secret keys and URL passwords', () => {
+    const secrets = new SecretRegistry();
+    const shown = maskSecretKeys({ a: { password: 'p1', url: 'postgres://u:pw@h/db', plain: 'visible' } }, secrets);
+    expect(shown).toEqual({ a: { password: '***', url: 'postgres://u:***@h/db', plain: 'visible' } });
+  });
+});

@@ -1,0 +1,86 @@
+import { promises as fsp } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { Readable } from 'node:stream';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { packTree } from '../src/pipeline/tar-pack.js';
+import { extractTree, scanTree, unsafeEntryReason, type TreeStats } from '../src/pipeline/tar-extract.js';
+
+let dir: string;
+beforeEach(async () => {
+  dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'sutazai-tar-'));
+});
+afterEach(async () => {
+  await fsp.rm(dir, { recursive: true, force: true });
+});
+
+async function roundTrip(root: string, options: Parameters<typeof packTree>[1] = {}) {
+  const out = path.join(dir, 'out');
+  await fsp.mkdir(out);
+  const stats = await extractTree(packTree([root], options), out, { label: 'test' });
+  return { out: path.join(out, root.slice(1)), stats };
+}
+
+describe('packTree', () => {
+  it('round-trips long and non-ASCII names, empty files, symlinks and modes', async () => {
+    const root = path.join(dir, 'src');
+    const long = path.join(root, 'a'.repeat(120), 'b'.repeat(120));
+    await fsp.mkdir(long, { recursive: true });
+    await fsp.writeFile(path.join(long, `${'c'.repeat(150)}.txt`), 'long\n');
+    await fsp.writeFile(path.join(root, 'ünïcødé – 日本.txt'), 'u\n');
+    await fsp.writeFile(path.join(root, 'empty'), '');
+    await fsp.writeFile(path.join(root, 'exec.sh'), '#!/bin/sh\n', { mode: 0o751 });
+    await fsp.chmod(path.join(root, 'exec.sh'), 0o751);
+    await fsp.symlink('empty', path.join(root, 'link'));
+    const { out, stats } = await roundTrip(root);
+    expect(await fsp.readFile(path.join(out, 'a'.repeat(120), 'b'.repeat(120), `${'c'.repeat(150)}.txt`), 'utf8')).toBe('long\n');
+    expect(await fsp.readFile(path.join(out, 'ünïcødé – 日本.txt'), 'utf8')).toBe('u\n');
+    expect((await fsp.stat(path.join(out, 'empty'))).size).toBe(0);
+    expect((await fsp.stat(path.join(out, 'exec.sh'))).mode & 0o777).toBe(0o751);
+    expect(await fsp.readlink(path.join(out, 'link'))).toBe('empty');
+    expect(stats).toMatchObject({ files: 4, symlinks: 1 });
+  });
+
+  it('counts what it writes, applies the filter and replaces content through transform', async () => {
+    const root = path.join(dir, 'src');
+    await fsp.mkdir(path.join(root, 'skip'), { recursive: true });
+    await fsp.writeFile(path.join(root, 'skip', 'x'), 'x');
+    await fsp.writeFile(path.join(root, 'keep.env'), 'TOKEN=abc\n');
+    const stats: TreeStats = { files: 0, directories: 0, symlinks: 0, bytes: 0 };
+    const { out } = await roundTrip(root, {
+      filter: (e) => !e.absPath.endsWith('/skip'),
+      transform: (e) => (e.absPath.endsWith('.env') ? Buffer.from('TOKEN=***\n') : null),
+      stats,
+    });
+    expect(await fsp.readdir(out)).toEqual(['keep.env']);
+    expect(await fsp.readFile(path.join(out, 'keep.env'), 'utf8')).toBe('TOKEN=***\n');
+    expect(stats).toEqual({ files: 1, directories: 1, symlinks: 0, bytes: 10 });
+  });
+
+  it('fails naming a path that does not exist', async () => {
+    await expect(scanTree(packTree([path.join(dir, 'nope')]), 'x')).rejects.toThrow(`path ${path.join(dir, 'nope')} does not exist`);
+  });
+
+});
+
+describe('unsafeEntryReason', () => {
+  it('refuses absolute paths, .. and special files', () => {
+    expect(unsafeEntryReason({ path: '/etc/passwd', type: 'File', linkpath: '' })).toBe('absolute path');
+    expect(unsafeEntryReason({ path: 'a/../../x', type: 'File', linkpath: '' })).toBe('path contains ".."');
+    expect(unsafeEntryReason({ path: 'dev', type: 'CharacterDevice', linkpath: '' })).toMatch(/not allowed/);
+    expect(unsafeEntryReason({ path: 'ok/file', type: 'File', linkpath: '' })).toBeUndefined();
+  });
+
+  it('extractTree stops at the first unsafe entry with an error naming it', async () => {
+    const { Header } = await import('tar');
+    const h = new Header({ path: '../escape.txt', type: 'File', size: 2, mode: 0o644, mtime: new Date() });
+    h.encode();
+    const body = Buffer.alloc(512);
+    body.write('hi');
+    const archive = Buffer.concat([h.block!, body, Buffer.alloc(1024)]);
+    const out = path.join(dir, 'x');
+    await fsp.mkdir(out);
+    await expect(extractTree(Readable.from([archive]), out, { label: 'evil' })).rejects.toThrow('evil: refused archive entry "../escape.txt": path contains ".."');
+    expect(await fsp.readdir(dir)).toEqual(['x']);
+  });
+});
