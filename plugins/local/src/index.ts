@@ -65,6 +65,7 @@ export class MountCheckedDestination extends LocalDestination {
       throw new BackupError(
         'E_DESTINATION',
         `${this.root} is not on a mounted drive (requireMount: true): is the drive plugged in and mounted? Nothing was written.`,
+        { details: { retryable: false } },
       );
     }
   }
