@@ -28,6 +28,7 @@ const REQUIRED = [
   [`${PG}/pg_isready`, 'postgresql-client-15'],
   ['psql', 'postgresql-client-15'],
   ['ps', 'procps'],
+  ['prometheus', 'prometheus'],
 ];
 
 /** Everything we install in one go when something is missing (the list in the CI contract). */
@@ -42,6 +43,7 @@ const PACKAGES = [
   'postgresql-15',
   'postgresql-client-15',
   'procps',
+  'prometheus',
 ];
 
 const SEARCH_PATH = [

@@ -22,6 +22,9 @@ import {
   writeFileAtomic,
 } from '@sutazai/backup-core';
 import { STARTER_RC } from './init.js';
+import { prometheusMetrics } from './metrics.js';
+import { crontab, systemdUnits } from './scheduling.js';
+import { serveMetrics } from './serve.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const STOP_GRACE_MS = 10_000;
@@ -283,6 +286,44 @@ export async function main(argv: string[], io: Io = defaultIo()): Promise<number
       if (existsSync(file) && !opts.force) throw new BackupError('E_USAGE', `${file} already exists (use --force to overwrite)`);
       await writeFileAtomic(file, STARTER_RC);
       print(`wrote ${file}: edit sources and backupRoot, then run \`sutazai-backup config validate\``);
+    });
+
+  const invocation = (engine: Engine) => ({
+    command: [process.execPath, path.join(here, 'bin.js')],
+    configFile: engine.config.file ?? path.resolve(io.cwd, '.sutazai-backuprc'),
+  });
+  program
+    .command('schedule')
+    .description('print crontab lines for the profiles\' schedules and the restore test')
+    .action(async (_opts: unknown, command: Command) => {
+      await withEngine(command, async (engine) => print(crontab(engine.config, invocation(engine))));
+    });
+  program
+    .command('systemd')
+    .description('systemd units for the schedules')
+    .command('print')
+    .description('print a service and a timer for each scheduled profile and the restore test')
+    .action(async (_opts: unknown, command: Command) => {
+      await withEngine(command, async (engine) => print(systemdUnits(engine.config, invocation(engine))));
+    });
+  program
+    .command('metrics')
+    .description('print health metrics in Prometheus text format (for node_exporter\'s textfile collector)')
+    .action(async (_opts: unknown, command: Command) => {
+      await withEngine(command, async (engine) => {
+        io.stdout.write(await prometheusMetrics(engine));
+      });
+    });
+  program
+    .command('serve')
+    .description('serve /metrics (Prometheus) and /healthz over HTTP until stopped')
+    .option('--listen <host:port>', 'where to listen', '127.0.0.1:9469')
+    .action(async (opts: { listen: string }, command: Command) => {
+      await withEngine(command, async (engine, log) => {
+        const m = /^(.*):(\d+)$/.exec(opts.listen);
+        if (!m) throw new BackupError('E_USAGE', `--listen ${opts.listen}: expected host:port, like 127.0.0.1:9469`);
+        await serveMetrics(engine, log, m[1]!, Number(m[2]), (address) => print(`serving http://${address}/metrics`));
+      });
     });
 
   try {

@@ -10,6 +10,7 @@ import { expandHome } from './fs.js';
 import { compressionSchema, type Compression } from './manifest.js';
 import type { Plugin, PluginFactory, PluginKind } from './plugin.js';
 import { DEFAULT_RETENTION, retentionPolicySchema, type RetentionPolicy } from './retention.js';
+import { parseCron } from './schedule.js';
 import { joinPath, zodIssues } from './schema.js';
 import { isSecretKey, secrets as defaultSecrets, type SecretRegistry } from './secrets.js';
 
@@ -20,9 +21,17 @@ const nameMessage = 'names may hold letters, digits, "-" and "_" (no dots or spa
 
 const pluginEntrySchema = z.looseObject({ use: z.string().min(1, 'expected a plugin name, package or path') });
 
+const cronSchema = z.string().superRefine((text, ctx) => {
+  try {
+    parseCron(text);
+  } catch (err) {
+    ctx.addIssue({ code: 'custom', message: `not a cron schedule: ${(err as Error).message}` });
+  }
+});
+
 const profileSchema = z
   .object({
-    schedule: z.string().optional(),
+    schedule: cronSchema.optional(),
     sources: z.union([z.literal('*'), z.array(z.string()).min(1)]).default('*'),
     retention: retentionPolicySchema.optional(),
     /** Run the restore test stage after each run of this profile. */
@@ -68,7 +77,7 @@ const topLevelSchema = z
       .looseObject({
         maxAge: intervalSchema.default(26 * 3600_000),
         maxStorageUsage: percentSchema.default(0.85),
-        restoreTest: z.object({ schedule: z.string().optional(), from: z.string().optional(), maxAge: intervalSchema.optional() }).strict().optional(),
+        restoreTest: z.object({ schedule: cronSchema.optional(), from: z.string().optional(), maxAge: intervalSchema.optional() }).strict().optional(),
       })
       .default({ maxAge: 26 * 3600_000, maxStorageUsage: 0.85 }),
     log: z.object({ level: z.enum(['debug', 'info', 'warn', 'error']).optional() }).strict().default({}),

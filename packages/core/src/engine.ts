@@ -239,6 +239,11 @@ export class Engine {
     throw new BackupError('E_USAGE', `choose a profile with --profile (profiles: ${names.join(', ')})`);
   }
 
+  /** The run history (runs, verifications, restore tests, prunes), oldest first. */
+  history(): Promise<HistoryRecord[]> {
+    return this.#history.read();
+  }
+
   async close(): Promise<void> {
     await Promise.all([...this.#destinations.values()].map((d) => d.destination.close?.().catch(() => {})));
   }
