@@ -78,7 +78,8 @@ export async function main(argv: string[], io: Io = defaultIo()): Promise<number
       onBeforeWrite: () => progress.clear(),
     });
     for (const w of config.warnings) logger.warn(w);
-    const engine = new Engine(config, { logger, progress });
+    const now = clockFrom(io.env);
+    const engine = new Engine(config, { logger, progress, ...(now ? { now } : {}) });
     try {
       await engine.init();
       return await fn(engine, logger);
@@ -129,6 +130,7 @@ export async function main(argv: string[], io: Io = defaultIo()): Promise<number
             print(`run failed${report.snapshot ? ` (snapshot ${report.snapshot} was committed)` : ' (no snapshot committed)'}:`);
             for (const e of report.errors) print(`  ${e.plugin ? `${e.plugin} ` : ''}(${e.stage}) ${e.message}`);
           }
+          if (!opts.json) for (const n of report.notifications) if (n.status === 'failed') print(`  notification ${n.channel} not delivered: ${n.error}`);
           exitCode = report.status === 'success' ? ExitCode.ok : ExitCode.failed;
         } finally {
           process.removeListener('SIGINT', stop);
@@ -243,17 +245,20 @@ export async function main(argv: string[], io: Io = defaultIo()): Promise<number
 
   program
     .command('status')
-    .description('health: last run, freshness, storage, 3-2-1')
+    .description('health: freshness, last run, storage, verification, replication, restore tests, 3-2-1')
+    .option('--notify', 'alert the notify channels about each health condition that began or cleared since the last --notify (for cron or a systemd timer)')
     .option('--json', 'print JSON on stdout')
-    .action(async (opts: { json?: boolean }, command: Command) => {
+    .action(async (opts: { json?: boolean; notify?: boolean }, command: Command) => {
       await withEngine(command, async (engine) => {
-        const status = await engine.status();
+        const status = await engine.status({ notify: Boolean(opts.notify) });
         if (opts.json) printJson(status);
         else {
           print(`${status.healthy ? 'healthy' : 'UNHEALTHY'}: ${status.snapshots} snapshot(s)${status.latest ? `, latest ${status.latest}` : ''}`);
           for (const c of status.checks) print(`  ${c.ok ? 'ok  ' : 'FAIL'} ${c.name}${c.detail ? `: ${c.detail}` : ''}`);
           const s = status.strategy;
           print(`  3-2-1: ${s.copies} cop${s.copies === 1 ? 'y' : 'ies'}, ${s.media} medi${s.media === 1 ? 'um' : 'a'}, ${s.offsite ? 'one off site' : 'none off site'}${s.compliant ? '' : ' (not compliant)'}`);
+          for (const change of status.changes ?? []) print(`  ${change.state === 'begin' ? 'began' : 'cleared'}: ${change.name}`);
+          for (const n of status.notifications ?? []) if (n.status === 'failed') print(`  notification ${n.channel} not delivered: ${n.error}`);
         }
         exitCode = status.healthy ? ExitCode.ok : ExitCode.failed;
       });
@@ -350,6 +355,19 @@ function describeError(err: unknown): string {
     return `${where}${err.message}`;
   }
   return err instanceof Error ? err.message : String(err);
+}
+
+/**
+ * SUTAZAI_BACKUP_NOW=<ISO time> shifts the engine's clock to start at that time (then it runs
+ * on): for tests and rehearsals that script days of runs and health checks in minutes.
+ */
+function clockFrom(env: NodeJS.ProcessEnv): (() => Date) | undefined {
+  const text = env.SUTAZAI_BACKUP_NOW;
+  if (!text) return undefined;
+  const start = Date.parse(text);
+  if (Number.isNaN(start)) throw new BackupError('E_USAGE', `SUTAZAI_BACKUP_NOW: "${text}" is not a time (expected ISO 8601, e.g. 2026-11-26T02:00:00Z)`);
+  const offset = start - Date.now();
+  return () => new Date(Date.now() + offset);
 }
 
 function collect(value: string, previous: string[]): string[] {

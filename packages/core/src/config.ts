@@ -8,6 +8,7 @@ import { z } from 'zod';
 import { BackupError, ConfigError, isBackupError, type ConfigIssue } from './errors.js';
 import { expandHome } from './fs.js';
 import { compressionSchema, type Compression } from './manifest.js';
+import { DEFAULT_NOTIFY_ON, NOTIFY_EVENTS } from './notify.js';
 import type { Plugin, PluginFactory, PluginKind } from './plugin.js';
 import { DEFAULT_RETENTION, retentionPolicySchema, type RetentionPolicy } from './retention.js';
 import { parseCron } from './schedule.js';
@@ -56,6 +57,17 @@ const percentSchema = z.union([z.number(), z.string()]).transform((value, ctx) =
     return z.NEVER;
   }
   return fraction;
+});
+
+/** A notifier's engine-handled settings: `on: [failure, recovery]` (or one event), `throttle: 6h`. */
+const notifierSettingsSchema = z.object({
+  on: z
+    .preprocess(
+      (v) => (typeof v === 'string' ? [v] : v),
+      z.array(z.enum(NOTIFY_EVENTS, { message: `expected one of ${NOTIFY_EVENTS.join(', ')}` })).min(1, `list at least one of ${NOTIFY_EVENTS.join(', ')}`),
+    )
+    .default([...DEFAULT_NOTIFY_ON]),
+  throttle: intervalSchema.optional(),
 });
 
 const topLevelSchema = z
@@ -380,6 +392,15 @@ async function loadPluginEntry(args: {
       return undefined;
     }
     settings.retention = r.data;
+  }
+  if (kind === 'notifier') {
+    const r = notifierSettingsSchema.safeParse(settings);
+    if (!r.success) {
+      issues.push(...zodIssues(r.error, key));
+      return undefined;
+    }
+    settings.on = r.data.on;
+    if (r.data.throttle !== undefined) settings.throttle = r.data.throttle;
   }
 
   let resolved: string;

@@ -3,7 +3,7 @@ import path from 'node:path';
 import { Writable, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { loadConfig, type LoadConfigOptions, type ProfileConfig, type ResolvedConfig } from './config.js';
-import { LocalDestination, type DestinationTraits } from './destination.js';
+import { LocalDestination, type Destination, type DestinationTraits } from './destination.js';
 import { BackupError, isBackupError } from './errors.js';
 import { DIR_MODE, ensureDir, fsyncDir, writeFileAtomic } from './fs.js';
 import { RunHistory, type HistoryRecord } from './history.js';
@@ -25,6 +25,22 @@ import { compressionExtension } from './pipeline/compression.js';
 import { packTree } from './pipeline/tar-pack.js';
 import { scanTree, type TreeStats } from './pipeline/tar-extract.js';
 import type { PluginContext } from './plugin.js';
+import {
+  alertKey,
+  channelPolicy,
+  decideDelivery,
+  formatAge,
+  healthNotification,
+  NotificationStateStore,
+  outcomeClass,
+  runEvent,
+  runNotification,
+  type HealthChange,
+  type Notification,
+  type NotificationResult,
+  type NotifyEvent,
+  type OutcomeClass,
+} from './notify.js';
 import { noProgress, type Progress } from './progress.js';
 import { ArtifactReader, decodeError, Scratch } from './reader.js';
 import { copySnapshot, DEFAULT_RETRY } from './replicate.js';
@@ -40,6 +56,11 @@ export interface EngineOptions {
   logger?: Logger;
   progress?: Progress;
   secrets?: SecretRegistry;
+  /**
+   * The engine's clock: run times, snapshot ids, freshness, throttle windows. Default: the system
+   * clock. The CLI shifts it with SUTAZAI_BACKUP_NOW, for tests that script days of runs.
+   */
+  now?: () => Date;
 }
 
 export interface RunOptions {
@@ -125,7 +146,15 @@ export interface StatusResult {
   lastRun: HistoryRecord | null;
   snapshots: number;
   latest: string | null;
+  /** With `notify`: the health conditions that began or cleared, and what each channel did. */
+  changes?: HealthChange[];
+  notifications?: NotificationResult[];
 }
+
+/** The checks of `status` that `status --notify` alerts on when they begin and when they clear. */
+export const HEALTH_CONDITIONS = ['freshness', 'storage', 'verification', 'replication', 'restore-test'] as const;
+/** A condition that is a warning rather than a failure (a channel's `on:` tells them apart). */
+const warningConditions: ReadonlySet<string> = new Set(['storage']);
 
 interface PendingArtifact {
   source: string;
@@ -148,6 +177,8 @@ export class Engine {
   readonly #destinations = new Map<string, RegisteredDestination>();
   readonly #repository: Repository;
   readonly #history: RunHistory;
+  readonly #notifyState: NotificationStateStore;
+  readonly now: () => Date;
   #applied = false;
 
   static async load(options: LoadConfigOptions & EngineOptions = {}): Promise<Engine> {
@@ -164,6 +195,8 @@ export class Engine {
     this.#progress = options.progress ?? noProgress;
     this.#repository = new Repository(new LocalDestination(config.backupRoot), BACKUP_ROOT);
     this.#history = new RunHistory(this.stateDir);
+    this.#notifyState = new NotificationStateStore(this.stateDir);
+    this.now = options.now ?? (() => new Date());
     wrapTapErrors(this.#hooks);
   }
 
@@ -261,7 +294,7 @@ export class Engine {
       }
       sources = profile.sources.filter((s) => options.only!.includes(s));
     }
-    const startedAt = new Date();
+    const startedAt = this.now();
     const id = makeSnapshotId(startedAt, profile.name);
     const report = newReport(profile.name, this.config.host, startedAt, Boolean(options.dryRun));
     const logger = this.logger.child({ snapshot: id });
@@ -362,7 +395,7 @@ export class Engine {
       });
 
       await this.stage(report, 'commit', async () => {
-        manifest.finishedAt = new Date().toISOString();
+        manifest.finishedAt = this.now().toISOString();
         await this.#hooks.commit.promise({ run, manifest });
         await writeFileAtomic(path.join(stagingDir, MANIFEST_FILE), serializeManifest(manifest));
         const finalDir = path.join(this.config.backupRoot, 'snapshots', id);
@@ -418,22 +451,44 @@ export class Engine {
   }
 
   private async finishRun(report: RunReport, run: RunContext, startedAt: Date, dryRun: boolean): Promise<void> {
-    const finished = new Date();
+    const finished = this.now();
     report.finishedAt = finished.toISOString();
-    report.durationMs = finished.getTime() - startedAt.getTime();
+    report.durationMs = Math.max(0, finished.getTime() - startedAt.getTime());
     if (report.errors.length) report.status = 'failed';
+    if (!dryRun) {
+      const previous = await this.previousOutcome(report.profile).catch((err) => {
+        run.logger.warn(`could not read the notification state in ${this.stateDir}: ${(err as Error).message}`);
+        return undefined;
+      });
+      report.event = runEvent(report, previous);
+    }
+    // The log is always a channel: one structured line per run.
     const line = `run ${report.status}: profile ${report.profile}${report.snapshot ? `, snapshot ${report.snapshot}` : ', no snapshot committed'}`;
-    if (report.status === 'success') run.logger.info(line, { durationMs: report.durationMs });
-    else run.logger.error(line, { errors: report.errors.map((e) => `${e.plugin ? `${e.plugin} ` : ''}(${e.stage}) ${e.message}`) });
+    const fields = { event: report.event ?? undefined, profile: report.profile, snapshot: report.snapshot, durationMs: report.durationMs };
+    if (report.status === 'success') run.logger.info(line, { ...fields, ...(report.warnings.length ? { warnings: report.warnings } : {}) });
+    else run.logger.error(line, { ...fields, errors: report.errors.map((e) => `${e.plugin ? `${e.plugin} ` : ''}(${e.stage}) ${e.message}`) });
     report.logTail = run.logger.tail(30);
-    await this.stage(report, 'notify', async () => {
-      const failures: { plugin: string; error: unknown }[] = [];
-      await this.#hooks.notify.promise({ report: this.secrets.redactDeep(report), logger: run.logger }).catch((err) => failures.push({ plugin: 'notify', error: err }));
-      if (failures.length) throw failures[0]!.error;
-    }).catch((err) => {
-      run.logger.warn(`notification failed: ${(err as Error).message}`);
-      report.warnings.push(`notify: ${(err as Error).message}`);
-    });
+    if (!dryRun && report.event) {
+      const t0 = Date.now();
+      const event = report.event;
+      try {
+        const outcome = outcomeClass(event, report.warnings.length);
+        await this.#notifyState.update((state) => {
+          const prev = state.runs[report.profile];
+          state.runs[report.profile] = { outcome, since: prev?.outcome === outcome ? prev.since : report.finishedAt, at: report.finishedAt };
+          // A new episode: every channel's throttle for this profile starts over.
+          if (prev?.outcome !== outcome) for (const sent of Object.values(state.channels)) delete sent[`run:${report.profile}`];
+        });
+        report.notifications = await this.notify(runNotification(this.secrets.redactDeep(report), event, finished), run.logger);
+        const failed = report.notifications.some((n) => n.status === 'failed');
+        report.stages.notify = { status: failed ? 'failed' : 'ok', durationMs: Date.now() - t0 };
+      } catch (err) {
+        report.stages.notify = { status: 'failed', durationMs: Date.now() - t0 };
+        const message = this.secrets.redact((err as Error).message);
+        run.logger.warn(`notify stage failed: ${message}`);
+        report.warnings.push(`notify: ${message}`);
+      }
+    }
     if (!dryRun) {
       await this.#history
         .append({
@@ -447,10 +502,83 @@ export class Engine {
           bytes: report.artifacts.reduce((s, a) => s + a.bytes, 0),
           errors: report.errors,
           destinations: report.destinations.map((d) => ({ name: d.name, status: d.status, ...(d.error ? { error: d.error } : {}) })),
+          ...(report.event ? { event: report.event } : {}),
+          notifications: report.notifications.map((n) => ({ channel: n.channel, status: n.status })),
         })
         .catch((err) => run.logger.warn(`could not record the run in ${this.stateDir}: ${(err as Error).message}`));
     }
     await this.#hooks.done.promise(report).catch((err) => run.logger.warn(`done hook failed: ${(err as Error).message}`));
+  }
+
+  /** The outcome of the profile's previous run: from the notification state, else the history. */
+  private async previousOutcome(profile: string): Promise<OutcomeClass | undefined> {
+    const state = await this.#notifyState.read();
+    if (state.runs[profile]) return state.runs[profile].outcome;
+    const last = await this.#history.last('run', (r) => r.profile === profile);
+    return last ? (last.status === 'failed' ? 'failure' : 'success') : undefined;
+  }
+
+  // ---- notify ------------------------------------------------------------------------------
+
+  /**
+   * Hands a notification to every channel whose policy (`on`, `throttle`) admits it. Every channel
+   * runs even when another fails; a failure is logged and returned, never thrown.
+   */
+  async notify(notification: Notification, logger: Logger = this.logger): Promise<NotificationResult[]> {
+    const key = alertKey(notification);
+    const event: NotifyEvent = notification.event;
+    const now = this.now();
+    const state = await this.#notifyState.read();
+    const results = new Map<string, NotificationResult>();
+    const admitted = new Set<string>();
+    for (const entry of this.config.notifiers) {
+      const decision = decideDelivery(channelPolicy(entry.settings), event, state.channels[entry.key]?.[key], now);
+      const plugin = entry.plugins[0]?.name ?? entry.use;
+      if (decision.send) admitted.add(entry.key);
+      results.set(entry.key, {
+        channel: entry.key,
+        plugin,
+        event,
+        status: 'skipped',
+        reason: decision.send ? 'the plugin does not tap notify' : decision.reason,
+      });
+    }
+    const channels = new Set(results.keys());
+    const attempts = new Map<string, number>();
+    await this.#hooks.notify
+      .promise({
+        notification,
+        report: notification.kind === 'run' ? notification.report : undefined,
+        logger,
+        // Taps of hook-only plugins are not channels: they always run.
+        admits: (tap) => !channels.has(tap) || admitted.has(tap),
+        recordAttempts: (channel, n) => attempts.set(channel, n),
+        settle: (tap, outcome) => {
+          const previous = results.get(tap);
+          if (previous?.status === 'failed') return;
+          const tries = attempts.get(tap);
+          const common = { channel: tap, plugin: previous?.plugin ?? tap, event, ...(tries ? { attempts: tries } : {}), durationMs: outcome.durationMs };
+          if (outcome.error) results.set(tap, { ...common, status: 'failed', error: this.secrets.redact(outcome.error.message) });
+          else if (previous) results.set(tap, { ...common, status: 'sent' });
+        },
+      })
+      .catch((err) => logger.warn(`notify hook failed: ${this.secrets.redact((err as Error).message)}`));
+    const list = [...results.values()];
+    for (const r of list) {
+      const fields = { channel: r.channel, event, about: key, ...(r.attempts ? { attempts: r.attempts } : {}) };
+      if (r.status === 'sent') logger.info(`${r.channel}: sent the ${event} notification (${notification.title})`, fields);
+      else if (r.status === 'failed') logger.warn(`${r.channel}: could not deliver the ${event} notification: ${r.error}`, fields);
+      else logger.debug(`${r.channel}: ${event} notification not sent: ${r.reason}`, fields);
+    }
+    const sent = list.filter((r) => r.status === 'sent');
+    if (sent.length) {
+      await this.#notifyState
+        .update((s) => {
+          for (const r of sent) (s.channels[r.channel] ??= {})[key] = { event, sentAt: now.toISOString() };
+        })
+        .catch((err) => logger.warn(`could not save the notification state in ${this.stateDir}: ${(err as Error).message}`));
+    }
+    return list;
   }
 
   private recordFailure(report: RunReport, stage: StageName | undefined, err: unknown): void {
@@ -602,7 +730,7 @@ export class Engine {
 
   async verify(options: { snapshot?: string; all?: boolean; from?: string } = {}): Promise<VerifyResult> {
     const repo = this.repositoryFor(options.from);
-    const startedAt = new Date();
+    const startedAt = this.now();
     const scratch = new Scratch(this.config.backupRoot);
     const result: VerifyResult = { repository: repo.name, ok: true, snapshots: [] };
     try {
@@ -634,7 +762,7 @@ export class Engine {
         kind: 'verify',
         status: result.ok ? 'success' : 'failed',
         startedAt: startedAt.toISOString(),
-        finishedAt: new Date().toISOString(),
+        finishedAt: this.now().toISOString(),
         repository: repo.name,
         snapshots: result.snapshots.map((s) => ({ id: s.id, ok: s.ok })),
       })
@@ -712,7 +840,7 @@ export class Engine {
   /** Restores a snapshot into a private sandbox and checks it: generic checks, then each source's own. */
   async restoreTest(options: { snapshot?: string; from?: string } = {}): Promise<RestoreTestResult> {
     const repo = this.repositoryFor(options.from ?? this.config.checks.restoreTest?.from);
-    const startedAt = new Date();
+    const startedAt = this.now();
     const scratch = new Scratch(this.config.backupRoot);
     let result: RestoreTestResult | undefined;
     try {
@@ -759,7 +887,7 @@ export class Engine {
           kind: 'restore-test',
           status: result?.ok ? 'success' : 'failed',
           startedAt: startedAt.toISOString(),
-          finishedAt: new Date().toISOString(),
+          finishedAt: this.now().toISOString(),
           repository: repo.name,
           snapshot: result?.snapshot ?? null,
         })
@@ -806,7 +934,7 @@ export class Engine {
   }
 
   private decide(ids: string[], override: RetentionPolicy | undefined, bad: ReadonlySet<string>): RetentionDecision[] {
-    const now = new Date();
+    const now = this.now();
     const byProfile = new Map<string, string[]>();
     for (const id of ids) {
       const profile = parseSnapshotId(id)!.profile;
@@ -869,8 +997,8 @@ export class Engine {
         .append({
           kind: 'prune',
           status: 'success',
-          startedAt: new Date().toISOString(),
-          finishedAt: new Date().toISOString(),
+          startedAt: this.now().toISOString(),
+          finishedAt: this.now().toISOString(),
           repository: repo.name,
           removed: removed.map((d) => d.id),
         })
@@ -891,33 +1019,35 @@ export class Engine {
 
   // ---- status ------------------------------------------------------------------------------
 
-  async status(): Promise<StatusResult> {
+  /**
+   * Health: freshness, the last run, storage use, verification, replication, restore tests, and
+   * 3-2-1. With `notify`, each condition that began or cleared since the last such check is
+   * sent to the channels (once), and every condition gets one log line.
+   */
+  async status(options: { notify?: boolean } = {}): Promise<StatusResult> {
+    const now = this.now();
     const records = await this.#history.read();
     const lastRun = [...records].reverse().find((r) => r.kind === 'run') ?? null;
     const ids = await this.#repository.snapshotIds().catch(() => [] as string[]);
     const latest = ids.at(-1) ?? null;
     const checks: CheckResult[] = [];
     const latestTime = latest ? parseSnapshotId(latest)!.time : undefined;
-    const age = latestTime ? Date.now() - latestTime.getTime() : Infinity;
+    const age = latestTime ? now.getTime() - latestTime.getTime() : Infinity;
     checks.push({
       name: 'freshness',
       ok: age <= this.config.checks.maxAgeMs,
-      detail: latest ? `latest snapshot ${latest} is ${formatAge(age)} old (max ${formatAge(this.config.checks.maxAgeMs)})` : 'no snapshot yet',
+      detail: latest ? `latest snapshot ${latest} is ${formatAge(Math.max(0, age))} old (max ${formatAge(this.config.checks.maxAgeMs)})` : 'no snapshot yet',
     });
     checks.push({
       name: 'last-run',
       ok: lastRun?.status === 'success',
       detail: lastRun ? `${lastRun.status} at ${lastRun.finishedAt}${lastRun.snapshot ? ` (${lastRun.snapshot})` : ''}` : 'never ran',
     });
-    const usage = await this.#repository.destination.usage?.().catch(() => undefined);
-    if (usage && usage.totalBytes > 0) {
-      const used = usage.usedBytes / usage.totalBytes;
-      checks.push({
-        name: 'storage',
-        ok: used <= this.config.checks.maxStorageUsage,
-        detail: `${(used * 100).toFixed(1)}% used at backupRoot (max ${(this.config.checks.maxStorageUsage * 100).toFixed(0)}%)`,
-      });
-    }
+    checks.push(await this.storageCheck());
+    checks.push(verificationCheck(records));
+    checks.push(this.replicationCheck(records));
+    checks.push(this.restoreTestCheck(records, now));
+
     const traits: DestinationTraits[] = [{ medium: 'local-disk', offsite: false }];
     const lastReplication = new Map<string, 'ok' | 'failed'>();
     for (const r of records) if (r.kind === 'run') for (const d of r.destinations ?? []) lastReplication.set(d.name, d.status);
@@ -925,7 +1055,7 @@ export class Engine {
     const copies = latest ? traits.length : 0;
     const media = new Set(traits.map((t) => t.medium)).size;
     const offsite = traits.some((t) => t.offsite);
-    return {
+    const result: StatusResult = {
       healthy: checks.every((c) => c.ok),
       checks,
       strategy: { copies, media, offsite, compliant: copies >= 3 && media >= 2 && offsite },
@@ -933,7 +1063,126 @@ export class Engine {
       snapshots: ids.length,
       latest,
     };
+    if (options.notify) Object.assign(result, await this.notifyHealth(checks, now));
+    return result;
   }
+
+  /** Compares each health condition with the last check's, logs one line each, and alerts on changes. */
+  private async notifyHealth(checks: CheckResult[], now: Date): Promise<{ changes: HealthChange[]; notifications: NotificationResult[] }> {
+    const state = await this.#notifyState.read();
+    const at = now.toISOString();
+    const changes: HealthChange[] = [];
+    const conditions = checks.filter((c) => (HEALTH_CONDITIONS as readonly string[]).includes(c.name));
+    const next: Record<string, { ok: boolean; since: string; detail: string }> = {};
+    for (const c of conditions) {
+      const prev = state.conditions[c.name];
+      const detail = c.detail ?? '';
+      const transition = !c.ok && (!prev || prev.ok) ? 'begin' : c.ok && prev && !prev.ok ? 'clear' : undefined;
+      const since = prev && prev.ok === c.ok ? prev.since : at;
+      next[c.name] = { ok: c.ok, since, detail };
+      if (transition) changes.push({ name: c.name, state: transition, detail, since: transition === 'clear' ? prev!.since : at });
+      const fields = { condition: c.name, ok: c.ok, state: transition ?? (c.ok ? 'ok' : 'failing'), since };
+      const severe = !warningConditions.has(c.name);
+      if (transition === 'begin') this.logger[severe ? 'error' : 'warn'](`health ${c.name}: began failing: ${detail}`, fields);
+      else if (transition === 'clear') this.logger.info(`health ${c.name}: cleared: ${detail}`, fields);
+      else if (!c.ok) this.logger.warn(`health ${c.name}: still failing since ${since}: ${detail}`, fields);
+      else this.logger.info(`health ${c.name}: ok: ${detail}`, fields);
+    }
+    await this.#notifyState.update((s) => {
+      Object.assign(s.conditions, next);
+      for (const change of changes) for (const sent of Object.values(s.channels)) delete sent[`health:${change.name}`];
+    });
+    const notifications: NotificationResult[] = [];
+    for (const change of changes) {
+      const event: NotifyEvent = change.state === 'clear' ? 'recovery' : warningConditions.has(change.name) ? 'warning' : 'failure';
+      notifications.push(...(await this.notify(healthNotification(this.config.host, this.secrets.redactDeep(change), event, now))));
+    }
+    return { changes, notifications };
+  }
+
+  private async storageCheck(): Promise<CheckResult> {
+    const max = this.config.checks.maxStorageUsage;
+    const places: [string, Destination][] = [
+      [BACKUP_ROOT, this.#repository.destination],
+      ...[...this.#destinations.values()].map((d) => [d.name, d.destination] as [string, Destination]),
+    ];
+    const used: { where: string; fraction: number }[] = [];
+    for (const [where, destination] of places) {
+      const usage = await withTimeout(destination.usage?.(), 15_000).catch(() => undefined);
+      if (usage && usage.totalBytes > 0) used.push({ where, fraction: usage.usedBytes / usage.totalBytes });
+    }
+    if (!used.length) return { name: 'storage', ok: true, detail: 'usage unknown' };
+    const over = used.filter((u) => u.fraction > max);
+    const pct = (f: number) => `${(f * 100).toFixed(1)}%`;
+    return {
+      name: 'storage',
+      ok: over.length === 0,
+      detail: `${(over.length ? over : used).map((u) => `${pct(u.fraction)} used at ${u.where}`).join(', ')} (max ${(max * 100).toFixed(0)}%)`,
+    };
+  }
+
+  private replicationCheck(records: HistoryRecord[]): CheckResult {
+    if (!this.#destinations.size) return { name: 'replication', ok: true, detail: 'no destinations configured' };
+    const last = new Map<string, { status: 'ok' | 'failed'; error?: string; at: string }>();
+    for (const r of records) {
+      if (r.kind !== 'run' && r.kind !== 'replicate') continue;
+      for (const d of r.destinations ?? []) last.set(d.name, { status: d.status, ...(d.error ? { error: d.error } : {}), at: r.finishedAt });
+    }
+    const parts: string[] = [];
+    let ok = true;
+    for (const name of this.#destinations.keys()) {
+      const l = last.get(name);
+      if (!l) parts.push(`${name}: not replicated yet`);
+      else if (l.status === 'failed') {
+        ok = false;
+        parts.push(`${name}: failed at ${l.at}${l.error ? `: ${l.error}` : ''}`);
+      } else parts.push(`${name}: ok at ${l.at}`);
+    }
+    return { name: 'replication', ok, detail: parts.join('; ') };
+  }
+
+  private restoreTestCheck(records: HistoryRecord[], now: Date): CheckResult {
+    const last = [...records].reverse().find((r) => r.kind === 'restore-test');
+    const maxAge = this.config.checks.restoreTest?.maxAgeMs;
+    if (!last) return { name: 'restore-test', ok: !maxAge, detail: 'no restore test recorded yet' };
+    const where = `${last.snapshot ?? 'no snapshot'} from ${last.repository ?? BACKUP_ROOT}`;
+    if (last.status === 'failed') return { name: 'restore-test', ok: false, detail: `restore test of ${where} failed at ${last.finishedAt}` };
+    const age = now.getTime() - Date.parse(last.finishedAt);
+    if (maxAge && age > maxAge) {
+      return { name: 'restore-test', ok: false, detail: `the last restore test (${where}) passed ${formatAge(age)} ago (max ${formatAge(maxAge)})` };
+    }
+    return { name: 'restore-test', ok: true, detail: `restore test of ${where} passed at ${last.finishedAt}` };
+  }
+}
+
+/** The latest verification at each repository: failing while any of them found a bad snapshot. */
+function verificationCheck(records: HistoryRecord[]): CheckResult {
+  const last = new Map<string, HistoryRecord>();
+  for (const r of records) if (r.kind === 'verify') last.set(r.repository ?? BACKUP_ROOT, r);
+  if (!last.size) return { name: 'verification', ok: true, detail: 'no verification recorded yet' };
+  const parts: string[] = [];
+  let ok = true;
+  for (const [repository, r] of last) {
+    const snapshots = (r.snapshots as { id: string; ok: boolean }[] | undefined) ?? [];
+    if (r.status === 'failed') {
+      ok = false;
+      const bad = snapshots.filter((s) => !s.ok).map((s) => s.id);
+      parts.push(`${repository}: ${bad.length ? bad.join(', ') : 'a snapshot'} failed verification at ${r.finishedAt}`);
+    } else parts.push(`${repository}: ${snapshots.length} snapshot(s) verified at ${r.finishedAt}`);
+  }
+  return { name: 'verification', ok, detail: parts.join('; ') };
+}
+
+function withTimeout<T>(promise: Promise<T> | undefined, ms: number): Promise<T | undefined> {
+  if (!promise) return Promise.resolve(undefined);
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([
+    promise.finally(() => clearTimeout(timer)),
+    new Promise<undefined>((resolve) => {
+      timer = setTimeout(() => resolve(undefined), ms);
+      timer.unref();
+    }),
+  ]);
 }
 
 function failedChecks(a: { checks: CheckResult[] }): string {
@@ -941,14 +1190,6 @@ function failedChecks(a: { checks: CheckResult[] }): string {
     .filter((c) => !c.ok)
     .map((c) => `${c.name}${c.detail ? `: ${c.detail}` : ''}`)
     .join('; ');
-}
-
-export function formatAge(ms: number): string {
-  if (!Number.isFinite(ms)) return 'forever';
-  const h = ms / 3600_000;
-  if (h < 1) return `${Math.round(ms / 60_000)}m`;
-  if (h < 48) return `${h.toFixed(1)}h`;
-  return `${(h / 24).toFixed(1)}d`;
 }
 
 export { DIR_MODE };

@@ -1,9 +1,10 @@
 import type { Duplex, Readable } from 'node:stream';
-import { AsyncSeriesBailHook, AsyncSeriesHook, SyncHook } from 'tapable';
+import { AsyncParallelHook, AsyncSeriesBailHook, AsyncSeriesHook, SyncHook } from 'tapable';
 import type { Destination, DestinationTraits } from './destination.js';
 import { BackupError, toPluginError, type ErrorCode } from './errors.js';
 import type { Logger } from './log.js';
 import type { ArtifactRecord, EncryptionInfo, Manifest } from './manifest.js';
+import type { Notification } from './notify.js';
 import type { TreeEntry } from './pipeline/tar-pack.js';
 import type { Repository } from './repository.js';
 import type { RetentionPolicy } from './retention.js';
@@ -162,9 +163,29 @@ export interface RestoreTestContext extends ArtifactAccess {
   addCheck(name: string, ok: boolean, detail?: string): void;
 }
 
-export interface NotifyContext {
-  readonly report: RunReport;
+/** How one tap of a settled hook ended. */
+export interface TapOutcome {
+  error?: BackupError;
+  durationMs: number;
+}
+
+/**
+ * The context of a hook whose taps all run even when one fails (`notify`): each tap's outcome is
+ * handed to `settle` instead of being thrown, and `admits` can leave a tap out.
+ */
+export interface SettledContext {
+  /** Whether the tap of this name runs now (a notification channel's `on` and `throttle`). */
+  admits(tap: string): boolean;
+  settle(tap: string, outcome: TapOutcome): void;
+}
+
+export interface NotifyContext extends SettledContext {
+  readonly notification: Notification;
+  /** The run's report (redacted) when the notification is about a run. */
+  readonly report: RunReport | undefined;
   readonly logger: Logger;
+  /** How many tries a channel took (defineNotifier's retries), for the report. */
+  recordAttempts(channel: string, attempts: number): void;
 }
 
 export interface RegisteredDestination {
@@ -203,7 +224,8 @@ export function createHooks() {
     restore: new AsyncSeriesBailHook<[RestoreIntoContext], boolean | undefined>(['restore']),
     /** Per artifact restored into a sandbox. */
     restoreTest: new AsyncSeriesHook<[RestoreTestContext]>(['restoreTest']),
-    notify: new AsyncSeriesHook<[NotifyContext]>(['notify']),
+    /** Every channel at once; a settled hook, so one channel's failure never stops another. */
+    notify: new AsyncParallelHook<[NotifyContext]>(['notify']),
     runFailed: new AsyncSeriesHook<[RunContext, BackupError]>(['run', 'error']),
     done: new AsyncSeriesHook<[RunReport]>(['report']),
   });
@@ -218,7 +240,9 @@ type TapOnly<H> = H extends SyncHook<infer A, infer R>
     ? Pick<AsyncSeriesBailHook<A, R>, 'tap' | 'tapPromise'>
     : H extends AsyncSeriesHook<infer A, infer R>
       ? Pick<AsyncSeriesHook<A, R>, 'tap' | 'tapPromise'>
-      : never;
+      : H extends AsyncParallelHook<infer A, infer R>
+        ? Pick<AsyncParallelHook<A, R>, 'tap' | 'tapPromise'>
+        : never;
 
 /** What plugins receive: hooks they can tap but not call. */
 export type TapHooks = { readonly [K in HookName]: TapOnly<Hooks[K]> };
@@ -247,17 +271,36 @@ const stageErrorCodes: Partial<Record<HookName, ErrorCode>> = {
   notify: 'E_NOTIFY',
 };
 
+/** Hooks whose every tap runs whatever the others do (semantic-release's "settle all" steps). */
+const settledHooks: ReadonlySet<HookName> = new Set(['notify']);
+
 /**
  * Wraps every tap so that whatever it throws becomes a BackupError naming the plugin (the tap's
- * name) and the stage (the hook's name).
+ * name) and the stage (the hook's name). On a settled hook a failure goes to the context's
+ * `settle` and the next tap runs.
  */
 export function wrapTapErrors(hooks: Hooks): void {
   for (const [name, hook] of Object.entries(hooks) as [HookName, Hooks[HookName]][]) {
     const code = stageErrorCodes[name] ?? 'E_PLUGIN';
+    const settled = settledHooks.has(name);
     (hook as unknown as { intercept(i: object): void }).intercept({
       register(tap: { name: string; type: string; fn: (...args: unknown[]) => unknown }) {
         const fn = tap.fn;
-        if (tap.type === 'promise') {
+        if (settled) {
+          tap.fn = async (...args: unknown[]) => {
+            const ctx = args[0] as SettledContext;
+            if (!ctx.admits(tap.name)) return undefined;
+            const t0 = Date.now();
+            try {
+              await fn(...args);
+              ctx.settle(tap.name, { durationMs: Date.now() - t0 });
+            } catch (err) {
+              ctx.settle(tap.name, { error: toPluginError(err, tap.name, name, code), durationMs: Date.now() - t0 });
+            }
+            return undefined;
+          };
+          tap.type = 'promise';
+        } else if (tap.type === 'promise') {
           tap.fn = async (...args: unknown[]) => {
             try {
               return await fn(...args);

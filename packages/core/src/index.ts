@@ -13,6 +13,7 @@ export * from './replicate.js';
 export * from './hooks.js';
 export * from './plugin.js';
 export * from './report.js';
+export * from './notify.js';
 export * from './history.js';
 export * from './lock.js';
 export * from './config.js';

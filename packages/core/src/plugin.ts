@@ -10,7 +10,8 @@ import type {
   VerifyContext,
 } from './hooks.js';
 import type { Logger } from './log.js';
-import type { RunReport } from './report.js';
+import { isTransientDelivery, type Notification } from './notify.js';
+import { withRetry, type RetryOptions } from './replicate.js';
 import type { RetentionPolicy } from './retention.js';
 import { parseOptions } from './schema.js';
 import type { SecretRegistry } from './secrets.js';
@@ -149,24 +150,49 @@ export function defineDestination<S extends z.ZodType>(def: DestinationDefinitio
   return withSchema(factory, def.options, 'destination');
 }
 
-export type NotifyEvent = 'failure' | 'warning' | 'success' | 'recovery';
+/** Delivery attempts of a notification: the first, then retries after about 0.5, 1 and 2 s. */
+export const NOTIFY_RETRY: RetryOptions = { retries: 3, baseDelayMs: 500 };
 
 export interface NotifierDefinition<S extends z.ZodType> {
   name: string;
   options: S;
-  /** Delivers one report. Throwing marks this channel failed; it never fails the backup. */
-  send(report: RunReport, ctx: NotifyContext & { plugin: PluginContext }, options: z.output<S>): Promise<void>;
+  /**
+   * Called once when the engine applies the plugin: register secrets the options hold under
+   * names that do not look secret (a Slack webhook URL) with `ctx.secrets.add`.
+   */
+  setup?(ctx: PluginContext, options: z.output<S>): void | Promise<void>;
+  /**
+   * Delivers one notification (a run's outcome with its report, or a health condition that began
+   * or cleared). The engine has already applied the channel's `on` and `throttle`. Throwing
+   * marks this channel failed after the retries; it never fails the backup or stops another channel.
+   * Throw a BackupError with `details.status` (see `deliverHttp`) so a 4xx answer is not retried.
+   */
+  send(notification: Notification, ctx: NotifyContext & { plugin: PluginContext }, options: z.output<S>): Promise<void>;
 }
 
+/** Defines a notification channel: the factory checks options and taps notify with retries. */
 export function defineNotifier<S extends z.ZodType>(def: NotifierDefinition<S>): PluginFactory<z.input<S>> {
   const factory = (raw: z.input<S>): Plugin => {
     const options = parseOptions(def.options, raw, def.name);
     return {
       name: def.name,
       kind: 'notifier',
-      apply(hooks, plugin) {
+      async apply(hooks, plugin) {
+        await def.setup?.(plugin, options);
         hooks.notify.tapPromise(plugin.key, async (ctx) => {
-          await def.send(ctx.report, Object.assign(Object.create(ctx), { plugin }), options);
+          let attempts = 0;
+          const sendCtx = Object.assign(Object.create(ctx) as NotifyContext, { plugin, logger: ctx.logger.child({ plugin: plugin.key }) });
+          try {
+            await withRetry(
+              async () => {
+                attempts++;
+                await def.send(ctx.notification, sendCtx, options);
+              },
+              { ...NOTIFY_RETRY, logger: sendCtx.logger, what: `${plugin.key}: delivery`, retryable: isTransientDelivery },
+            );
+          } finally {
+            ctx.recordAttempts(plugin.key, attempts);
+          }
         });
       },
     };

@@ -10,6 +10,8 @@ export interface RetryOptions {
   baseDelayMs: number;
   logger?: Logger;
   what?: string;
+  /** Which errors get another try; default: isTransient. */
+  retryable?: (err: unknown) => boolean;
 }
 
 export const DEFAULT_RETRY: RetryOptions = { retries: 3, baseDelayMs: 500 };
@@ -33,7 +35,7 @@ export async function withRetry<T>(fn: (attempt: number) => Promise<T>, options:
     try {
       return await fn(attempt);
     } catch (err) {
-      if (attempt >= options.retries || !isTransient(err)) throw err;
+      if (attempt >= options.retries || !(options.retryable ?? isTransient)(err)) throw err;
       const delay = options.baseDelayMs * 2 ** attempt * (0.75 + Math.random() / 2);
       options.logger?.warn(`${options.what ?? 'operation'} failed, retrying in ${Math.round(delay)} ms`, {
         attempt: attempt + 1,

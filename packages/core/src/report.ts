@@ -1,4 +1,5 @@
 import { isBackupError } from './errors.js';
+import type { NotificationResult, NotifyEvent } from './notify.js';
 import type { SecretRegistry } from './secrets.js';
 
 export type StageName =
@@ -50,6 +51,11 @@ export interface RunReport {
   profile: string;
   host: string;
   status: 'success' | 'failed';
+  /**
+   * How the notify stage classed the run: failure, warning (succeeded with warnings), success,
+   * or recovery (the first success of the profile after a failure). Null for a dry run.
+   */
+  event: NotifyEvent | null;
   startedAt: string;
   finishedAt: string;
   durationMs: number;
@@ -61,6 +67,8 @@ export interface RunReport {
   warnings: string[];
   /** The last log lines of the run, redacted. */
   logTail: string[];
+  /** What each notification channel did with this run: sent, skipped (and why) or failed. */
+  notifications: NotificationResult[];
 }
 
 export function newReport(profile: string, host: string, startedAt: Date, dryRun: boolean): RunReport {
@@ -69,6 +77,7 @@ export function newReport(profile: string, host: string, startedAt: Date, dryRun
     profile,
     host,
     status: 'success',
+    event: null,
     startedAt: startedAt.toISOString(),
     finishedAt: startedAt.toISOString(),
     durationMs: 0,
@@ -79,6 +88,7 @@ export function newReport(profile: string, host: string, startedAt: Date, dryRun
     errors: [],
     warnings: [],
     logTail: [],
+    notifications: [],
   };
 }
 

@@ -1,0 +1,303 @@
+import { promises as fsp } from 'node:fs';
+import path from 'node:path';
+import { BackupError, isBackupError } from './errors.js';
+import { ensureDir, writeFileAtomic } from './fs.js';
+import { formatBytes } from './progress.js';
+import { isTransient } from './replicate.js';
+import type { ReportError, RunReport } from './report.js';
+
+/** What a notification is about; a channel's `on:` lists the ones it wants. */
+export const NOTIFY_EVENTS = ['failure', 'warning', 'success', 'recovery'] as const;
+export type NotifyEvent = (typeof NOTIFY_EVENTS)[number];
+
+/** A channel without `on:` hears about failures, warnings and recoveries, not every success. */
+export const DEFAULT_NOTIFY_ON: readonly NotifyEvent[] = ['failure', 'warning', 'recovery'];
+
+/** A channel's policy: the engine-handled settings `on` and `throttle` of a `notify:` entry. */
+export interface ChannelPolicy {
+  on: readonly NotifyEvent[];
+  /** A repeated event of the same kind is sent at most once per this many milliseconds. */
+  throttleMs: number | undefined;
+}
+
+export function channelPolicy(settings: Readonly<Record<string, unknown>>): ChannelPolicy {
+  return {
+    on: Array.isArray(settings.on) ? (settings.on as NotifyEvent[]) : DEFAULT_NOTIFY_ON,
+    throttleMs: typeof settings.throttle === 'number' ? settings.throttle : undefined,
+  };
+}
+
+/** A health condition that changed: it began (the check fails) or cleared (it passes again). */
+export interface HealthChange {
+  /** The check's name: `freshness`, `storage`, `verification`, `replication`, `restore-test`. */
+  name: string;
+  state: 'begin' | 'clear';
+  detail: string;
+  /** When the condition began (for a clear: when the failure had begun). */
+  since: string;
+}
+
+interface NotificationBase {
+  event: NotifyEvent;
+  host: string;
+  /** When the engine sent it. */
+  time: string;
+  /** One line naming host, profile (or condition) and outcome: a subject, an SMS's first words. */
+  title: string;
+  /** What a reader needs to act, one line each: `sources.docs failed at collect: ...`. */
+  lines: string[];
+}
+
+/** The outcome of a run, with its whole report (secrets redacted). */
+export interface RunNotification extends NotificationBase {
+  kind: 'run';
+  profile: string;
+  report: RunReport;
+}
+
+/** A health condition that began or cleared (`status --notify`). */
+export interface HealthNotification extends NotificationBase {
+  kind: 'health';
+  condition: HealthChange;
+}
+
+/** What every notifier receives. */
+export type Notification = RunNotification | HealthNotification;
+
+/** How one channel handled one notification: in the run report and `status --notify --json`. */
+export interface NotificationResult {
+  /** The rc key of the channel: `notify.ops`. */
+  channel: string;
+  plugin: string;
+  event: NotifyEvent;
+  status: 'sent' | 'failed' | 'skipped';
+  /** Why a channel was skipped (its `on:` list, its throttle). */
+  reason?: string;
+  attempts?: number;
+  error?: string;
+  durationMs?: number;
+}
+
+/** The state key of what a notification is about: one throttle window and outcome per key. */
+export function alertKey(n: Notification): string {
+  return n.kind === 'run' ? `run:${n.profile}` : `health:${n.condition.name}`;
+}
+
+/** The outcome classes whose change starts a new episode (and resets every channel's throttle). */
+export type OutcomeClass = 'failure' | 'warning' | 'success';
+
+/** Classifies a finished run; `previous` is the class of the profile's run before it. */
+export function runEvent(report: Pick<RunReport, 'status' | 'warnings'>, previous: OutcomeClass | undefined): NotifyEvent {
+  if (report.status === 'failed') return 'failure';
+  if (previous === 'failure') return 'recovery';
+  return report.warnings.length ? 'warning' : 'success';
+}
+
+export function outcomeClass(event: NotifyEvent, warnings: number): OutcomeClass {
+  if (event === 'failure' || event === 'warning') return event;
+  return warnings ? 'warning' : 'success';
+}
+
+export type Delivery = { send: true } | { send: false; reason: string };
+
+/** Whether a channel sends this event now: its `on:` list, then its throttle. */
+export function decideDelivery(
+  policy: ChannelPolicy,
+  event: NotifyEvent,
+  lastSent: { event: NotifyEvent; sentAt: string } | undefined,
+  now: Date,
+): Delivery {
+  const wanted = policy.on.includes(event) || (event === 'recovery' && policy.on.includes('success'));
+  if (!wanted) return { send: false, reason: `on: [${policy.on.join(', ')}] does not include ${event}` };
+  if (policy.throttleMs && lastSent && lastSent.event === event) {
+    const since = now.getTime() - Date.parse(lastSent.sentAt);
+    if (since >= 0 && since < policy.throttleMs) {
+      return {
+        send: false,
+        reason: `throttled: the same ${event} was sent ${formatAge(since)} ago (throttle ${formatAge(policy.throttleMs)})`,
+      };
+    }
+  }
+  return { send: true };
+}
+
+const outcomeWords: Record<NotifyEvent, string> = {
+  failure: 'FAILED',
+  warning: 'succeeded with warnings',
+  success: 'succeeded',
+  recovery: 'recovered',
+};
+
+/** Builds the notification of a finished run from its (redacted) report. */
+export function runNotification(report: RunReport, event: NotifyEvent, time: Date): RunNotification {
+  const lines: string[] = [];
+  for (const e of report.errors) lines.push(describeReportError(e));
+  for (const d of report.destinations) if (d.status === 'failed') lines.push(`destination ${d.name} failed at replicate: ${d.error ?? 'unknown error'}`);
+  if (event !== 'failure') for (const w of report.warnings) lines.push(`warning: ${w}`);
+  if (!lines.length && report.snapshot) lines.push(`snapshot ${report.snapshot}: ${report.artifacts.length} artifact(s), ${formatBytes(totalBytes(report))}`);
+  return {
+    kind: 'run',
+    event,
+    host: report.host,
+    profile: report.profile,
+    time: time.toISOString(),
+    title: `backup ${outcomeWords[event]}: ${report.host} / ${report.profile}`,
+    lines: [...new Set(lines)],
+    report,
+  };
+}
+
+export function healthNotification(host: string, change: HealthChange, event: NotifyEvent, time: Date): HealthNotification {
+  return {
+    kind: 'health',
+    event,
+    host,
+    time: time.toISOString(),
+    title: `${change.state === 'begin' ? 'health ALERT' : 'health cleared'}: ${change.name} on ${host}`,
+    lines: [change.state === 'begin' ? `${change.name}: ${change.detail}` : `${change.name} is ok again: ${change.detail}`],
+    condition: change,
+  };
+}
+
+/** `sources.docs failed at collect: path /x does not exist`: the failed plugin and stage first. */
+export function describeReportError(e: ReportError): string {
+  let message = e.message;
+  // Messages often start with the plugin's name already; say it once.
+  for (const prefix of [`${e.plugin} (${e.stage}): `, `${e.plugin}: `]) if (e.plugin && message.startsWith(prefix)) message = message.slice(prefix.length);
+  return `${e.plugin ?? 'the run'} failed at ${e.stage}: ${message}`;
+}
+
+function totalBytes(report: RunReport): number {
+  return report.artifacts.reduce((s, a) => s + a.bytes, 0);
+}
+
+/** The summary table of a notification, as label/value rows (email tables, Slack fields). */
+export function notificationFacts(n: Notification): [string, string][] {
+  if (n.kind === 'health') {
+    const c = n.condition;
+    return [
+      ['Host', n.host],
+      ['Condition', c.name],
+      ['State', c.state === 'begin' ? 'failing' : 'cleared'],
+      [c.state === 'begin' ? 'Since' : 'Had failed since', c.since],
+      ['Detail', c.detail],
+    ];
+  }
+  const r = n.report;
+  const facts: [string, string][] = [
+    ['Host', r.host],
+    ['Profile', r.profile],
+    ['Outcome', outcomeWords[n.event]],
+    ['Snapshot', r.snapshot ?? 'none committed'],
+    ['Started', r.startedAt],
+    ['Duration', `${(r.durationMs / 1000).toFixed(1)} s`],
+    ['Artifacts', `${r.artifacts.length} (${formatBytes(totalBytes(r))})`],
+  ];
+  const stages = Object.entries(r.stages).map(([name, s]) => `${name} ${s.status}`);
+  if (stages.length) facts.push(['Stages', stages.join(', ')]);
+  if (r.destinations.length) facts.push(['Destinations', r.destinations.map((d) => `${d.name} ${d.status}`).join(', ')]);
+  if (r.errors.length) facts.push(['Errors', String(r.errors.length)]);
+  if (r.warnings.length) facts.push(['Warnings', String(r.warnings.length)]);
+  return facts;
+}
+
+/**
+ * Delivery errors worth another try: not a 4xx answer (bad credentials, a rejected payload), nor
+ * an error a plugin marked `details.permanent` (an SMTP server refusing the login).
+ */
+export function isTransientDelivery(err: unknown): boolean {
+  if (isBackupError(err) && err.details.permanent === true) return false;
+  const status = isBackupError(err) ? (err.details.status as number | undefined) : undefined;
+  if (status && status >= 400 && status < 500 && status !== 408 && status !== 429) return false;
+  return isTransient(err);
+}
+
+export interface HttpDelivery {
+  method?: string;
+  headers: Record<string, string>;
+  body: string;
+  timeoutMs?: number;
+}
+
+/**
+ * Sends one HTTP request for a channel and returns the answer's status and text. A non-2xx
+ * answer or a network failure throws E_NOTIFY with `details.status`; the message never holds the
+ * URL (a Slack webhook URL is itself the secret).
+ */
+export async function deliverHttp(what: string, url: string, request: HttpDelivery): Promise<{ status: number; text: string }> {
+  let res: Response;
+  try {
+    res = await fetch(url, {
+      method: request.method ?? 'POST',
+      headers: request.headers,
+      body: request.body,
+      redirect: 'error',
+      signal: AbortSignal.timeout(request.timeoutMs ?? 15_000),
+    });
+  } catch (err) {
+    const cause = (err as { cause?: { code?: string; message?: string } }).cause;
+    const reason = (err as Error).name === 'TimeoutError' ? 'no answer in time' : (cause?.code ?? cause?.message ?? (err as Error).message);
+    throw new BackupError('E_NOTIFY', `${what}: request failed: ${reason}`, { cause: err });
+  }
+  const text = await res.text().catch(() => '');
+  if (!res.ok) {
+    throw new BackupError('E_NOTIFY', `${what}: HTTP ${res.status}${text ? `: ${text.slice(0, 300)}` : ''}`, { details: { status: res.status } });
+  }
+  return { status: res.status, text };
+}
+
+export function formatAge(ms: number): string {
+  if (!Number.isFinite(ms)) return 'forever';
+  const h = ms / 3600_000;
+  if (h < 1) return `${Math.round(ms / 60_000)}m`;
+  if (h < 48) return `${Number(h.toFixed(1))}h`;
+  return `${Number((h / 24).toFixed(1))}d`;
+}
+
+/** What the engine remembers between runs to decide recovery, throttle and begin/clear. */
+export interface NotificationState {
+  /** The outcome class of each profile's last run. */
+  runs: Record<string, { outcome: OutcomeClass; since: string; at: string }>;
+  /** The state of each health condition at the last `status --notify`. */
+  conditions: Record<string, { ok: boolean; since: string; detail: string }>;
+  /** Per channel, per alert key: the last event it sent and when. */
+  channels: Record<string, Record<string, { event: NotifyEvent; sentAt: string }>>;
+}
+
+function emptyState(): NotificationState {
+  return { runs: {}, conditions: {}, channels: {} };
+}
+
+/** `<backupRoot>/state/notifications.json`, read fresh and rewritten atomically on each change. */
+export class NotificationStateStore {
+  readonly file: string;
+
+  constructor(stateDir: string) {
+    this.file = path.join(stateDir, 'notifications.json');
+  }
+
+  async read(): Promise<NotificationState> {
+    let text: string;
+    try {
+      text = await fsp.readFile(this.file, 'utf8');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return emptyState();
+      throw err;
+    }
+    try {
+      const parsed = JSON.parse(text) as Partial<NotificationState>;
+      return { runs: parsed.runs ?? {}, conditions: parsed.conditions ?? {}, channels: parsed.channels ?? {} };
+    } catch {
+      // A damaged file costs at most one repeated or missed alert; start over rather than stop alerting.
+      return emptyState();
+    }
+  }
+
+  /** Applies a change to the current content: a `status --notify` and a run may write close together. */
+  async update(change: (state: NotificationState) => void): Promise<void> {
+    const state = await this.read();
+    change(state);
+    await ensureDir(path.dirname(this.file));
+    await writeFileAtomic(this.file, JSON.stringify(state, null, 2) + '\n');
+  }
+}
