@@ -4,6 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 
 export { runDestinationConformance } from './conformance.js';
+export { notifyThrough, sampleRunNotification, sampleRunReport, type ChannelUnderTest } from './notify.js';
 
 /** A fresh private temporary folder; remove it with `fs.rm(dir, { recursive: true })`. */
 export async function makeTempDir(prefix = 'sutazai-test-'): Promise<string> {
