@@ -259,4 +259,19 @@ notify:
     expect(result.stderr).toMatch(/notify\.ops\.on\[1\]: expected one of failure, warning, success, recovery/);
     expect(result.stderr).toMatch(/notify\.ops\.throttle: expected a duration like "26h"/);
   });
+
+  it('schedule adds an hourly status --notify when channels are configured', async () => {
+    await writeRc(
+      dir,
+      `backupRoot: ./backups
+sources:
+  docs: { use: files, paths: [./data] }
+notify:
+  ops: { use: webhook, url: "http://127.0.0.1:1/x" }
+`,
+    );
+    const result = await runCli(['schedule'], { cwd: dir });
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.stdout).toMatch(/^17 \* \* \* \* .* status --notify --config .*# check health and alert on changes$/m);
+  });
 });

@@ -26,6 +26,10 @@ function jobs(config: ResolvedConfig): Job[] {
   if (rt?.schedule) {
     out.push({ name: 'restore-test', schedule: rt.schedule, args: ['restore-test', ...(rt.from ? ['--from', rt.from] : [])], description: 'restore test' });
   }
+  // Health conditions (a missing backup, a full disk, ...) alert only when something checks them.
+  if (config.notifiers.length) {
+    out.push({ name: 'health', schedule: '17 * * * *', args: ['status', '--notify'], description: 'check health and alert on changes' });
+  }
   return out;
 }
 

@@ -203,10 +203,9 @@ export function notificationFacts(n: Notification): [string, string][] {
 
 /**
  * Delivery errors worth another try: not a 4xx answer (bad credentials, a rejected payload), nor
- * an error a plugin marked `details.permanent` (an SMTP server refusing the login).
+ * an error a plugin marked `details.retryable: false` (an SMTP server refusing the login).
  */
 export function isTransientDelivery(err: unknown): boolean {
-  if (isBackupError(err) && err.details.permanent === true) return false;
   const status = isBackupError(err) ? (err.details.status as number | undefined) : undefined;
   if (status && status >= 400 && status < 500 && status !== 408 && status !== 429) return false;
   return isTransient(err);

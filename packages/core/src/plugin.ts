@@ -165,7 +165,8 @@ export interface NotifierDefinition<S extends z.ZodType> {
    * Delivers one notification (a run's outcome with its report, or a health condition that began
    * or cleared). The engine has already applied the channel's `on` and `throttle`. Throwing
    * marks this channel failed after the retries; it never fails the backup or stops another channel.
-   * Throw a BackupError with `details.status` (see `deliverHttp`) so a 4xx answer is not retried.
+   * Throw a BackupError with `details.status` (see `deliverHttp`) so a 4xx answer is not retried,
+   * or with `details.retryable: false` for any other failure that will not change.
    */
   send(notification: Notification, ctx: NotifyContext & { plugin: PluginContext }, options: z.output<S>): Promise<void>;
 }

@@ -106,7 +106,7 @@ export default defineNotifier({
       const e = err as Error & { code?: string; responseCode?: number };
       throw new BackupError('E_NOTIFY', `SMTP delivery failed: ${e.message}${e.code ? ` (${e.code})` : ''}`, {
         cause: err,
-        details: { permanent: isPermanent(e), ...(e.responseCode ? { smtpCode: e.responseCode } : {}) },
+        details: { retryable: !isPermanent(e), ...(e.responseCode ? { smtpCode: e.responseCode } : {}) },
       });
     } finally {
       transport.close();
