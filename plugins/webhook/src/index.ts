@@ -12,10 +12,13 @@ export const webhookOptions = z
     signatureHeader: z.string().regex(/^[A-Za-z0-9-]+$/, 'expected a header name').default('X-Sutazai-Signature'),
     /** More headers (e.g. Authorization); values of secret-looking names are redacted everywhere. */
     headers: z
-      .record(
-        z.string().regex(/^[A-Za-z0-9-]+$/, 'expected a header name').refine((name) => !reserved.has(name.toLowerCase()), 'this header is set by the plugin; leave it out'),
-        z.string(),
-      )
+      .record(z.string(), z.string())
+      .superRefine((headers, ctx) => {
+        for (const name of Object.keys(headers)) {
+          if (!/^[A-Za-z0-9-]+$/.test(name)) ctx.addIssue({ code: 'custom', path: [name], message: 'expected a header name (letters, digits, "-")' });
+          else if (reserved.has(name.toLowerCase())) ctx.addIssue({ code: 'custom', path: [name], message: 'this header is set by the plugin; leave it out' });
+        }
+      })
       .default({}),
     timeoutMs: z.number().int().positive().default(15_000),
   })
