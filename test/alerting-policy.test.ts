@@ -234,6 +234,42 @@ ${extra}`,
   });
 });
 
+describe('a health alert a channel could not take is sent again at the next check', () => {
+  let http: HttpReceiver;
+  let hook: Receiver<WebhookDelivery>;
+  let down = false;
+  let dir: string;
+
+  beforeAll(async () => {
+    hook = signedWebhook('/health', undefined);
+    http = await startHttpReceiver((req) => (down ? { status: 503, body: { error: 'maintenance' } } : hook.handler(req)));
+    dir = await tempDir();
+    await fsp.mkdir(path.join(dir, 'data'));
+    await fsp.writeFile(path.join(dir, 'data', 'a.txt'), 'x');
+    await writeRc(dir, `backupRoot: ./backups\nhost: resend-host\nsources:\n  docs: { use: files, paths: [./data] }\nnotify:\n  ops: { use: webhook, url: "${http.url}/health" }\n`);
+  });
+  afterAll(async () => {
+    await http?.stop();
+    if (dir) await fsp.rm(dir, { recursive: true, force: true });
+  });
+
+  it('delivers the begin once the receiver is back, and only once', async () => {
+    const cli = (args: string[], hours: number) => runCli(args, { cwd: dir, env: { SUTAZAI_BACKUP_NOW: at(hours) } });
+    expect((await cli(['run'], 0)).code).toBe(0);
+    down = true;
+    const missed = (await cli(['status', '--notify', '--json'], 27)).json();
+    expect(missed.notifications).toEqual([expect.objectContaining({ channel: 'notify.ops', status: 'failed', attempts: 4 })]);
+    expect(hook.accepted).toHaveLength(0);
+    down = false;
+    const resent = (await cli(['status', '--notify', '--json'], 28)).json();
+    expect(resent.changes).toEqual([]);
+    expect(resent.notifications).toEqual([expect.objectContaining({ channel: 'notify.ops', status: 'sent' })]);
+    expect(hook.accepted.map((d) => `${d.body.condition.state} ${d.body.condition.name}`)).toEqual(['begin freshness']);
+    await cli(['status', '--notify'], 29);
+    expect(hook.accepted).toHaveLength(1);
+  });
+});
+
 describe('policy settings are checked when the config loads', () => {
   let dir: string;
   beforeAll(async () => {

@@ -35,6 +35,7 @@ import {
   outcomeClass,
   runEvent,
   runNotification,
+  type ConditionState,
   type HealthChange,
   type Notification,
   type NotificationResult,
@@ -521,10 +522,11 @@ export class Engine {
   // ---- notify ------------------------------------------------------------------------------
 
   /**
-   * Hands a notification to every channel whose policy (`on`, `throttle`) admits it. Every channel
-   * runs even when another fails; a failure is logged and returned, never thrown.
+   * Hands a notification to every channel (or only the named ones) whose policy (`on`,
+   * `throttle`) admits it. Every channel runs even when another fails; a failure is logged and
+   * returned, never thrown.
    */
-  async notify(notification: Notification, logger: Logger = this.logger): Promise<NotificationResult[]> {
+  async notify(notification: Notification, logger: Logger = this.logger, only?: ReadonlySet<string>): Promise<NotificationResult[]> {
     const key = alertKey(notification);
     const event: NotifyEvent = notification.event;
     const now = this.now();
@@ -532,6 +534,7 @@ export class Engine {
     const results = new Map<string, NotificationResult>();
     const admitted = new Set<string>();
     for (const entry of this.config.notifiers) {
+      if (only && !only.has(entry.key)) continue;
       const decision = decideDelivery(channelPolicy(entry.settings), event, state.channels[entry.key]?.[key], now);
       const plugin = entry.plugins[0]?.name ?? entry.use;
       if (decision.send) admitted.add(entry.key);
@@ -550,8 +553,8 @@ export class Engine {
         notification,
         report: notification.kind === 'run' ? notification.report : undefined,
         logger,
-        // Taps of hook-only plugins are not channels: they always run.
-        admits: (tap) => !channels.has(tap) || admitted.has(tap),
+        // Taps of hook-only plugins are not channels: they run for every notification, not for resends.
+        admits: (tap) => (channels.has(tap) ? admitted.has(tap) : !only),
         recordAttempts: (channel, n) => attempts.set(channel, n),
         settle: (tap, outcome) => {
           const previous = results.get(tap);
@@ -1073,13 +1076,16 @@ export class Engine {
     const at = now.toISOString();
     const changes: HealthChange[] = [];
     const conditions = checks.filter((c) => (HEALTH_CONDITIONS as readonly string[]).includes(c.name));
-    const next: Record<string, { ok: boolean; since: string; detail: string }> = {};
+    const next: Record<string, ConditionState> = {};
+    const resends: NonNullable<ConditionState['undelivered']>[] = [];
     for (const c of conditions) {
       const prev = state.conditions[c.name];
       const detail = c.detail ?? '';
       const transition = !c.ok && (!prev || prev.ok) ? 'begin' : c.ok && prev && !prev.ok ? 'clear' : undefined;
       const since = prev && prev.ok === c.ok ? prev.since : at;
       next[c.name] = { ok: c.ok, since, detail };
+      // A begin or clear a channel could not take (its server was down) is sent again, to it alone.
+      if (!transition && prev?.undelivered) resends.push(prev.undelivered);
       if (transition) changes.push({ name: c.name, state: transition, detail, since: transition === 'clear' ? prev!.since : at });
       const fields = { condition: c.name, ok: c.ok, state: transition ?? (c.ok ? 'ok' : 'failing'), since };
       const severe = !warningConditions.has(c.name);
@@ -1093,10 +1099,25 @@ export class Engine {
       for (const change of changes) for (const sent of Object.values(s.channels)) delete sent[`health:${change.name}`];
     });
     const notifications: NotificationResult[] = [];
+    const undelivered: Record<string, ConditionState['undelivered']> = {};
+    const send = async (change: HealthChange, event: NotifyEvent, only?: ReadonlySet<string>) => {
+      const results = await this.notify(healthNotification(this.config.host, this.secrets.redactDeep(change), event, now), this.logger, only);
+      notifications.push(...results);
+      const failed = results.filter((r) => r.status === 'failed').map((r) => r.channel);
+      undelivered[change.name] = failed.length ? { change, event, channels: failed } : undefined;
+    };
     for (const change of changes) {
-      const event: NotifyEvent = change.state === 'clear' ? 'recovery' : warningConditions.has(change.name) ? 'warning' : 'failure';
-      notifications.push(...(await this.notify(healthNotification(this.config.host, this.secrets.redactDeep(change), event, now))));
+      await send(change, change.state === 'clear' ? 'recovery' : warningConditions.has(change.name) ? 'warning' : 'failure');
     }
+    for (const r of resends) await send(r.change, r.event, new Set(r.channels));
+    await this.#notifyState.update((s) => {
+      for (const [name, pending] of Object.entries(undelivered)) {
+        const condition = s.conditions[name];
+        if (!condition) continue;
+        if (pending) condition.undelivered = pending;
+        else delete condition.undelivered;
+      }
+    });
     return { changes, notifications };
   }
 

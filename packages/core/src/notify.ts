@@ -253,12 +253,20 @@ export function formatAge(ms: number): string {
   return `${Number((h / 24).toFixed(1))}d`;
 }
 
+export interface ConditionState {
+  ok: boolean;
+  since: string;
+  detail: string;
+  /** The last begin/clear, for the channels that could not take it yet: sent again at the next check. */
+  undelivered?: { change: HealthChange; event: NotifyEvent; channels: string[] };
+}
+
 /** What the engine remembers between runs to decide recovery, throttle and begin/clear. */
 export interface NotificationState {
   /** The outcome class of each profile's last run. */
   runs: Record<string, { outcome: OutcomeClass; since: string; at: string }>;
   /** The state of each health condition at the last `status --notify`. */
-  conditions: Record<string, { ok: boolean; since: string; detail: string }>;
+  conditions: Record<string, ConditionState>;
   /** Per channel, per alert key: the last event it sent and when. */
   channels: Record<string, Record<string, { event: NotifyEvent; sentAt: string }>>;
 }
