@@ -277,7 +277,7 @@ const settledHooks: ReadonlySet<HookName> = new Set(['notify']);
 /**
  * Wraps every tap so that whatever it throws becomes a BackupError naming the plugin (the tap's
  * name) and the stage (the hook's name). On a settled hook a failure goes to the context's
- * `settle` and the next tap runs.
+ * `settle` instead, and the other taps still run.
  */
 export function wrapTapErrors(hooks: Hooks): void {
   for (const [name, hook] of Object.entries(hooks) as [HookName, Hooks[HookName]][]) {
