@@ -823,13 +823,16 @@ export class Engine {
       if (!options.sources?.length) throw new BackupError('E_USAGE', 'restore --into needs --source S (the database source to restore)');
       const restored: { source: string; file: string; into: string }[] = [];
       const into = options.into!;
+      // The URL usually carries a password: it must not come back out in logs or the result.
+      this.secrets.addFromUrl(into);
       for (const reader of readers) {
         const handled = await this.#hooks.restore.promise(
           Object.assign(Object.create(reader) as ArtifactReader, { into, database: options.database, clean: Boolean(options.clean) }),
         );
-        if (!handled) {
+        if (handled === undefined) {
           throw new BackupError('E_USAGE', `source ${reader.artifact.source} (${reader.artifact.plugin}) cannot be restored --into a server; use --to DIR`);
         }
+        if (!handled) continue;
         restored.push({ source: reader.artifact.source, file: reader.artifact.file, into: this.secrets.redact(into) });
       }
       return { snapshot: id, repository: repo.name, restored };

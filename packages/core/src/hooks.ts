@@ -220,7 +220,10 @@ export function createHooks() {
     /** After the local commit: copy the snapshot elsewhere. */
     replicate: new AsyncSeriesHook<[ReplicateContext]>(['replicate']),
     prune: new AsyncSeriesHook<[PruneContext]>(['prune']),
-    /** Per artifact, `restore --into`: the source plugin that can restore it returns true. */
+    /**
+     * Per artifact, `restore --into`: the source plugin that can restore it returns true, or false
+     * when this restore leaves the artifact out (another database of the source was picked).
+     */
     restore: new AsyncSeriesBailHook<[RestoreIntoContext], boolean | undefined>(['restore']),
     /** Per artifact restored into a sandbox. */
     restoreTest: new AsyncSeriesHook<[RestoreTestContext]>(['restoreTest']),

@@ -68,8 +68,11 @@ export interface SourceDefinition<S extends z.ZodType> {
   collect(ctx: SourceContext, options: z.output<S>): Promise<ArtifactSpec[]> | ArtifactSpec[];
   /** Deep checks of this source's artifacts beyond size, sha256 and decoding. */
   verify?(ctx: VerifyContext & { plugin: PluginContext }, options: z.output<S>): Promise<void> | void;
-  /** `restore --into`: put an artifact back into a live service. */
-  restoreInto?(ctx: RestoreIntoContext & { plugin: PluginContext }, options: z.output<S>): Promise<void>;
+  /**
+   * `restore --into`: put an artifact back into a live service. Resolve with false for an artifact
+   * this restore leaves out (not the database `--database` picked).
+   */
+  restoreInto?(ctx: RestoreIntoContext & { plugin: PluginContext }, options: z.output<S>): Promise<void | boolean>;
   /** Restore an artifact into a sandbox and check it. */
   restoreTest?(ctx: RestoreTestContext & { plugin: PluginContext }, options: z.output<S>): Promise<void> | void;
 }
@@ -98,8 +101,8 @@ export function defineSource<S extends z.ZodType>(def: SourceDefinition<S>): Plu
           const restoreInto = def.restoreInto;
           hooks.restore.tapPromise(plugin.key, async (ctx) => {
             if (!mine(ctx.artifact.source)) return undefined;
-            await restoreInto(Object.assign(Object.create(ctx), { plugin }), options);
-            return true;
+            const restored = await restoreInto(Object.assign(Object.create(ctx), { plugin }), options);
+            return restored !== false;
           });
         }
         if (def.restoreTest) {
