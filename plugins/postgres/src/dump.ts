@@ -41,6 +41,8 @@ export async function dumpDatabase(ctx: DumpContext, database: string, tool: Too
   let child: Child;
   try {
     await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY');
+    // The counts run beside pg_dump: one core for them, so they do not starve the dump.
+    await client.query('SET LOCAL max_parallel_workers_per_gather = 0');
     const { rows } = await client.query<{ snapshot: string }>('SELECT pg_export_snapshot() AS snapshot');
     const args = [
       `--format=${options.format}`,

@@ -4,7 +4,7 @@ import { connect, describe } from './connection.js';
 import { dumpDatabase, dumpGlobals, type DumpContext } from './dump.js';
 import { postgresOptions, sourceConnection } from './options.js';
 import { restoreInto, restoreTest, verifyArtifact } from './restore.js';
-import { findTool } from './tools.js';
+import { findTool, probeTools } from './tools.js';
 
 export { postgresOptions, type PostgresOptions } from './options.js';
 export type { DatabaseMeta, GlobalsMeta, TableRows } from './catalog.js';
@@ -27,6 +27,9 @@ export default defineSource({
     const conn = sourceConnection(options, ctx.key);
     ctx.secrets.add(conn.password);
     if (conn.password === undefined) ctx.secrets.add(process.env.PGPASSWORD);
+    // While we connect and read the catalog.
+    probeTools('pg_dump', options);
+    if (options.globals) probeTools('pg_dumpall', options);
     const maintenanceDb = conn.database ?? 'postgres';
     const client = await connect(conn, maintenanceDb, ctx.key, options.connectTimeout * 1000);
     let databases: string[];

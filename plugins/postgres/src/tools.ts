@@ -51,6 +51,7 @@ function executable(file: string): boolean {
   }
 }
 
+/** Debian's /usr/bin/pg_dump is pg_wrapper, a script that picks a version itself. */
 function isWrapper(file: string): boolean {
   try {
     return path.basename(realpathSync(file)) === 'pg_wrapper';
@@ -74,6 +75,13 @@ function candidateDirs(): string[] {
   return [...new Set(dirs)];
 }
 
+/** Starts the `--version` probes of a program's candidates, so that a later findTool finds them done. */
+export function probeTools(name: ToolName, options: ToolOptions): void {
+  const configured = options[explicitOption[name]] ?? (options.binDir ? path.join(options.binDir, name) : undefined);
+  const files = configured ? [configured] : candidateDirs().map((dir) => path.join(dir, name));
+  for (const file of files) if (executable(file) && !isWrapper(file)) void versionOf(file);
+}
+
 /**
  * Picks a PostgreSQL client program: the configured one (`pgDump`, ... or `binDir`), else from
  * PATH and /usr/lib/postgresql/<major>/bin. It must be at least `minMajor` (pg_dump refuses a newer
@@ -94,14 +102,18 @@ export async function findTool(name: ToolName, options: ToolOptions, want: { min
     }
     return { name, path: file, ...v };
   }
-  const found: Tool[] = [];
-  for (const dir of candidateDirs()) {
-    const file = path.join(dir, name);
-    if (!executable(file)) continue;
-    const v = await versionOf(file);
-    if (v) found.push({ name, path: file, ...v });
+  // Probe the real programs first, all at once; Debian's pg_wrapper scripts only when those do not do.
+  const files = candidateDirs()
+    .map((dir) => path.join(dir, name))
+    .filter(executable);
+  const probe = async (list: string[]) =>
+    (await Promise.all(list.map(async (file) => ({ file, v: await versionOf(file) }))))
+      .filter((p) => p.v)
+      .map((p): Tool => ({ name, path: p.file, ...p.v! }));
+  const found = await probe(files.filter((f) => !isWrapper(f)));
+  if (!found.some((t) => t.major >= need && (want.prefer === undefined || t.major === want.prefer))) {
+    found.push(...(await probe(files.filter(isWrapper))));
   }
-  // Debian's /usr/bin/pg_dump is pg_wrapper, a script that picks a version itself: prefer the real programs.
   const usable = found.filter((t) => t.major >= need).sort((a, b) => Number(isWrapper(a.path)) - Number(isWrapper(b.path)));
   if (usable.length === 0) {
     const seen = found.length ? ` (found: ${found.map((t) => `${t.path} ${t.version}`).join(', ')})` : '';
