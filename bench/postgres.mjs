@@ -133,6 +133,7 @@ try {
   }
 
   console.log(`${os.cpus().length} cores (${os.cpus()[0]?.model.trim()}), ${(os.totalmem() / 1024 ** 3).toFixed(0)} GiB, node ${process.version}, ${run(pgDump, ['--version']).trim()}`);
+  console.log(`load average before: ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`);
   console.log(`source options: ${args.set.length ? args.set.join(', ') : '(defaults)'}; ${reps} repetitions after one warm-up of each, interleaved`);
   await tool();
   await plain();
@@ -151,6 +152,7 @@ try {
   console.log('');
   console.log(`sutazai-backup run: median ${(t.wall / 1000).toFixed(2)} s, peak RSS ${mib(t.rss)}, stored ${(t.bytes / 1024 ** 2).toFixed(1)} MiB`);
   console.log(`pg_dump -Fc:        median ${(p.wall / 1000).toFixed(2)} s, peak RSS ${mib(p.rss)}, stored ${(p.bytes / 1024 ** 2).toFixed(1)} MiB`);
+  console.log(`load average after: ${os.loadavg().map((l) => l.toFixed(2)).join(' ')} (a shared machine skews both sides; compare runs of one invocation only)`);
   console.log(`wall-time ratio: ${ratio.toFixed(3)} (budget ${BUDGET.toFixed(2)}): ${ratio <= BUDGET ? 'within budget' : 'OVER BUDGET'}`);
   process.exitCode = ratio <= BUDGET ? 0 : 1;
 } finally {
