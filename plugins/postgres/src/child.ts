@@ -54,6 +54,10 @@ export function startTool(tool: Tool, args: string[], options: SpawnOptions): Ch
     child.once('close', (code, signal) => {
       options.signal?.removeEventListener('abort', onAbort);
       if (code === 0 && !spawnError) return resolve();
+      if (options.signal?.aborted) {
+        // We stopped it: the reason the run was aborted is reported elsewhere.
+        return reject(new BackupError('E_ABORTED', `${options.what}: stopped because the run was aborted`));
+      }
       const how = spawnError
         ? `could not be run (${spawnError.message})`
         : signal

@@ -230,10 +230,33 @@ checks:
     expect(ambiguous.stderr).toContain('pick one with --database');
   });
 
+  it('also works with the tar format, and restores with parallel jobs from a scratch file', async () => {
+    const tarDir = path.join(work, 'rc-tar');
+    await fsp.mkdir(tarDir);
+    await writeRc(tarDir, rcYaml(path.join(work, 'backups-tar'), baseSource('databases: [shop]\nformat: tar')));
+    for (const args of [['run'], ['verify'], ['restore-test']]) {
+      const r = await cli(args, tarDir);
+      expect(r.code, `${args[0]}: ${r.stdout}${r.stderr}`).toBe(0);
+    }
+
+    const jobsDir = path.join(work, 'rc-jobs');
+    await fsp.mkdir(jobsDir);
+    await writeRc(jobsDir, rcYaml(path.join(work, 'backups-jobs'), baseSource('databases: [crm]\njobs: 2')));
+    expect((await cli(['run'], jobsDir)).code).toBe(0);
+    const serverUrl = `postgres://postgres:${encodeURIComponent(password)}@127.0.0.1:${server.port}`;
+    const restored = await cli(['restore', 'latest', '--source', 'pg', '--into', `${serverUrl}/crm_parallel`], jobsDir);
+    expect(restored.code, restored.stderr).toBe(0);
+    expect(await fingerprint(server, 'crm_parallel')).toEqual(before.crm);
+    const test = await cli(['restore-test'], jobsDir);
+    expect(test.code, test.stdout).toBe(0);
+  });
+
   it('leaves the password in no log, report, manifest or history', async () => {
     for (const [i, text] of everything.entries()) expectNoPassword(text, `CLI output #${i}`);
-    for (const file of await filesUnder(backupRoot)) {
-      if (file.endsWith('.json') || file.endsWith('.jsonl')) expectNoPassword(await fsp.readFile(file, 'utf8'), file);
+    for (const root of [backupRoot, path.join(work, 'backups-tar'), path.join(work, 'backups-jobs')]) {
+      for (const file of await filesUnder(root)) {
+        if (file.endsWith('.json') || file.endsWith('.jsonl')) expectNoPassword(await fsp.readFile(file, 'utf8'), file);
+      }
     }
   });
 });
