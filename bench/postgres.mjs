@@ -135,13 +135,20 @@ try {
   console.log(`${os.cpus().length} cores (${os.cpus()[0]?.model.trim()}), ${(os.totalmem() / 1024 ** 3).toFixed(0)} GiB, node ${process.version}, ${run(pgDump, ['--version']).trim()}`);
   console.log(`load average before: ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`);
   console.log(`source options: ${args.set.length ? args.set.join(', ') : '(defaults)'}; ${reps} repetitions after one warm-up of each, interleaved`);
+  // The command line's fixed cost (Node start-up, loading the rc file and the plugins), for reading the difference.
+  async function startup() {
+    const r = await measure(process.execPath, [CLI, 'config', 'validate'], { cwd: rcDir, env: toolEnv });
+    if (r.code !== 0) throw new Error(`sutazai-backup config validate failed: ${r.stderr}`);
+    return r;
+  }
   await tool();
   await plain();
-  const results = { tool: [], plain: [] };
+  const results = { tool: [], plain: [], startup: [] };
   for (let i = 0; i < reps; i++) {
     // Alternate which goes first, so neither always runs on a cache the other warmed.
     const order = i % 2 ? [['plain', plain], ['tool', tool]] : [['tool', tool], ['plain', plain]];
     for (const [name, fn] of order) results[name].push(await fn());
+    results.startup.push(await startup());
     const last = (n) => results[n].at(-1);
     console.log(`  #${i + 1}: sutazai-backup ${(last('tool').wallMs / 1000).toFixed(2)} s, pg_dump -Fc ${(last('plain').wallMs / 1000).toFixed(2)} s`);
   }
@@ -149,9 +156,11 @@ try {
   const t = summary(results.tool);
   const p = summary(results.plain);
   const ratio = t.wall / p.wall;
+  const s = summary(results.startup);
   console.log('');
   console.log(`sutazai-backup run: median ${(t.wall / 1000).toFixed(2)} s, peak RSS ${mib(t.rss)}, stored ${(t.bytes / 1024 ** 2).toFixed(1)} MiB`);
   console.log(`pg_dump -Fc:        median ${(p.wall / 1000).toFixed(2)} s, peak RSS ${mib(p.rss)}, stored ${(p.bytes / 1024 ** 2).toFixed(1)} MiB`);
+  console.log(`of which CLI start-up (config validate): median ${(s.wall / 1000).toFixed(2)} s`);
   console.log(`load average after: ${os.loadavg().map((l) => l.toFixed(2)).join(' ')} (a shared machine skews both sides; compare runs of one invocation only)`);
   console.log(`wall-time ratio: ${ratio.toFixed(3)} (budget ${BUDGET.toFixed(2)}): ${ratio <= BUDGET ? 'within budget' : 'OVER BUDGET'}`);
   process.exitCode = ratio <= BUDGET ? 0 : 1;
