@@ -144,7 +144,8 @@ checks:
   it('never passes the password in pg_dump arguments: only in the child environment', () => {
     const dumps = programs.filter((p) => p.name === 'pg_dump');
     expect(dumps.length).toBeGreaterThanOrEqual(1);
-    expect(programs.filter((p) => p.name === 'pg_dumpall')).toHaveLength(1);
+    // One pg_dumpall run (a fork that has not exec'd yet shows the same command line: count those once).
+    expect(new Set(programs.filter((p) => p.name === 'pg_dumpall').map((p) => p.args.join(' '))).size).toBe(1);
     for (const p of programs) {
       expectNoPassword(p.args.join(' '), `the arguments of ${p.name}`);
       // pg_restore --list (verify) reads the archive only: it gets no connection at all.
