@@ -22,8 +22,10 @@ import { createLogger, type Logger } from './log.js';
 import { MANIFEST_FILE, MANIFEST_FORMAT_VERSION, manifestBytes, serializeManifest, type ArtifactRecord, type Manifest } from './manifest.js';
 import { writeArtifact } from './pipeline/archive.js';
 import { compressionExtension } from './pipeline/compression.js';
-import { packTree } from './pipeline/tar-pack.js';
-import { scanTree, type TreeStats } from './pipeline/tar-extract.js';
+import { looksIncompressible } from './pipeline/encoder.js';
+import { tarPieces, type TarPiece } from './pipeline/tar-pack.js';
+import type { TreeStats } from './pipeline/tar-extract.js';
+import { TarScanner } from './pipeline/tar-scan.js';
 import type { PluginContext } from './plugin.js';
 import {
   alertKey,
@@ -630,12 +632,14 @@ export class Engine {
     const tempDir = path.join(workDir, spec.name);
     await ensureDir(tempDir);
 
-    let input: Readable;
+    let input: Readable | AsyncIterable<TarPiece>;
     let done: Promise<Record<string, unknown> | void> | undefined;
     const stats: TreeStats = { files: 0, directories: 0, symlinks: 0, bytes: 0 };
     if (spec.type === 'tree') {
-      input = packTree(spec.paths, {
+      input = tarPieces(spec.paths, {
         ...(spec.filter ? { filter: spec.filter } : {}),
+        // Only zstd stores incompressible data without compressing it.
+        ...(this.config.compression === 'zstd' ? { isIncompressible: looksIncompressible } : {}),
         ...(spec.transform ? { transform: spec.transform } : {}),
         onWarning: (message, entry) => {
           logger.warn(`${entry.absPath}: ${message}`);
@@ -648,7 +652,7 @@ export class Engine {
       input = opened.stream;
       done = opened.done;
       // A producer that fails (a dump exiting non-zero) must fail the stream, even mid-way.
-      done?.catch((err) => input.destroy(err instanceof Error ? err : new Error(String(err))));
+      done?.catch((err) => opened.stream.destroy(err instanceof Error ? err : new Error(String(err))));
     }
     logger.debug(`archiving ${file}`);
     const task = `${p.source}:${spec.name}`;
@@ -696,23 +700,16 @@ export class Engine {
     const { artifact, manifest } = reader;
     const result: ArtifactVerification = { snapshot: manifest.id, source: artifact.source, file: artifact.file, ok: true, checks: [] };
     try {
-      const decoded = await reader.openDecoded();
       if (artifact.type === 'tree') {
-        const stats = await scanTree(decoded, reader.label);
+        const scanner = new TarScanner(reader.label);
+        const raw = await reader.readDecoded((data) => scanner.update(data));
+        const stats = scanner.end();
+        if (raw !== artifact.rawBytes) {
+          throw new BackupError('E_INTEGRITY', `${reader.label}: decodes to ${raw} bytes, the manifest says ${artifact.rawBytes}`);
+        }
         result.checks.push({ name: 'tar', ok: true, detail: `${stats.files} files, ${stats.directories} folders, ${stats.symlinks} symlinks` });
       } else {
-        let raw = 0;
-        await pipeline(
-          decoded,
-          new Writable({
-            write(chunk: Buffer, _e, cb) {
-              raw += chunk.length;
-              cb();
-            },
-          }),
-        ).catch((err) => {
-          throw decodeError(err, reader.label);
-        });
+        const raw = await reader.readDecoded(() => {});
         if (raw !== artifact.rawBytes) {
           throw new BackupError('E_INTEGRITY', `${reader.label}: decodes to ${raw} bytes, the manifest says ${artifact.rawBytes}`);
         }

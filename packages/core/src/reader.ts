@@ -10,51 +10,74 @@ import type { ArtifactAccess, Hooks } from './hooks.js';
 import type { Logger } from './log.js';
 import type { ArtifactRecord, Manifest } from './manifest.js';
 import { createDecompressor } from './pipeline/compression.js';
+import { createChunkDecoder } from './pipeline/decoder.js';
 import type { Repository } from './repository.js';
 
 /**
- * Checks stored bytes against the manifest as they stream: fails as soon as there are too many,
- * and at the end if there are too few or the sha256 differs. Downstream stages only see the end
- * of the stream if the check passed.
+ * Checks stored bytes against the manifest as they are read: fails as soon as there are too many,
+ * and at `end` if there are too few or the sha256 differs.
  */
-export class IntegrityCheck extends Transform {
+export class StoredBytesCheck {
   readonly #hash: Hash = createHash('sha256');
   #bytes = 0;
   readonly #expected: { bytes: number; sha256: string };
   readonly #label: string;
 
   constructor(expected: { bytes: number; sha256: string }, label: string) {
-    super({ highWaterMark: 1024 * 1024 });
     this.#expected = expected;
     this.#label = label;
   }
 
-  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+  update(chunk: Buffer): void {
     this.#bytes += chunk.length;
     if (this.#bytes > this.#expected.bytes) {
-      callback(new BackupError('E_INTEGRITY', `${this.#label}: larger than recorded (${this.#expected.bytes} bytes): the artifact was altered`));
-      return;
+      throw new BackupError('E_INTEGRITY', `${this.#label}: larger than recorded (${this.#expected.bytes} bytes): the artifact was altered`);
     }
     this.#hash.update(chunk);
+  }
+
+  end(): void {
+    if (this.#bytes !== this.#expected.bytes) {
+      throw new BackupError('E_INTEGRITY', `${this.#label}: truncated: ${this.#bytes} of ${this.#expected.bytes} bytes`, {
+        details: { expectedBytes: this.#expected.bytes, actualBytes: this.#bytes },
+      });
+    }
+    const actual = this.#hash.digest('hex');
+    if (actual !== this.#expected.sha256) {
+      throw new BackupError('E_INTEGRITY', `${this.#label}: sha256 mismatch (expected ${this.#expected.sha256}, got ${actual}): the artifact is corrupt`, {
+        details: { expected: this.#expected.sha256, actual },
+      });
+    }
+  }
+}
+
+/**
+ * StoredBytesCheck as a stream stage: downstream stages only see the end of the stream if the
+ * check passed.
+ */
+export class IntegrityCheck extends Transform {
+  readonly #check: StoredBytesCheck;
+
+  constructor(expected: { bytes: number; sha256: string }, label: string) {
+    super({ highWaterMark: 1024 * 1024 });
+    this.#check = new StoredBytesCheck(expected, label);
+  }
+
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+    try {
+      this.#check.update(chunk);
+    } catch (err) {
+      callback(err as Error);
+      return;
+    }
     callback(null, chunk);
   }
 
   override _flush(callback: TransformCallback): void {
-    if (this.#bytes !== this.#expected.bytes) {
-      callback(
-        new BackupError('E_INTEGRITY', `${this.#label}: truncated: ${this.#bytes} of ${this.#expected.bytes} bytes`, {
-          details: { expectedBytes: this.#expected.bytes, actualBytes: this.#bytes },
-        }),
-      );
-      return;
-    }
-    const actual = this.#hash.digest('hex');
-    if (actual !== this.#expected.sha256) {
-      callback(
-        new BackupError('E_INTEGRITY', `${this.#label}: sha256 mismatch (expected ${this.#expected.sha256}, got ${actual}): the artifact is corrupt`, {
-          details: { expected: this.#expected.sha256, actual },
-        }),
-      );
+    try {
+      this.#check.end();
+    } catch (err) {
+      callback(err as Error);
       return;
     }
     callback();
@@ -139,6 +162,42 @@ export class ArtifactReader implements ArtifactAccess {
       if (err && !last.destroyed) last.destroy(decodeError(err, this.label));
     });
     return last;
+  }
+
+  /**
+   * Reads the artifact with the checks of `openDecoded` (size and sha256 of the stored bytes),
+   * decodes it, and hands each decoded piece to `onData`: a view valid only during the call.
+   * Without encryption this needs no stream stages: decoding runs in the same loop as the read.
+   * Returns the number of decoded bytes.
+   */
+  async readDecoded(onData: (data: Buffer) => void): Promise<number> {
+    let decoded = 0;
+    const decoder = this.artifact.encryption ? undefined : createChunkDecoder(this.artifact.compression, this.label);
+    if (!decoder) {
+      for await (const chunk of await this.openDecoded()) {
+        decoded += (chunk as Buffer).length;
+        onData(chunk as Buffer);
+      }
+      return decoded;
+    }
+    const stored = await this.repository.openArtifact(this.manifest.id, this.artifact.file);
+    const check = new StoredBytesCheck(this.artifact, this.label);
+    const count = (data: Buffer) => {
+      decoded += data.length;
+      onData(data);
+    };
+    try {
+      for await (const chunk of stored) {
+        check.update(chunk as Buffer);
+        decoder.update(chunk as Buffer, count);
+      }
+    } catch (err) {
+      stored.destroy();
+      throw err;
+    }
+    check.end();
+    decoder.end();
+    return decoded;
   }
 
   /**

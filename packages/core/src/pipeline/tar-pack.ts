@@ -25,10 +25,32 @@ export interface PackOptions {
   onWarning?: (message: string, entry: { absPath: string }) => void;
   /** Filled in as the archive is written: what it holds. */
   stats?: TreeStats;
+  /**
+   * Judges samples of a large file; when it says they would not compress, the file's content
+   * comes out as `IncompressibleBytes` (so an encoder can store it without compressing).
+   */
+  isIncompressible?: (samples: Buffer[]) => boolean;
 }
+
+/** A piece of a file's content that should be stored as it is: it would not compress. */
+export class IncompressibleBytes {
+  constructor(readonly data: Buffer) {}
+}
+
+/** A piece of a tar stream. */
+export type TarPiece = Buffer | IncompressibleBytes;
 
 const BLOCK = 512;
 const READ_CHUNK = 1024 * 1024;
+/** Headers and small files are gathered into pieces of about this size. */
+const BATCH = 1024 * 1024;
+/** Files up to this size are read whole, several at a time ahead of their turn. */
+const SMALL_FILE = 256 * 1024;
+const READ_AHEAD_FILES = 16;
+const LSTAT_CONCURRENCY = 32;
+/** Files from this size on are sampled to see whether they compress. */
+const SAMPLE_FROM = 4 * 1024 * 1024;
+const SAMPLE_SIZE = 64 * 1024;
 
 /**
  * Streams a POSIX tar (ustar with pax extensions for long or non-ASCII names and big sizes) of
@@ -39,20 +61,300 @@ const READ_CHUNK = 1024 * 1024;
  * backup that silently misses files is worse than a failed one.
  */
 export function packTree(roots: readonly string[], options: PackOptions = {}): Readable {
-  return Readable.from(generateTar(roots, options), { objectMode: false, highWaterMark: 4 * READ_CHUNK });
+  return Readable.from(ownedCopies(tarPieces(roots, options)), { objectMode: false, highWaterMark: 4 * READ_CHUNK });
 }
 
-async function* generateTar(roots: readonly string[], options: PackOptions): AsyncGenerator<Buffer> {
+async function* ownedCopies(pieces: AsyncIterable<TarPiece>): AsyncGenerator<Buffer> {
+  for await (const piece of pieces) yield Buffer.from(piece instanceof IncompressibleBytes ? piece.data : piece);
+}
+
+/**
+ * The tar stream of `packTree` as pieces. A piece's buffer is reused once the next piece is
+ * asked for: use (or copy) it before that. Small files are read ahead, several at a time.
+ */
+export async function* tarPieces(roots: readonly string[], options: PackOptions = {}): AsyncGenerator<TarPiece> {
+  const batch = new Batch();
+  const readBuffers: [Buffer, Buffer] = [Buffer.allocUnsafe(READ_CHUNK), Buffer.allocUnsafe(READ_CHUNK)];
   const seen = new Set<string>();
   for (const root of roots) {
     if (!path.isAbsolute(root)) throw new BackupError('E_SOURCE', `path ${root} is not absolute`);
     const abs = path.resolve(root);
     if (seen.has(abs)) continue;
     seen.add(abs);
-    const stat = await lstatOrFail(abs, 'path');
-    yield* walk(abs, stat, options);
+    const first = treeEntry(abs, await lstatOrFail(abs, 'path'), options);
+    if (!first) continue;
+    const stack: Folder[] = [new Folder([first])];
+    while (stack.length) {
+      const folder = stack.at(-1)!;
+      const index = folder.next++;
+      const entry = folder.entries[index];
+      if (!entry) {
+        stack.pop();
+        continue;
+      }
+      folder.readAhead();
+
+      if (entry.type === 'directory') {
+        let names: string[];
+        try {
+          names = await fsp.readdir(entry.absPath);
+        } catch (err) {
+          throw readError(err, entry.absPath, 'folder');
+        }
+        const h = header(entry, `${entry.archivePath}/`, 0);
+        if (!batch.fits(h.length)) yield batch.take();
+        batch.put(h);
+        if (options.stats) options.stats.directories++;
+        names.sort();
+        stack.push(new Folder(await childEntries(entry.absPath, names, options)));
+      } else if (entry.type === 'symlink') {
+        let target: string;
+        try {
+          target = await fsp.readlink(entry.absPath);
+        } catch (err) {
+          throw readError(err, entry.absPath, 'symlink');
+        }
+        const h = header(entry, entry.archivePath, 0, target);
+        if (!batch.fits(h.length)) yield batch.take();
+        batch.put(h);
+        if (options.stats) options.stats.symlinks++;
+      } else {
+        const replacement = options.transform ? await options.transform(entry) : null;
+        if (options.stats) {
+          options.stats.files++;
+          options.stats.bytes += replacement ? replacement.length : entry.stat.size;
+        }
+        if (replacement) {
+          folder.drop(index);
+          yield* wholeFile(batch, header(entry, entry.archivePath, replacement.length), replacement, replacement.length);
+        } else if (entry.stat.size <= SMALL_FILE) {
+          const content = await folder.take(index);
+          const size = entry.stat.size;
+          if (content.bytesRead < size) options.onWarning?.(`file shrank while being read; padded with zeros to ${size} bytes`, entry);
+          else if (content.bytesRead > size) options.onWarning?.(`file grew while being read; stored its first ${size} bytes`, entry);
+          content.data.fill(0, Math.min(content.bytesRead, size), size);
+          yield* wholeFile(batch, header(entry, entry.archivePath, size), content.data, size);
+        } else {
+          yield* largeFile(entry, batch, readBuffers, options);
+        }
+      }
+      if (batch.full) yield batch.take();
+    }
   }
-  yield Buffer.alloc(BLOCK * 2);
+  if (!batch.fits(BLOCK * 2)) yield batch.take();
+  batch.zeros(BLOCK * 2);
+  yield batch.take();
+}
+
+/** Gathers small pieces into one buffer, reused once taken. */
+class Batch {
+  readonly buffer = Buffer.allocUnsafe(BATCH);
+  length = 0;
+
+  get full(): boolean {
+    return this.length >= BATCH - BLOCK;
+  }
+
+  fits(n: number): boolean {
+    return this.length + n <= BATCH;
+  }
+
+  put(data: Buffer, length = data.length): void {
+    data.copy(this.buffer, this.length, 0, length);
+    this.length += length;
+  }
+
+  zeros(n: number): void {
+    this.buffer.fill(0, this.length, this.length + n);
+    this.length += n;
+  }
+
+  take(): Buffer {
+    const view = this.buffer.subarray(0, this.length);
+    this.length = 0;
+    return view;
+  }
+}
+
+interface SmallFile {
+  /** size + 1 bytes, to notice a file that grew. */
+  data: Buffer;
+  bytesRead: number;
+}
+
+/** The entries of one folder being archived, with small files read ahead of their turn. */
+class Folder {
+  readonly entries: TreeEntry[];
+  next = 0;
+  #ahead = 0;
+  #held = 0;
+  readonly #contents = new Map<number, Promise<SmallFile>>();
+
+  constructor(entries: TreeEntry[]) {
+    this.entries = entries;
+  }
+
+  readAhead(): void {
+    while (this.#held < READ_AHEAD_FILES && this.#ahead < this.entries.length) {
+      const i = this.#ahead++;
+      if (i < this.next - 1) continue;
+      const e = this.entries[i]!;
+      if (e.type !== 'file' || e.stat.size > SMALL_FILE) continue;
+      const content = readSmallFile(e.absPath, e.stat.size);
+      content.catch(() => {});
+      this.#contents.set(i, content);
+      this.#held++;
+    }
+  }
+
+  take(index: number): Promise<SmallFile> {
+    const content = this.#contents.get(index);
+    if (!content) {
+      const e = this.entries[index]!;
+      return readSmallFile(e.absPath, e.stat.size);
+    }
+    this.#contents.delete(index);
+    this.#held--;
+    return content;
+  }
+
+  drop(index: number): void {
+    if (this.#contents.delete(index)) this.#held--;
+  }
+}
+
+async function readSmallFile(abs: string, size: number): Promise<SmallFile> {
+  let handle: fsp.FileHandle;
+  try {
+    handle = await fsp.open(abs, 'r');
+  } catch (err) {
+    throw readError(err, abs, 'file');
+  }
+  try {
+    const data = Buffer.allocUnsafe(size + 1);
+    let bytesRead = 0;
+    while (bytesRead < data.length) {
+      const n = (await handle.read(data, bytesRead, data.length - bytesRead, bytesRead)).bytesRead;
+      if (n === 0) break;
+      bytesRead += n;
+    }
+    return { data, bytesRead };
+  } catch (err) {
+    throw readError(err, abs, 'file');
+  } finally {
+    await handle.close();
+  }
+}
+
+/** Header, content and padding of a file whose content is in memory. */
+async function* wholeFile(batch: Batch, h: Buffer, content: Buffer, size: number): AsyncGenerator<TarPiece> {
+  const total = h.length + size + padLength(size);
+  if (!batch.fits(total)) yield batch.take();
+  if (batch.fits(total)) {
+    batch.put(h);
+    batch.put(content, size);
+    batch.zeros(padLength(size));
+    return;
+  }
+  batch.put(h);
+  yield batch.take();
+  yield content.subarray(0, size);
+  batch.zeros(padLength(size));
+}
+
+async function* largeFile(entry: TreeEntry, batch: Batch, buffers: [Buffer, Buffer], options: PackOptions): AsyncGenerator<TarPiece> {
+  let handle: fsp.FileHandle;
+  try {
+    handle = await fsp.open(entry.absPath, 'r');
+  } catch (err) {
+    throw readError(err, entry.absPath, 'file');
+  }
+  let pending: Promise<{ bytesRead: number }> | undefined;
+  try {
+    // The size in the header is the size when we started; a file that changes while we read it
+    // is cut or padded to that size (as GNU tar does) and reported.
+    const size = entry.stat.size;
+    const store = options.isIncompressible && size >= SAMPLE_FROM ? options.isIncompressible(await samples(handle, size, buffers[0])) : false;
+    const h = header(entry, entry.archivePath, size);
+    if (!batch.fits(h.length)) yield batch.take();
+    batch.put(h);
+    yield batch.take();
+    let remaining = size;
+    let which = 0;
+    pending = handle.read(buffers[0], 0, Math.min(READ_CHUNK, remaining), 0);
+    while (remaining > 0) {
+      let bytesRead: number;
+      try {
+        ({ bytesRead } = await pending!);
+      } catch (err) {
+        throw readError(err, entry.absPath, 'file');
+      }
+      pending = undefined;
+      if (bytesRead === 0) {
+        options.onWarning?.(`file shrank while being read; padded with zeros to ${size} bytes`, entry);
+        while (remaining > 0) {
+          const n = Math.min(remaining, READ_CHUNK);
+          yield Buffer.alloc(n);
+          remaining -= n;
+        }
+        break;
+      }
+      const current = buffers[which]!.subarray(0, bytesRead);
+      remaining -= bytesRead;
+      which ^= 1;
+      if (remaining > 0) pending = handle.read(buffers[which]!, 0, Math.min(READ_CHUNK, remaining), size - remaining);
+      yield store ? new IncompressibleBytes(current) : current;
+    }
+    const after = await handle.stat();
+    if (after.size > size) options.onWarning?.(`file grew while being read; stored its first ${size} bytes`, entry);
+    batch.zeros(padLength(size));
+  } finally {
+    await pending?.catch(() => {});
+    await handle.close();
+  }
+}
+
+/** Three stretches from the middle of a file, to judge whether it compresses. */
+async function samples(handle: fsp.FileHandle, size: number, buffer: Buffer): Promise<Buffer[]> {
+  const out: Buffer[] = [];
+  for (let i = 1; i <= 3; i++) {
+    const offset = Math.floor((size * i) / 4 / 4096) * 4096;
+    const target = buffer.subarray((i - 1) * SAMPLE_SIZE, i * SAMPLE_SIZE);
+    const { bytesRead } = await handle.read(target, 0, SAMPLE_SIZE, offset);
+    out.push(target.subarray(0, bytesRead));
+  }
+  return out;
+}
+
+/** The entries of a folder's children that are archived, in name order. */
+async function childEntries(dir: string, names: string[], options: PackOptions): Promise<TreeEntry[]> {
+  const stats: Stats[] = new Array(names.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < names.length) {
+      const i = next++;
+      stats[i] = await lstatOrFail(path.join(dir, names[i]!), 'file');
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(LSTAT_CONCURRENCY, names.length) }, worker));
+  const entries: TreeEntry[] = [];
+  for (let i = 0; i < names.length; i++) {
+    const entry = treeEntry(path.join(dir, names[i]!), stats[i]!, options);
+    if (entry) entries.push(entry);
+  }
+  return entries;
+}
+
+/** The entry for a path, or undefined when it is left out (filtered, or a special file). */
+function treeEntry(abs: string, stat: Stats, options: PackOptions): TreeEntry | undefined {
+  const type = entryType(stat);
+  if (!type) {
+    options.onWarning?.('skipped: not a regular file, folder or symlink (socket, FIFO or device)', { absPath: abs });
+    return undefined;
+  }
+  const entry: TreeEntry = { absPath: abs, archivePath: abs === '/' ? '.' : abs.slice(1), type, stat };
+  if (options.filter && !options.filter(entry)) return undefined;
+  return entry;
 }
 
 async function lstatOrFail(abs: string, what: string): Promise<Stats> {
@@ -64,6 +366,7 @@ async function lstatOrFail(abs: string, what: string): Promise<Stats> {
 }
 
 function readError(err: unknown, abs: string, what: string): BackupError {
+  if (err instanceof BackupError) return err;
   const code = (err as NodeJS.ErrnoException).code;
   const reason =
     code === 'ENOENT'
@@ -81,108 +384,9 @@ function entryType(stat: Stats): TreeEntry['type'] | undefined {
   return undefined;
 }
 
-async function* walk(abs: string, stat: Stats, options: PackOptions): AsyncGenerator<Buffer> {
-  const type = entryType(stat);
-  if (!type) {
-    options.onWarning?.('skipped: not a regular file, folder or symlink (socket, FIFO or device)', { absPath: abs });
-    return;
-  }
-  const archivePath = abs === '/' ? '.' : abs.slice(1);
-  const entry: TreeEntry = { absPath: abs, archivePath, type, stat };
-  if (options.filter && !options.filter(entry)) return;
-
-  if (type === 'directory') {
-    let names: string[];
-    try {
-      names = await fsp.readdir(abs);
-    } catch (err) {
-      throw readError(err, abs, 'folder');
-    }
-    yield header(entry, `${archivePath}/`, 0);
-    if (options.stats) options.stats.directories++;
-    names.sort();
-    for (const name of names) {
-      const child = path.join(abs, name);
-      yield* walk(child, await lstatOrFail(child, 'file'), options);
-    }
-    return;
-  }
-
-  if (type === 'symlink') {
-    let target: string;
-    try {
-      target = await fsp.readlink(abs);
-    } catch (err) {
-      throw readError(err, abs, 'symlink');
-    }
-    yield header(entry, archivePath, 0, target);
-    if (options.stats) options.stats.symlinks++;
-    return;
-  }
-
-  const replacement = options.transform ? await options.transform(entry) : null;
-  if (options.stats) {
-    options.stats.files++;
-    options.stats.bytes += replacement ? replacement.length : entry.stat.size;
-  }
-  if (replacement) {
-    yield header(entry, archivePath, replacement.length);
-    yield replacement;
-    const pad = padding(replacement.length);
-    if (pad) yield pad;
-    return;
-  }
-  yield* fileBody(entry, archivePath, options);
-}
-
-async function* fileBody(entry: TreeEntry, archivePath: string, options: PackOptions): AsyncGenerator<Buffer> {
-  let handle: fsp.FileHandle;
-  try {
-    handle = await fsp.open(entry.absPath, 'r');
-  } catch (err) {
-    throw readError(err, entry.absPath, 'file');
-  }
-  try {
-    // The size in the header is the size when we started; a file that changes while we read it
-    // is cut or padded to that size (as GNU tar does) and reported.
-    const size = entry.stat.size;
-    yield header(entry, archivePath, size);
-    let remaining = size;
-    while (remaining > 0) {
-      const want = Math.min(remaining, READ_CHUNK);
-      const buffer = Buffer.allocUnsafe(want);
-      let bytesRead: number;
-      try {
-        ({ bytesRead } = await handle.read(buffer, 0, want, size - remaining));
-      } catch (err) {
-        throw readError(err, entry.absPath, 'file');
-      }
-      if (bytesRead === 0) {
-        options.onWarning?.(`file shrank while being read; padded with zeros to ${size} bytes`, entry);
-        let zeros = remaining;
-        while (zeros > 0) {
-          const n = Math.min(zeros, READ_CHUNK);
-          yield Buffer.alloc(n);
-          zeros -= n;
-        }
-        remaining = 0;
-        break;
-      }
-      remaining -= bytesRead;
-      yield bytesRead === want ? buffer : buffer.subarray(0, bytesRead);
-    }
-    const after = await handle.stat();
-    if (after.size > size) options.onWarning?.(`file grew while being read; stored its first ${size} bytes`, entry);
-    const pad = padding(size);
-    if (pad) yield pad;
-  } finally {
-    await handle.close();
-  }
-}
-
-function padding(size: number): Buffer | undefined {
+function padLength(size: number): number {
   const rest = size % BLOCK;
-  return rest ? Buffer.alloc(BLOCK - rest) : undefined;
+  return rest ? BLOCK - rest : 0;
 }
 
 const typeNames = { file: 'File', directory: 'Directory', symlink: 'SymbolicLink' } as const;

@@ -1,0 +1,184 @@
+import { createHash, type Hash } from 'node:crypto';
+import type { promises as fsp } from 'node:fs';
+import type { Writable } from 'node:stream';
+
+/**
+ * Where an encoder puts the stored bytes: it fills buffers it borrows with `acquire` and hands
+ * them back with `submit`. Borrowing the buffers the file is written from saves a copy per byte
+ * and keeps memory flat (a few buffers, reused).
+ */
+export interface ArtifactOutput {
+  /** A buffer to fill; waits while every buffer is still being written. */
+  acquire(): Promise<Buffer>;
+  /** Hands back `buffer` holding `length` bytes to store, in order. */
+  submit(buffer: Buffer, length: number): void;
+  /** Waits until everything submitted is stored (and durable, for a file). */
+  finish(): Promise<void>;
+  /** Stops early after a failure: waits for writes in flight, without syncing. */
+  abort(): Promise<void>;
+  readonly bytes: number;
+}
+
+const BUFFER_SIZE = 2 * 1024 * 1024;
+const BUFFERS = 4;
+/** Flush to disk in the background every this many bytes, so the final fsync is short. */
+const SYNC_EVERY = 64 * 1024 * 1024;
+
+/**
+ * Writes an artifact into an open file with positional writes from a small pool of buffers,
+ * hashing the bytes (sha256) as they are submitted, and fsyncs it at the end. Earlier parts are
+ * flushed (fdatasync) in the background while later ones are still being produced. The caller
+ * closes the handle.
+ */
+export class ArtifactFile implements ArtifactOutput {
+  readonly #handle: fsp.FileHandle;
+  readonly #hash: Hash = createHash('sha256');
+  readonly #free: Buffer[] = [];
+  readonly #waiting: ((b: Buffer) => void)[] = [];
+  readonly #writes = new Set<Promise<void>>();
+  #allocated = 0;
+  #position = 0;
+  #unsynced = 0;
+  #sync: Promise<void> | undefined;
+  #error: unknown;
+  #digest: string | undefined;
+
+  constructor(handle: fsp.FileHandle) {
+    this.#handle = handle;
+  }
+
+  get bytes(): number {
+    return this.#position;
+  }
+
+  /** The hex sha256 of what was written; valid after `finish`. */
+  get sha256(): string {
+    this.#digest ??= this.#hash.digest('hex');
+    return this.#digest;
+  }
+
+  acquire(): Promise<Buffer> {
+    if (this.#error) return Promise.reject(this.#error);
+    const free = this.#free.pop();
+    if (free) return Promise.resolve(free);
+    if (this.#allocated < BUFFERS) {
+      this.#allocated++;
+      return Promise.resolve(Buffer.allocUnsafe(BUFFER_SIZE));
+    }
+    return new Promise((resolve) => this.#waiting.push(resolve));
+  }
+
+  submit(buffer: Buffer, length: number): void {
+    if (length === 0) {
+      this.#release(buffer);
+      return;
+    }
+    const data = buffer.subarray(0, length);
+    this.#hash.update(data);
+    const position = this.#position;
+    this.#position += length;
+    const write = writeAt(this.#handle, data, position).then(
+      () => {
+        this.#writes.delete(write);
+        this.#release(buffer);
+      },
+      (err: unknown) => {
+        this.#writes.delete(write);
+        this.#error ??= err;
+        this.#release(buffer);
+      },
+    );
+    this.#writes.add(write);
+    this.#unsynced += length;
+    if (this.#unsynced >= SYNC_EVERY && !this.#sync) {
+      this.#unsynced = 0;
+      const sync = Promise.all([...this.#writes]).then(() => this.#handle.datasync());
+      this.#sync = sync.then(
+        () => {
+          this.#sync = undefined;
+        },
+        (err: unknown) => {
+          this.#sync = undefined;
+          this.#error ??= err;
+        },
+      );
+    }
+  }
+
+  #release(buffer: Buffer): void {
+    const waiter = this.#waiting.shift();
+    if (waiter) waiter(buffer);
+    else this.#free.push(buffer);
+  }
+
+  async finish(): Promise<void> {
+    await this.#drain();
+    if (this.#error) throw this.#error;
+    await this.#handle.sync();
+  }
+
+  async abort(): Promise<void> {
+    await this.#drain();
+  }
+
+  async #drain(): Promise<void> {
+    while (this.#writes.size || this.#sync) await Promise.all([...this.#writes, this.#sync]);
+  }
+}
+
+async function writeAt(handle: fsp.FileHandle, data: Buffer, position: number): Promise<void> {
+  let offset = 0;
+  while (offset < data.length) {
+    const { bytesWritten } = await handle.write(data, offset, data.length - offset, position + offset);
+    offset += bytesWritten;
+  }
+}
+
+/**
+ * Hands the stored bytes to a stream (the stages after compression, e.g. encryption), with its
+ * backpressure. Buffers are not reused: the stream keeps what it is given.
+ */
+export class StreamOutput implements ArtifactOutput {
+  readonly #stream: Writable;
+  readonly #finished: Promise<void>;
+  bytes = 0;
+
+  /** `finished` settles when everything downstream has finished (or failed). */
+  constructor(stream: Writable, finished: Promise<void>) {
+    this.#stream = stream;
+    this.#finished = finished;
+    finished.catch(() => {});
+  }
+
+  async acquire(): Promise<Buffer> {
+    if (this.#stream.writableNeedDrain) {
+      await new Promise<void>((resolve, reject) => {
+        const done = (err?: unknown) => {
+          this.#stream.off('drain', onDrain);
+          if (err) reject(err);
+          else resolve();
+        };
+        const onDrain = () => done();
+        this.#stream.once('drain', onDrain);
+        this.#finished.then(() => done(new Error('the output stream ended early')), done);
+      });
+    }
+    return Buffer.allocUnsafe(256 * 1024);
+  }
+
+  submit(buffer: Buffer, length: number): void {
+    if (length === 0) return;
+    this.bytes += length;
+    this.#stream.write(buffer.subarray(0, length));
+  }
+
+  async finish(): Promise<void> {
+    this.#stream.end();
+    await this.#finished;
+  }
+
+  async abort(): Promise<void> {
+    this.#stream.destroy();
+    await this.#finished.catch(() => {});
+  }
+}

@@ -1,0 +1,109 @@
+import { execFileSync } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { promises as fsp } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { writeArtifact } from '../src/pipeline/archive.js';
+import { createChunkDecoder } from '../src/pipeline/decoder.js';
+import { looksIncompressible } from '../src/pipeline/encoder.js';
+import { packTree, tarPieces } from '../src/pipeline/tar-pack.js';
+import { TarScanner } from '../src/pipeline/tar-scan.js';
+
+let dir: string;
+beforeEach(async () => {
+  dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'sutazai-pipeline-'));
+});
+afterEach(async () => {
+  await fsp.rm(dir, { recursive: true, force: true });
+});
+
+async function mixedTree(): Promise<{ root: string; blob: Buffer }> {
+  const root = path.join(dir, 'src');
+  await fsp.mkdir(path.join(root, 'logs'), { recursive: true });
+  await fsp.mkdir(path.join(root, 'models'), { recursive: true });
+  for (let i = 0; i < 50; i++) await fsp.writeFile(path.join(root, 'logs', `app-${i}.log`), `line ${i} request ok status=200\n`.repeat(200 + i));
+  const blob = randomBytes(6 * 1024 * 1024 + 123);
+  await fsp.writeFile(path.join(root, 'models', 'weights.bin'), blob);
+  await fsp.writeFile(path.join(root, 'models', 'big-text.txt'), 'compressible text '.repeat(400_000));
+  return { root, blob };
+}
+
+async function streamBytes(stream: AsyncIterable<Buffer>): Promise<Buffer> {
+  const parts: Buffer[] = [];
+  for await (const c of stream) parts.push(c);
+  return Buffer.concat(parts);
+}
+
+function decode(stored: Buffer): Buffer {
+  const decoder = createChunkDecoder('zstd', 'test')!;
+  const out: Buffer[] = [];
+  // Feed in odd-sized pieces: frames and blocks straddle chunk boundaries.
+  for (let i = 0; i < stored.length; i += 77_777) decoder.update(stored.subarray(i, i + 77_777), (d) => out.push(Buffer.from(d)));
+  decoder.end();
+  return Buffer.concat(out);
+}
+
+describe('writeArtifact with tarPieces', () => {
+  it('stores random data without compressing it, compresses the rest, and stock zstd decodes it to the same tar', async () => {
+    const { root, blob } = await mixedTree();
+    const file = path.join(dir, 'a.tar.zst');
+    const written = await writeArtifact(tarPieces([root], { isIncompressible: looksIncompressible }), file, { compression: 'zstd' });
+    const expected = await streamBytes(packTree([root]));
+    const stored = await fsp.readFile(file);
+    expect(written.rawBytes).toBe(expected.length);
+    expect(written.bytes).toBe(stored.length);
+    expect(written.sha256).toBe(createHash('sha256').update(stored).digest('hex'));
+    // The blob is stored (3 bytes per 128 KiB block, a few frame headers); the text shrinks a lot.
+    expect(stored.length).toBeLessThan(blob.length + 200_000);
+    expect(stored.length).toBeGreaterThan(blob.length);
+    expect(decode(stored).equals(expected)).toBe(true);
+    expect(execFileSync('zstd', ['-d', '-c', file], { maxBuffer: 64 * 1024 * 1024 }).equals(expected)).toBe(true);
+  });
+
+  it('writes a decodable frame for an empty stream, and plain bytes with compression none', async () => {
+    const empty = path.join(dir, 'empty.zst');
+    const written = await writeArtifact((async function* () {})(), empty, { compression: 'zstd' });
+    expect(written.rawBytes).toBe(0);
+    expect(decode(await fsp.readFile(empty)).length).toBe(0);
+    const { root } = await mixedTree();
+    const plain = path.join(dir, 'plain.tar');
+    await writeArtifact(tarPieces([root], { isIncompressible: looksIncompressible }), plain, { compression: 'none' });
+    expect((await fsp.readFile(plain)).equals(await streamBytes(packTree([root])))).toBe(true);
+  });
+
+  it('judges random samples incompressible and text compressible', () => {
+    expect(looksIncompressible([randomBytes(65536), randomBytes(65536)])).toBe(true);
+    expect(looksIncompressible([Buffer.from('abc def '.repeat(8192))])).toBe(false);
+  });
+});
+
+describe('TarScanner', () => {
+  async function archive(): Promise<Buffer> {
+    const { root } = await mixedTree();
+    return streamBytes(packTree([root]));
+  }
+
+  it('counts entries across chunk boundaries', async () => {
+    const tar = await archive();
+    const scanner = new TarScanner('t');
+    for (let i = 0; i < tar.length; i += 1000) scanner.update(tar.subarray(i, i + 1000));
+    expect(scanner.end()).toMatchObject({ files: 52, symlinks: 0 });
+  });
+
+  it('refuses a truncated archive, a damaged header and a missing end marker', async () => {
+    const tar = await archive();
+    const cut = new TarScanner('t');
+    cut.update(tar.subarray(0, 4000));
+    expect(() => cut.end()).toThrow(/t: the archive cannot be read: truncated/);
+
+    const damaged = Buffer.from(tar);
+    damaged[512 + 60] ^= 0x01; // in the name field of the second header
+    const scanner = new TarScanner('t');
+    expect(() => scanner.update(damaged)).toThrow(/checksum failure/);
+
+    const noEnd = new TarScanner('t');
+    noEnd.update(tar.subarray(0, tar.length - 1024));
+    expect(() => noEnd.end()).toThrow(/no end-of-archive marker/);
+  });
+});
