@@ -121,6 +121,16 @@ function check(label, result) {
   return result;
 }
 
+/**
+ * Deleting a large tree leaves the file system busy for a while (journal, discards): wait for it
+ * before the next timed run, so no tool pays for the previous one's clean-up.
+ */
+async function settle() {
+  execFileSync('sync');
+  await new Promise((r) => setTimeout(r, 1000));
+  await dropCaches();
+}
+
 // Every file's size and content matches: a restore that is fast but wrong must not count.
 function sameTree(a, b) {
   execFileSync('diff', ['-r', '--no-dereference', a, b], { stdio: 'inherit' });
@@ -133,7 +143,7 @@ for (let rep = 0; rep < reps; rep++) {
   // Warm the page cache the same way for everyone when caches cannot be dropped.
   execFileSync('sh', ['-c', `tar -cf - -C "${path.dirname(dataRoot)}" data > /dev/null`]);
   for (const tool of order) {
-    await dropCaches();
+    await settle();
     const r = check(`${tool.name} (backup)`, await tool.backup());
     results.get(tool.name).backup.push(r);
     results.get(tool.name).bytes = tool.outputBytes();
@@ -142,7 +152,7 @@ for (let rep = 0; rep < reps; rep++) {
     const dir = path.join(restoreRoot, tool.name.replace(/[^a-z]+/g, '-'));
     await fsp.rm(dir, { recursive: true, force: true });
     await fsp.mkdir(dir, { recursive: true });
-    await dropCaches();
+    await settle();
     const r = check(`${tool.restoreName ?? tool.name} (restore)`, await tool.restore(dir));
     results.get(tool.name).restore.push(r);
     if (rep === 0) sameTree(dataRoot, tool.restoredData(dir));

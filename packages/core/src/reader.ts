@@ -180,20 +180,32 @@ export class ArtifactReader implements ArtifactAccess {
       }
       return decoded;
     }
-    const stored = await this.repository.openArtifact(this.manifest.id, this.artifact.file);
     const check = new StoredBytesCheck(this.artifact, this.label);
     const count = (data: Buffer) => {
       decoded += data.length;
       onData(data);
     };
-    try {
-      for await (const chunk of stored) {
-        check.update(chunk as Buffer);
-        decoder.update(chunk as Buffer, count);
+    const file = await this.repository.openArtifactFile(this.manifest.id, this.artifact.file);
+    if (file) {
+      try {
+        for await (const chunk of readChunks(file)) {
+          check.update(chunk);
+          decoder.update(chunk, count);
+        }
+      } finally {
+        await file.close();
       }
-    } catch (err) {
-      stored.destroy();
-      throw err;
+    } else {
+      const stored = await this.repository.openArtifact(this.manifest.id, this.artifact.file);
+      try {
+        for await (const chunk of stored) {
+          check.update(chunk as Buffer);
+          decoder.update(chunk as Buffer, count);
+        }
+      } catch (err) {
+        stored.destroy();
+        throw err;
+      }
     }
     check.end();
     decoder.end();
@@ -224,6 +236,30 @@ export class ArtifactReader implements ArtifactAccess {
 
   tempDir(): Promise<string> {
     return this.scratch.dir(`${this.manifest.id}-${this.artifact.source}`);
+  }
+}
+
+const READ_CHUNK = 1024 * 1024;
+
+/** A file's content in chunks from two reused buffers, the next read running while a chunk is used. */
+async function* readChunks(file: fsp.FileHandle): AsyncGenerator<Buffer> {
+  const buffers = [Buffer.allocUnsafe(READ_CHUNK), Buffer.allocUnsafe(READ_CHUNK)] as const;
+  let which = 0;
+  let position = 0;
+  let pending: Promise<{ bytesRead: number }> | undefined = file.read(buffers[0], 0, READ_CHUNK, 0);
+  try {
+    for (;;) {
+      const { bytesRead } = await pending;
+      pending = undefined;
+      if (bytesRead === 0) return;
+      const current = buffers[which]!.subarray(0, bytesRead);
+      position += bytesRead;
+      which ^= 1;
+      pending = file.read(buffers[which]!, 0, READ_CHUNK, position);
+      yield current;
+    }
+  } finally {
+    await pending?.catch(() => {});
   }
 }
 

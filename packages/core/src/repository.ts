@@ -1,7 +1,8 @@
+import { promises as fsp } from 'node:fs';
 import type { Readable } from 'node:stream';
 import { Readable as ReadableStream } from 'node:stream';
 import { BackupError, isBackupError } from './errors.js';
-import type { Destination, ObjectInfo } from './destination.js';
+import { LocalDestination, type Destination, type ObjectInfo } from './destination.js';
 import { MANIFEST_FILE, parseManifest, serializeManifest, type Manifest } from './manifest.js';
 import { compareSnapshotIds, isSnapshotId } from './snapshot-id.js';
 
@@ -125,6 +126,21 @@ export class Repository {
     try {
       return await this.destination.get(key);
     } catch (err) {
+      throw wrapDestinationError(err, this, `reading ${key}`);
+    }
+  }
+
+  /**
+   * The artifact as an open file when the repository is a local folder (read without a stream),
+   * else undefined. The caller closes it.
+   */
+  async openArtifactFile(id: string, file: string): Promise<fsp.FileHandle | undefined> {
+    if (!(this.destination instanceof LocalDestination)) return undefined;
+    const key = snapshotKey(id, file);
+    try {
+      return await fsp.open(this.destination.path(key), 'r');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new BackupError('E_NOT_FOUND', `${this.destination.description}: ${key} does not exist`);
       throw wrapDestinationError(err, this, `reading ${key}`);
     }
   }

@@ -3,7 +3,8 @@ import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { BackupError } from './errors.js';
 import { DIR_MODE, ensureDir, FILE_MODE, isEmptyDir, pathExists } from './fs.js';
-import { extractTree, type TreeStats } from './pipeline/tar-extract.js';
+import type { TreeStats } from './pipeline/tar-extract.js';
+import { TreeWriter } from './pipeline/tree-writer.js';
 import type { ArtifactReader } from './reader.js';
 
 export interface RestoredArtifact {
@@ -57,16 +58,19 @@ async function stageArtifact(reader: ArtifactReader, work: string, options: Rest
   const { artifact } = reader;
   const sourceDir = path.join(work, artifact.source);
   await ensureDir(sourceDir);
-  const decoded = await reader.openDecoded();
   if (artifact.type === 'tree') {
-    const stats = await extractTree(decoded, sourceDir, {
-      label: reader.label,
-      ...(options.preserveOwner ? { preserveOwner: true } : {}),
-    }).catch(async (err) => {
+    const writer = new TreeWriter(sourceDir, { label: reader.label, ...(options.preserveOwner ? { preserveOwner: true } : {}) });
+    let stats: TreeStats;
+    try {
+      await reader.readDecoded((data) => writer.update(data));
+      stats = writer.finish();
+    } catch (err) {
+      writer.abort();
       throw err instanceof BackupError && err.code === 'E_RESTORE' ? err : await reader.explain(err);
-    });
+    }
     return { source: artifact.source, file: artifact.file, path: sourceDir, stats };
   }
+  const decoded = await reader.openDecoded();
   const name = artifact.filename ?? artifact.file;
   if (name.includes('/') || name === '..' || name === '.') {
     throw new BackupError('E_RESTORE', `${reader.label}: refused file name ${JSON.stringify(name)}`);

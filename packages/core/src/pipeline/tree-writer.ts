@@ -1,0 +1,153 @@
+import { closeSync, constants, fchmodSync, fchownSync, futimesSync, lchownSync, lutimesSync, mkdirSync, openSync, symlinkSync, chmodSync, chownSync, utimesSync, writeSync } from 'node:fs';
+import path from 'node:path';
+import { BackupError } from '../errors.js';
+import { unsafeEntryReason, type TreeStats } from './tar-extract.js';
+import { TarScanner, type TarEntryHeader } from './tar-scan.js';
+
+export interface TreeWriterOptions {
+  label: string;
+  /** Keep the archive's uid/gid (only meaningful as root). */
+  preserveOwner?: boolean;
+}
+
+const CREATE_FILE = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;
+
+interface FolderToFinish {
+  abs: string;
+  mode: number;
+  mtime: Date | undefined;
+  uid: number | undefined;
+  gid: number | undefined;
+}
+
+/**
+ * Writes the entries of a tar stream (fed through `update`) under `root`, a fresh private folder
+ * that nothing else writes to. Each entry is checked (`unsafeEntryReason`) and then created with
+ * plain system calls, never through a symlink: files with O_CREAT|O_EXCL|O_NOFOLLOW, nothing may
+ * be written below a symlink or a file the archive made, and no path twice. Folders are created
+ * private and get their modes and times at `finish`, deepest first, so a read-only folder can
+ * still be filled.
+ *
+ * The calls are synchronous on purpose: a restore is one sequential stream, and thousands of
+ * small files cost several thread-pool round trips each when done asynchronously.
+ */
+export class TreeWriter {
+  readonly #root: string;
+  readonly #label: string;
+  readonly #preserveOwner: boolean;
+  readonly #scanner: TarScanner;
+  /** What this writer created, by archive path (without `./` and trailing slashes). */
+  readonly #created = new Map<string, 'directory' | 'file' | 'symlink'>();
+  readonly #folders = new Map<string, FolderToFinish>();
+  readonly #now = new Date();
+  #fd: number | undefined;
+  #position = 0;
+
+  constructor(root: string, options: TreeWriterOptions) {
+    this.#root = root;
+    this.#label = options.label;
+    this.#preserveOwner = options.preserveOwner ?? false;
+    this.#scanner = new TarScanner(options.label, {
+      onEntry: (entry) => this.#entry(entry),
+      onData: (data) => this.#data(data),
+      onEntryEnd: (entry) => this.#entryEnd(entry),
+    });
+  }
+
+  update(chunk: Buffer): void {
+    this.#scanner.update(chunk);
+  }
+
+  /** Checks the archive ended properly, gives folders their modes and times; returns what was restored. */
+  finish(): TreeStats {
+    const stats = this.#scanner.end();
+    const folders = [...this.#folders.values()].sort((a, b) => b.abs.length - a.abs.length);
+    for (const f of folders) {
+      if (this.#preserveOwner && f.uid !== undefined && f.gid !== undefined) chownSync(f.abs, f.uid, f.gid);
+      chmodSync(f.abs, f.mode);
+      if (f.mtime) utimesSync(f.abs, this.#now, f.mtime);
+    }
+    return stats;
+  }
+
+  /** Closes a file left open by a failure. */
+  abort(): void {
+    if (this.#fd !== undefined) closeSync(this.#fd);
+    this.#fd = undefined;
+  }
+
+  #refuse(entryPath: string, reason: string): BackupError {
+    return new BackupError('E_RESTORE', `${this.#label}: refused archive entry ${JSON.stringify(entryPath)}: ${reason}`);
+  }
+
+  #entry(entry: TarEntryHeader): void {
+    const reason = unsafeEntryReason(entry);
+    if (reason) throw this.#refuse(entry.path, reason);
+    const parts = entry.path.split('/').filter((p) => p !== '' && p !== '.');
+    if (parts.length === 0) {
+      if (entry.type === 'Directory') return;
+      throw this.#refuse(entry.path, 'an entry without a name');
+    }
+    const key = parts.join('/');
+    this.#makeParents(entry.path, parts);
+    const abs = path.join(this.#root, key);
+    const before = this.#created.get(key);
+    if (before && !(before === 'directory' && entry.type === 'Directory')) throw this.#refuse(entry.path, 'appears twice in the archive');
+    const mode = (entry.mode ?? 0o644) & 0o7777;
+    switch (entry.type) {
+      case 'Directory':
+        if (!before) mkdirSync(abs, 0o700);
+        this.#created.set(key, 'directory');
+        this.#folders.set(key, { abs, mode, mtime: entry.mtime, uid: entry.uid, gid: entry.gid });
+        return;
+      case 'SymbolicLink':
+        symlinkSync(entry.linkpath!, abs);
+        this.#created.set(key, 'symlink');
+        if (this.#preserveOwner && entry.uid !== undefined && entry.gid !== undefined) lchownSync(abs, entry.uid, entry.gid);
+        if (entry.mtime) lutimesSync(abs, this.#now, entry.mtime);
+        return;
+      default:
+        this.#fd = openSync(abs, CREATE_FILE, 0o600);
+        this.#position = 0;
+        this.#created.set(key, 'file');
+    }
+  }
+
+  #makeParents(entryPath: string, parts: string[]): void {
+    let key = '';
+    for (let i = 0; i < parts.length - 1; i++) {
+      key = key ? `${key}/${parts[i]}` : parts[i]!;
+      const kind = this.#created.get(key);
+      if (kind === 'directory') continue;
+      if (kind === 'symlink') throw this.#refuse(entryPath, `would be written through the symlink ${JSON.stringify(key)}`);
+      if (kind === 'file') throw this.#refuse(entryPath, `${JSON.stringify(key)} is a file in the archive`);
+      // A folder the archive does not list (the parents of a backed-up path): private.
+      mkdirSync(path.join(this.#root, key), 0o700);
+      this.#created.set(key, 'directory');
+    }
+  }
+
+  #data(data: Buffer): void {
+    const fd = this.#fd;
+    if (fd === undefined) return;
+    let offset = 0;
+    while (offset < data.length) {
+      const n = writeSync(fd, data, offset, data.length - offset, this.#position);
+      offset += n;
+      this.#position += n;
+    }
+  }
+
+  #entryEnd(entry: TarEntryHeader): void {
+    const fd = this.#fd;
+    if (fd === undefined) return;
+    this.#fd = undefined;
+    try {
+      if (this.#preserveOwner && entry.uid !== undefined && entry.gid !== undefined) fchownSync(fd, entry.uid, entry.gid);
+      fchmodSync(fd, (entry.mode ?? 0o644) & 0o7777);
+      if (entry.mtime) futimesSync(fd, this.#now, entry.mtime);
+    } finally {
+      closeSync(fd);
+    }
+  }
+}
