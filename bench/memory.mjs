@@ -1,37 +1,62 @@
 #!/usr/bin/env node
-// Memory stays flat: backs up one large file (default 2 GiB) with `sutazai-backup run` and prints
-// its peak RSS beside `tar -cf - | zstd -3 -T0` of the same file, in the same run.
-// Usage: node bench/memory.mjs [sizeGiB=2] [workDir]
+// Memory stays flat: peak RSS of `sutazai-backup run` (its own verification included) and of
+// `restore latest --to DIR`, beside `tar -cf - | zstd -3 -T0` of the same data, in the same run.
+//   node bench/memory.mjs [sizeGB=2] [--single] [--work DIR]
+// The default dataset is the mixed one of bench/backup.mjs (logs, model blobs, configs) of
+// sizeGB decimal gigabytes; --single is one incompressible file of sizeGB GiB.
 import { existsSync, promises as fsp } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import os from 'node:os';
 import path from 'node:path';
+import { ensureDataset } from './lib/dataset.mjs';
 import { CLI, measure, mib } from './lib/measure.mjs';
 
-const sizeGiB = Number(process.argv[2] ?? 2);
-const work = process.argv[3] ?? path.join(os.tmpdir(), 'sutazai-bench-memory');
+const args = process.argv.slice(2);
+const single = args.includes('--single');
+const workIndex = args.indexOf('--work');
+const work = path.resolve(workIndex >= 0 ? args[workIndex + 1] : path.join(os.tmpdir(), 'sutazai-bench-memory'));
+const sizeGB = Number(args.find((a, i) => !a.startsWith('--') && args[i - 1] !== '--work') ?? 2);
 const LIMIT_MIB = 200;
 
-await fsp.rm(work, { recursive: true, force: true });
-await fsp.mkdir(path.join(work, 'data'), { recursive: true });
-const big = path.join(work, 'data', 'model.bin');
-// 64 MiB of random bytes repeated: larger than zstd's window, so it does not compress.
-const block = randomBytes(64 * 1024 * 1024);
-const handle = await fsp.open(big, 'w');
-for (let written = 0; written < sizeGiB * 1024 ** 3; written += block.length) await handle.write(block);
-await handle.close();
-await fsp.writeFile(path.join(work, '.sutazai-backuprc'), 'backupRoot: ./repo\nsources:\n  models: { use: files, paths: [./data] }\n');
+let dataRoot;
+let description;
+if (single) {
+  await fsp.rm(work, { recursive: true, force: true });
+  dataRoot = path.join(work, 'data');
+  await fsp.mkdir(dataRoot, { recursive: true });
+  // 64 MiB of random bytes repeated: larger than zstd's window, so it does not compress.
+  const block = randomBytes(64 * 1024 * 1024);
+  const handle = await fsp.open(path.join(dataRoot, 'model.bin'), 'w');
+  for (let written = 0; written < sizeGB * 1024 ** 3; written += block.length) await handle.write(block);
+  await handle.close();
+  description = `${sizeGB} GiB in one incompressible file`;
+} else {
+  const dataset = await ensureDataset(path.join(work, 'dataset'), sizeGB * 1000);
+  dataRoot = dataset.dir;
+  description = `${(dataset.bytes / 1e9).toFixed(2)} GB mixed, ${dataset.files} files`;
+}
+const runDir = path.join(work, 'run');
+await fsp.rm(runDir, { recursive: true, force: true });
+await fsp.mkdir(runDir, { recursive: true });
+await fsp.writeFile(path.join(runDir, '.sutazai-backuprc'), `backupRoot: ./repo\nsources:\n  data: { use: files, paths: [${JSON.stringify(dataRoot)}] }\n`);
 
-console.log(`dataset: ${sizeGiB} GiB in one file (${big}); ${os.cpus().length} cores, node ${process.version}`);
-const tool = await measure(process.execPath, [CLI, 'run'], { cwd: work, env: { SUTAZAI_BACKUP_LOG_LEVEL: 'warn' } });
-if (tool.code !== 0) throw new Error(`sutazai-backup run failed: ${tool.stderr}`);
+console.log(`dataset: ${description} (${dataRoot}); ${os.cpus().length} cores, node ${process.version}, load ${os.loadavg()[0].toFixed(2)}`);
+const env = { SUTAZAI_BACKUP_LOG_LEVEL: 'warn' };
+const backup = await measure(process.execPath, [CLI, 'run'], { cwd: runDir, env });
+if (backup.code !== 0) throw new Error(`sutazai-backup run failed: ${backup.stderr}`);
+const restored = path.join(runDir, 'restored');
+const restore = await measure(process.execPath, [CLI, 'restore', 'latest', '--to', restored], { cwd: runDir, env });
+if (restore.code !== 0) throw new Error(`sutazai-backup restore failed: ${restore.stderr}`);
+await fsp.rm(restored, { recursive: true, force: true });
 const baseline = existsSync('/usr/bin/zstd')
-  ? await measure('sh', ['-c', `tar -cf - -C "${work}" data | zstd -3 -T0 -q -o "${work}/baseline.tar.zst"`])
+  ? await measure('sh', ['-c', `tar -cf - -C "${path.dirname(dataRoot)}" "${path.basename(dataRoot)}" | zstd -3 -T0 -q -o "${runDir}/baseline.tar.zst"`])
   : undefined;
 
-console.log(`sutazai-backup run: ${(tool.wallMs / 1000).toFixed(1)} s, peak RSS ${mib(tool.maxRssKb)} (limit ${LIMIT_MIB} MiB)`);
-if (baseline) console.log(`tar | zstd -3 -T0:  ${(baseline.wallMs / 1000).toFixed(1)} s, peak RSS ${mib(baseline.maxRssKb)}`);
-const ok = tool.maxRssKb / 1024 < LIMIT_MIB;
+console.log(`sutazai-backup run:     ${(backup.wallMs / 1000).toFixed(1)} s, peak RSS ${mib(backup.maxRssKb)} (limit ${LIMIT_MIB} MiB)`);
+console.log(`sutazai-backup restore: ${(restore.wallMs / 1000).toFixed(1)} s, peak RSS ${mib(restore.maxRssKb)} (limit ${LIMIT_MIB} MiB)`);
+if (baseline) console.log(`tar | zstd -3 -T0:      ${(baseline.wallMs / 1000).toFixed(1)} s, peak RSS ${mib(baseline.maxRssKb)}`);
+const ok = Math.max(backup.maxRssKb, restore.maxRssKb) / 1024 < LIMIT_MIB;
 console.log(ok ? 'memory: flat (under the limit)' : 'memory: OVER THE LIMIT');
-await fsp.rm(work, { recursive: true, force: true });
+await fsp.rm(runDir, { recursive: true, force: true });
+if (single) await fsp.rm(work, { recursive: true, force: true });
 process.exitCode = ok ? 0 : 1;

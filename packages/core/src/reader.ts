@@ -11,6 +11,7 @@ import type { Logger } from './log.js';
 import type { ArtifactRecord, Manifest } from './manifest.js';
 import { createDecompressor } from './pipeline/compression.js';
 import { createChunkDecoder } from './pipeline/decoder.js';
+import { HashWorker } from './pipeline/hash-worker.js';
 import type { Repository } from './repository.js';
 
 /**
@@ -20,6 +21,7 @@ import type { Repository } from './repository.js';
 export class StoredBytesCheck {
   readonly #hash: Hash = createHash('sha256');
   #bytes = 0;
+  #actual: string | undefined;
   readonly #expected: { bytes: number; sha256: string };
   readonly #label: string;
 
@@ -29,11 +31,20 @@ export class StoredBytesCheck {
   }
 
   update(chunk: Buffer): void {
+    this.count(chunk);
+    this.#hash.update(chunk);
+  }
+
+  /** Counts without hashing: the sha256 is computed elsewhere and given to `expectSha256`. */
+  count(chunk: Buffer): void {
     this.#bytes += chunk.length;
     if (this.#bytes > this.#expected.bytes) {
       throw new BackupError('E_INTEGRITY', `${this.#label}: larger than recorded (${this.#expected.bytes} bytes): the artifact was altered`);
     }
-    this.#hash.update(chunk);
+  }
+
+  expectSha256(actual: string): void {
+    this.#actual = actual;
   }
 
   end(): void {
@@ -42,7 +53,7 @@ export class StoredBytesCheck {
         details: { expectedBytes: this.#expected.bytes, actualBytes: this.#bytes },
       });
     }
-    const actual = this.#hash.digest('hex');
+    const actual = this.#actual ?? this.#hash.digest('hex');
     if (actual !== this.#expected.sha256) {
       throw new BackupError('E_INTEGRITY', `${this.#label}: sha256 mismatch (expected ${this.#expected.sha256}, got ${actual}): the artifact is corrupt`, {
         details: { expected: this.#expected.sha256, actual },
@@ -187,12 +198,22 @@ export class ArtifactReader implements ArtifactAccess {
     };
     const file = await this.repository.openArtifactFile(this.manifest.id, this.artifact.file);
     if (file) {
+      // Large artifacts: the sha256 runs on a worker thread beside the decoding.
+      const hasher = this.artifact.bytes >= HASH_OFFLOAD_FROM ? new HashWorker(READ_CHUNK) : undefined;
       try {
-        for await (const chunk of readChunks(file)) {
-          check.update(chunk);
-          decoder.update(chunk, count);
+        for await (const chunk of readChunks(file, hasher ? () => hasher.acquire() : undefined)) {
+          if (hasher) {
+            check.count(chunk);
+            decoder.update(chunk, count);
+            hasher.update(chunk);
+          } else {
+            check.update(chunk);
+            decoder.update(chunk, count);
+          }
         }
+        if (hasher) check.expectSha256(await hasher.digest());
       } finally {
+        await hasher?.dispose();
         await file.close();
       }
     } else {
@@ -240,13 +261,17 @@ export class ArtifactReader implements ArtifactAccess {
 }
 
 const READ_CHUNK = 1024 * 1024;
+const HASH_OFFLOAD_FROM = 64 * 1024 * 1024;
 
-/** A file's content in chunks from two reused buffers, the next read running while a chunk is used. */
-async function* readChunks(file: fsp.FileHandle): AsyncGenerator<Buffer> {
-  const buffers = [Buffer.allocUnsafe(READ_CHUNK), Buffer.allocUnsafe(READ_CHUNK)] as const;
+/**
+ * A file's content in chunks, the next read running while a chunk is used. From two reused
+ * buffers, or from `acquire` when chunks are handed on to another thread.
+ */
+async function* readChunks(file: fsp.FileHandle, acquire?: () => Promise<Buffer>): AsyncGenerator<Buffer> {
+  const buffers = acquire ? [await acquire(), Buffer.alloc(0)] : [Buffer.allocUnsafe(READ_CHUNK), Buffer.allocUnsafe(READ_CHUNK)];
   let which = 0;
   let position = 0;
-  let pending: Promise<{ bytesRead: number }> | undefined = file.read(buffers[0], 0, READ_CHUNK, 0);
+  let pending: Promise<{ bytesRead: number }> | undefined = file.read(buffers[0]!, 0, READ_CHUNK, 0);
   try {
     for (;;) {
       const { bytesRead } = await pending;
@@ -255,6 +280,7 @@ async function* readChunks(file: fsp.FileHandle): AsyncGenerator<Buffer> {
       const current = buffers[which]!.subarray(0, bytesRead);
       position += bytesRead;
       which ^= 1;
+      if (acquire) buffers[which] = await acquire();
       pending = file.read(buffers[which]!, 0, READ_CHUNK, position);
       yield current;
     }

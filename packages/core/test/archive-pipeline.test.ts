@@ -9,6 +9,8 @@ import { createChunkDecoder } from '../src/pipeline/decoder.js';
 import { looksIncompressible } from '../src/pipeline/encoder.js';
 import { packTree, tarPieces } from '../src/pipeline/tar-pack.js';
 import { TarScanner } from '../src/pipeline/tar-scan.js';
+import { TreeWriter } from '../src/pipeline/tree-writer.js';
+import { Header } from 'tar';
 
 let dir: string;
 beforeEach(async () => {
@@ -105,5 +107,47 @@ describe('TarScanner', () => {
     const noEnd = new TarScanner('t');
     noEnd.update(tar.subarray(0, tar.length - 1024));
     expect(() => noEnd.end()).toThrow(/no end-of-archive marker/);
+  });
+});
+
+describe('TreeWriter', () => {
+  function entry(p: string, type: string, body = '', linkpath?: string): Buffer {
+    const h = new Header({ path: p, type: type as never, size: body.length, mode: 0o640, mtime: new Date('2026-01-02T03:04:05Z'), ...(linkpath ? { linkpath } : {}) });
+    h.encode();
+    const content = Buffer.alloc(Math.ceil(body.length / 512) * 512);
+    content.write(body);
+    return Buffer.concat([h.block!, content]);
+  }
+  async function extract(parts: Buffer[]): Promise<string> {
+    const out = await fsp.mkdtemp(path.join(dir, 'out-'));
+    const writer = new TreeWriter(out, { label: 'evil' });
+    try {
+      writer.update(Buffer.concat([...parts, Buffer.alloc(1024)]));
+      writer.finish();
+    } finally {
+      writer.abort();
+    }
+    return out;
+  }
+
+  it('restores files, folders and symlinks with their modes and times', async () => {
+    const out = await extract([entry('a/', 'Directory'), entry('a/f.txt', 'File', 'hello'), entry('a/link', 'SymbolicLink', '', 'f.txt')]);
+    expect(await fsp.readFile(path.join(out, 'a/f.txt'), 'utf8')).toBe('hello');
+    const st = await fsp.stat(path.join(out, 'a/f.txt'));
+    expect(st.mode & 0o777).toBe(0o640);
+    expect(st.mtime.toISOString()).toBe('2026-01-02T03:04:05.000Z');
+    expect((await fsp.stat(path.join(out, 'a'))).mode & 0o777).toBe(0o640);
+    expect(await fsp.readlink(path.join(out, 'a/link'))).toBe('f.txt');
+  });
+
+  it('never writes through a symlink it made, nor twice to one path', async () => {
+    const target = path.join(dir, 'outside');
+    await fsp.mkdir(target);
+    await expect(extract([entry('link', 'SymbolicLink', '', target), entry('link/passwd', 'File', 'x')])).rejects.toThrow(
+      'evil: refused archive entry "link/passwd": would be written through the symlink "link"',
+    );
+    expect(await fsp.readdir(target)).toEqual([]);
+    await expect(extract([entry('f', 'File', 'one'), entry('f', 'File', 'two')])).rejects.toThrow('appears twice');
+    await expect(extract([entry('../x', 'File', 'x')])).rejects.toThrow('path contains ".."');
   });
 });
