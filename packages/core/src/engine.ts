@@ -1,7 +1,6 @@
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
-import { Writable, type Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
+import type { Readable } from 'node:stream';
 import { loadConfig, type LoadConfigOptions, type ProfileConfig, type ResolvedConfig } from './config.js';
 import { LocalDestination, type Destination, type DestinationTraits } from './destination.js';
 import { BackupError, isBackupError } from './errors.js';
