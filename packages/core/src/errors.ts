@@ -21,6 +21,8 @@ export type ErrorCode =
   | 'E_INTEGRITY'
   | 'E_VERIFY'
   | 'E_DESTINATION'
+  /** Authentication or identity failed: bad credentials, an unknown or changed host key. Never retried. */
+  | 'E_AUTH'
   | 'E_NOT_FOUND'
   | 'E_RESTORE'
   | 'E_RESTORE_TEST'

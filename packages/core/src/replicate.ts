@@ -17,12 +17,12 @@ export interface RetryOptions {
 export const DEFAULT_RETRY: RetryOptions = { retries: 3, baseDelayMs: 500 };
 
 /**
- * Errors worth another try: not integrity, usage or "not found" problems, nor errors whose
- * details say `retryable: false` (a drive that is not mounted will not mount itself).
+ * Errors worth another try: not integrity, usage, authentication or "not found" problems, nor
+ * errors whose details say `retryable: false` (a drive that is not mounted will not mount itself).
  */
 export function isTransient(err: unknown): boolean {
   if (isBackupError(err) && err.details.retryable === false) return false;
-  if (isBackupError(err)) return !['E_INTEGRITY', 'E_CONFIG', 'E_USAGE', 'E_NOT_FOUND', 'E_PLUGIN_NOT_FOUND'].includes(err.code) && isTransient(err.cause ?? {});
+  if (isBackupError(err)) return !['E_INTEGRITY', 'E_CONFIG', 'E_USAGE', 'E_NOT_FOUND', 'E_PLUGIN_NOT_FOUND', 'E_AUTH', 'E_ABORTED'].includes(err.code) && isTransient(err.cause ?? {});
   const code = (err as { code?: string }).code;
   if (code && ['ENOSPC', 'EDQUOT', 'EACCES', 'EPERM', 'EROFS'].includes(code)) return false;
   const status = (err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
