@@ -76,7 +76,7 @@ const topLevelSchema = z
     host: z.string().regex(NAME, nameMessage).optional(),
     compression: compressionSchema.default('zstd'),
     compressionLevel: z.number().int().min(-7).max(22).optional(),
-    /** How many artifacts are archived at once. */
+    /** How many artifacts are archived, and how many destinations replicated to, at once. */
     concurrency: z.number().int().min(1).max(64).default(2),
     encryption: pluginEntrySchema.optional(),
     sources: z.record(z.string(), pluginEntrySchema).refine((s) => Object.keys(s).length > 0, 'at least one source is needed'),

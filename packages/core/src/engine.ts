@@ -411,13 +411,13 @@ export class Engine {
 
       if (this.#destinations.size) {
         await this.stage(report, 'replicate', async () => {
-          await this.replicateAll(run, logger);
+          const failures = await this.replicateAll(run, logger);
           await this.#hooks.replicate.promise({ run, source: this.#repository, manifest });
-          const failed = report.destinations.filter((d) => d.status === 'failed');
-          if (failed.length) {
-            throw new BackupError('E_DESTINATION', `replication failed: ${failed.map((d) => `${d.name}: ${d.error}`).join('; ')}`);
-          }
-        }).catch((err) => this.recordFailure(report, 'replicate', err));
+          if (failures.length) throw new AggregateError(failures, `replication failed at ${failures.map((f) => f.plugin).join(', ')}`);
+        }).catch((err) => {
+          // One error per failed destination, each naming it; the others' copies stand.
+          for (const e of err instanceof AggregateError ? err.errors : [err]) this.recordFailure(report, 'replicate', e);
+        });
       }
 
       await this.stage(report, 'prune', async () => {
@@ -899,35 +899,51 @@ export class Engine {
 
   // ---- replicate ---------------------------------------------------------------------------
 
-  private async replicateAll(run: RunContext, logger: Logger): Promise<void> {
+  /**
+   * Brings every destination up to date, a few at a time: each gets the snapshots its retention
+   * keeps and it lacks, newest first (so a failure costs the oldest), skipping objects already
+   * there (what an interrupted run sent). Returns one error per destination that failed; the
+   * others are unaffected.
+   */
+  private async replicateAll(run: RunContext, logger: Logger): Promise<BackupError[]> {
     const localIds = await this.#repository.snapshotIds();
-    await mapLimit([...this.#destinations.values()], 2, async (d) => {
+    const failures: BackupError[] = [];
+    await mapLimit([...this.#destinations.values()], this.config.concurrency, async (d) => {
       const t0 = Date.now();
-      const result: DestinationResult = { name: d.name, status: 'ok', sent: 0, skipped: 0, bytes: 0, durationMs: 0 };
+      const plugin = `destinations.${d.name}`;
+      const log = logger.child({ plugin });
+      const result: DestinationResult = { name: d.name, status: 'ok', sent: 0, skipped: 0, bytes: 0, durationMs: 0, snapshots: [] };
       const target = this.repositoryFor(d.name);
       try {
         const listing = await target.listing();
         const existing = new Map([...listing.objects.values()].flat().map((o) => [o.key, o]));
-        // Send what this destination's retention would keep and it does not hold yet, newest first.
         const wanted = this.retained([...new Set([...localIds, ...listing.ids])], d.retention).filter(
           (id) => localIds.includes(id) && !listing.ids.includes(id),
         );
+        log.debug(`${d.name} holds ${listing.ids.length} snapshot(s); sending ${wanted.length}`);
         for (const id of wanted.reverse()) {
           const manifest = await this.#repository.readManifest(id);
-          const copied = await copySnapshot(this.#repository, target, manifest, existing, { retry: DEFAULT_RETRY, logger: logger.child({ plugin: `destinations.${d.name}` }) });
+          const copied = await copySnapshot(this.#repository, target, manifest, existing, { retry: DEFAULT_RETRY, logger: log });
           result.sent += copied.sent;
           result.skipped += copied.skipped;
           result.bytes += copied.bytes;
+          result.snapshots!.push(id);
         }
-        logger.info(`replicated to ${d.name}: ${result.sent} object(s) sent, ${result.skipped} already there`, { plugin: `destinations.${d.name}` });
+        log.info(`replicated to ${d.name}: ${result.sent} object(s) sent, ${result.skipped} already there`);
       } catch (err) {
+        const error = isBackupError(err) ? err : new BackupError('E_DESTINATION', `${plugin}: ${(err as Error).message}`, { cause: err });
+        error.plugin ??= plugin;
+        error.stage ??= 'replicate';
         result.status = 'failed';
-        result.error = this.secrets.redact((err as Error).message);
-        logger.error(`replication to ${d.name} failed: ${result.error}`, { plugin: `destinations.${d.name}` });
+        result.code = error.code;
+        result.error = this.secrets.redact(error.message);
+        failures.push(error);
+        log.error(`replication to ${d.name} failed: ${result.error}`);
       }
       result.durationMs = Date.now() - t0;
       run.report.destinations.push(result);
     });
+    return failures;
   }
 
   /** The ids a retention policy keeps (by each snapshot's profile when no override is given). */

@@ -1,4 +1,4 @@
-import { isBackupError } from './errors.js';
+import { BackupError, isBackupError } from './errors.js';
 import type { ObjectInfo } from './destination.js';
 import type { Logger } from './log.js';
 import { MANIFEST_FILE, type Manifest } from './manifest.js';
@@ -71,6 +71,7 @@ export async function copySnapshot(
       result.skipped++;
       continue;
     }
+    options.logger?.debug(`sending ${key} (${artifact.bytes} bytes)`);
     await withRetry(
       async () => {
         const body = await from.openArtifact(manifest.id, artifact.file);
@@ -79,6 +80,13 @@ export async function copySnapshot(
         } catch (err) {
           body.destroy();
           throw wrapDestinationError(err, to, `uploading ${key}`);
+        }
+        // A destination that lost bytes on the way must not get the manifest that vouches for them.
+        const stored = await to.destination.stat(key).catch((err) => {
+          throw wrapDestinationError(err, to, `checking ${key}`);
+        });
+        if (stored?.size !== artifact.bytes) {
+          throw new BackupError('E_DESTINATION', `${to.name}: ${key} holds ${stored ? `${stored.size} bytes` : 'nothing'} after the upload, expected ${artifact.bytes}`);
         }
       },
       { ...retry, what: `${to.name}: upload of ${key}` },

@@ -35,7 +35,11 @@ export interface DestinationResult {
   skipped: number;
   bytes: number;
   durationMs: number;
+  /** Snapshots completed at this destination during the run. */
+  snapshots?: string[];
   error?: string;
+  /** The error code when it failed (E_AUTH: credentials or host key; E_DESTINATION: the rest). */
+  code?: string;
 }
 
 export interface ReportError {

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import SftpClient from 'ssh2-sftp-client';
-import { utils as sshUtils, type ConnectConfig, type SFTPWrapper, type Stats } from 'ssh2';
+import ssh2, { type ConnectConfig, type SFTPWrapper, type Stats } from 'ssh2';
 import {
   BackupError,
   checkKey,
@@ -186,7 +186,7 @@ export class SftpDestination implements Destination {
         throw new BackupError('E_CONFIG', `${this.description}: cannot read the privateKey file ${file}: ${(err as Error).message}`, { cause: err });
       }
     }
-    const parsed = sshUtils.parseKey(key, this.#options.passphrase);
+    const parsed = ssh2.utils.parseKey(key, this.#options.passphrase);
     if (parsed instanceof Error) {
       const hint = /passphrase/i.test(parsed.message) ? (this.#options.passphrase ? ': is the passphrase right?' : ': the key is encrypted: set passphrase') : '';
       throw new BackupError('E_AUTH', `${this.description}: cannot use the privateKey: ${parsed.message}${hint}`);
