@@ -31,11 +31,11 @@ export async function makeData(dir: string, bigBytes = 2 * 1024 * 1024): Promise
   await fsp.writeFile(path.join(dir, 'weights.bin'), randomBytes(bigBytes));
 }
 
-export function rcYaml(opts: { dataDir: string; dest: DestinationSpec; extra?: string }): string {
+export function rcYaml(opts: { dataDir: string; dest: DestinationSpec; host?: string; extra?: string }): string {
   const d = opts.dest;
   const lines = [
     'backupRoot: ./backups',
-    `host: ${HOST}`,
+    `host: ${opts.host ?? HOST}`,
     'sources:',
     `  configs: { use: files, paths: [${JSON.stringify(opts.dataDir)}] }`,
     'destinations:',
@@ -96,13 +96,21 @@ export function secretEnv(dest: DestinationSpec): NodeJS.ProcessEnv {
 }
 
 /** Where each destination keeps the repository of HOST on disk (s3rver's store, the sshd home). */
-export function storageRoots(dest: DestinationSpec): Record<string, string> {
+export function storageRoots(dest: DestinationSpec, host = HOST): Record<string, string> {
   const out: Record<string, string> = {};
-  if (dest.drive) out.drive = path.join(dest.drive.path, HOST);
-  if (dest.offsite) out.offsite = path.join(dest.offsite.server.directory, BUCKET, HOST);
-  if (dest.vault) out.vault = path.join(dest.vault.server.homeDir, 'sftp', HOST);
-  if (dest.mirror) out.mirror = path.join(dest.mirror.server.homeDir, 'rsync', HOST);
+  if (dest.drive) out.drive = path.join(dest.drive.path, host);
+  if (dest.offsite) out.offsite = path.join(dest.offsite.server.directory, BUCKET, host);
+  if (dest.vault) out.vault = path.join(dest.vault.server.homeDir, 'sftp', host);
+  if (dest.mirror) out.mirror = path.join(dest.mirror.server.homeDir, 'rsync', host);
   return out;
+}
+
+export async function waitFor(cond: () => Promise<boolean> | boolean, timeoutMs: number, what: string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await cond())) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
 }
 
 /** Every file under `dir` (relative paths), hidden ones included. */

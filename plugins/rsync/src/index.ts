@@ -271,7 +271,7 @@ export class RsyncDestination implements Destination {
     if (/Permission denied|Read-only file system/.test(stderr)) {
       return new BackupError('E_DESTINATION', `${base}: ${tail}`, { cause: Object.assign(new Error(tail), { code: 'EACCES' }) });
     }
-    return new BackupError('E_DESTINATION', `${base}: ${tail || `exit code ${result.code}`} (exit code ${result.code})`);
+    return new BackupError('E_DESTINATION', `${base}: ${tail || 'failed'} (exit code ${result.code})`);
   }
 
   async #knownFingerprints(name: string): Promise<string[]> {

@@ -160,6 +160,7 @@ export class SftpDestination implements Destination {
         const ssh = (client as unknown as { client: import('ssh2').Client }).client;
         ssh.once('close', forget);
         ssh.once('end', forget);
+        connectionLost(sftp, ssh);
         return { client, sftp };
       })
       .catch(async (err: Error & { level?: string }) => {
@@ -225,9 +226,9 @@ export class SftpDestination implements Destination {
   async #ensureDir(sftp: SFTPWrapper, dir: string): Promise<void> {
     if (this.#dirs.has(dir) || dir === '/' || dir === '.') return;
     try {
-      await call<void>((cb) => sftp.mkdir(dir, { mode: DIR_MODE }, cb));
+      await call<void>(sftp, (cb) => sftp.mkdir(dir, { mode: DIR_MODE }, cb));
     } catch (err) {
-      const st = await call<Stats>((cb) => sftp.stat(dir, cb)).catch(() => undefined);
+      const st = await call<Stats>(sftp, (cb) => sftp.stat(dir, cb)).catch(() => undefined);
       if (st?.isDirectory()) {
         this.#dirs.add(dir);
         return;
@@ -235,10 +236,10 @@ export class SftpDestination implements Destination {
       if (st || (err as { code?: number }).code !== NO_SUCH_FILE) throw err;
       await this.#ensureDir(sftp, path.posix.dirname(dir));
       try {
-        await call<void>((cb) => sftp.mkdir(dir, { mode: DIR_MODE }, cb));
+        await call<void>(sftp, (cb) => sftp.mkdir(dir, { mode: DIR_MODE }, cb));
       } catch (again) {
         // Another upload may have made it meanwhile.
-        if (!(await call<Stats>((cb) => sftp.stat(dir, cb)).catch(() => undefined))?.isDirectory()) throw again;
+        if (!(await call<Stats>(sftp, (cb) => sftp.stat(dir, cb)).catch(() => undefined))?.isDirectory()) throw again;
       }
     }
     this.#dirs.add(dir);
@@ -258,24 +259,24 @@ export class SftpDestination implements Destination {
     let handle: Buffer | undefined;
     try {
       await this.#ensureDir(sftp, dir);
-      handle = await call<Buffer>((cb) => sftp.open(tmp, 'w', { mode: FILE_MODE }, cb));
+      handle = await call<Buffer>(sftp, (cb) => sftp.open(tmp, 'w', { mode: FILE_MODE }, cb));
       await pipeline(body, new RemoteFileWriter(sftp, handle));
       // Make the bytes durable before the rename makes them visible.
-      if (hasExtension(sftp, 'fsync@openssh.com')) await call((cb) => sftp.ext_openssh_fsync(handle!, cb));
+      if (hasExtension(sftp, 'fsync@openssh.com')) await call(sftp, (cb) => sftp.ext_openssh_fsync(handle!, cb));
       const h = handle;
       handle = undefined;
-      await call<void>((cb) => sftp.close(h, cb));
+      await call<void>(sftp, (cb) => sftp.close(h, cb));
       if (hasExtension(sftp, 'posix-rename@openssh.com')) {
-        await call<void>((cb) => sftp.ext_openssh_rename(tmp, file, cb));
+        await call<void>(sftp, (cb) => sftp.ext_openssh_rename(tmp, file, cb));
       } else {
         // Plain SFTP rename refuses to replace: remove the old object first (a short window without it).
-        await call<void>((cb) => sftp.unlink(file, cb)).catch(() => {});
-        await call<void>((cb) => sftp.rename(tmp, file, cb));
+        await call<void>(sftp, (cb) => sftp.unlink(file, cb)).catch(() => {});
+        await call<void>(sftp, (cb) => sftp.rename(tmp, file, cb));
       }
     } catch (err) {
       body.destroy();
-      if (handle) await call<void>((cb) => sftp.close(handle!, cb)).catch(() => {});
-      await call<void>((cb) => sftp.unlink(tmp, cb)).catch(() => {});
+      if (handle) await call<void>(sftp, (cb) => sftp.close(handle!, cb)).catch(() => {});
+      await call<void>(sftp, (cb) => sftp.unlink(tmp, cb)).catch(() => {});
       throw this.#error(err, `uploading ${key}`);
     }
   }
@@ -285,13 +286,13 @@ export class SftpDestination implements Destination {
     return this.#op(`reading ${key}`, async (sftp) => {
       let handle: Buffer;
       try {
-        handle = await call<Buffer>((cb) => sftp.open(file, 'r', cb));
+        handle = await call<Buffer>(sftp, (cb) => sftp.open(file, 'r', cb));
       } catch (err) {
         if ((err as { code?: number }).code === NO_SUCH_FILE) throw new BackupError('E_NOT_FOUND', `${this.description}: ${key} does not exist`);
         throw err;
       }
-      const st = await call<Stats>((cb) => sftp.fstat(handle, cb)).catch(async (err) => {
-        await call<void>((cb) => sftp.close(handle, cb)).catch(() => {});
+      const st = await call<Stats>(sftp, (cb) => sftp.fstat(handle, cb)).catch(async (err) => {
+        await call<void>(sftp, (cb) => sftp.close(handle, cb)).catch(() => {});
         throw err;
       });
       return Readable.from(readRemoteFile(sftp, handle, st.size), { objectMode: false });
@@ -307,7 +308,7 @@ export class SftpDestination implements Destination {
       const walk = async (dir: string, keyPrefix: string): Promise<void> => {
         let entries;
         try {
-          entries = await call<{ filename: string; attrs: Stats }[]>((cb) => sftp.readdir(dir, cb));
+          entries = await call<{ filename: string; attrs: Stats }[]>(sftp, (cb) => sftp.readdir(dir, cb));
         } catch (err) {
           if ((err as { code?: number }).code === NO_SUCH_FILE) return;
           throw err;
@@ -321,7 +322,7 @@ export class SftpDestination implements Destination {
           } else if (filename.includes(TMP_MARK)) {
             if (Date.now() - attrs.mtime * 1000 > STALE_TEMP_MS) {
               // A temp file untouched for hours is what a dropped connection left behind.
-              await call<void>((cb) => sftp.unlink(path.posix.join(dir, filename), cb)).catch(() => {});
+              await call<void>(sftp, (cb) => sftp.unlink(path.posix.join(dir, filename), cb)).catch(() => {});
             }
           } else if (attrs.isFile() && key.startsWith(prefix)) {
             out.push({ key, size: attrs.size, modified: new Date(attrs.mtime * 1000) });
@@ -338,7 +339,7 @@ export class SftpDestination implements Destination {
     const file = this.remotePath(key);
     await this.#op(`deleting ${key}`, async (sftp) => {
       try {
-        await call<void>((cb) => sftp.unlink(file, cb));
+        await call<void>(sftp, (cb) => sftp.unlink(file, cb));
       } catch (err) {
         if ((err as { code?: number }).code !== NO_SUCH_FILE) throw err;
       }
@@ -346,7 +347,7 @@ export class SftpDestination implements Destination {
       let dir = path.posix.dirname(file);
       while (dir !== this.root && dir.startsWith(this.root === '/' ? '/' : `${this.root}/`)) {
         try {
-          await call<void>((cb) => sftp.rmdir(dir, cb));
+          await call<void>(sftp, (cb) => sftp.rmdir(dir, cb));
         } catch {
           break;
         }
@@ -360,7 +361,7 @@ export class SftpDestination implements Destination {
     const file = this.remotePath(key);
     return this.#op(`checking ${key}`, async (sftp) => {
       try {
-        const st = await call<Stats>((cb) => sftp.stat(file, cb));
+        const st = await call<Stats>(sftp, (cb) => sftp.stat(file, cb));
         return st.isFile() ? { key, size: st.size, modified: new Date(st.mtime * 1000) } : undefined;
       } catch (err) {
         if ((err as { code?: number }).code === NO_SUCH_FILE) return undefined;
@@ -372,7 +373,7 @@ export class SftpDestination implements Destination {
   async usage(): Promise<StorageUsage | undefined> {
     return this.#op('checking free space', async (sftp) => {
       if (!hasExtension(sftp, 'statvfs@openssh.com')) return undefined;
-      const st = await call<{ f_blocks: number; f_bfree: number; f_frsize: number }>((cb) => sftp.ext_openssh_statvfs(this.root, cb));
+      const st = await call<{ f_blocks: number; f_bfree: number; f_frsize: number }>(sftp, (cb) => sftp.ext_openssh_statvfs(this.root, cb));
       return { totalBytes: st.f_blocks * st.f_frsize, usedBytes: (st.f_blocks - st.f_bfree) * st.f_frsize };
     });
   }
@@ -389,8 +390,28 @@ function hasExtension(sftp: SFTPWrapper, name: string): boolean {
   return Boolean((sftp as unknown as { _extensions?: Record<string, string> })._extensions?.[name]);
 }
 
-function call<T>(fn: (cb: (err: Error | undefined | null, value?: T) => void) => void): Promise<T> {
-  return new Promise((resolve, reject) => fn((err, value) => (err ? reject(err) : resolve(value as T))));
+const lostConnections = new WeakMap<SFTPWrapper, Promise<never>>();
+
+/** Rejects when the connection under `sftp` goes away: requests sent after that get no answer at all. */
+function connectionLost(sftp: SFTPWrapper, ssh: { once(event: string, fn: () => void): unknown }): Promise<never> {
+  let lost = lostConnections.get(sftp);
+  if (!lost) {
+    lost = new Promise<never>((_resolve, reject) => {
+      const fail = () => reject(new Error('the SSH connection was lost'));
+      ssh.once('close', fail);
+      ssh.once('end', fail);
+      sftp.once('close', fail);
+    });
+    lost.catch(() => {});
+    lostConnections.set(sftp, lost);
+  }
+  return lost;
+}
+
+function call<T>(sftp: SFTPWrapper, fn: (cb: (err: Error | undefined | null, value?: T) => void) => void): Promise<T> {
+  const request = new Promise<T>((resolve, reject) => fn((err, value) => (err ? reject(err) : resolve(value as T))));
+  const lost = lostConnections.get(sftp);
+  return lost ? Promise.race([request, lost]) : request;
 }
 
 /**
@@ -411,6 +432,11 @@ class RemoteFileWriter extends Writable {
     this.#sftp = sftp;
     this.#handle = handle;
     this.#maxInFlight = maxInFlight;
+    // Writes in flight when the connection drops are never answered: fail instead of waiting.
+    lostConnections.get(sftp)?.catch((err: Error) => {
+      this.#error ??= err;
+      this.#wake();
+    });
   }
 
   override _write(chunk: Buffer, _encoding: BufferEncoding, cb: (err?: Error | null) => void): void {
@@ -450,15 +476,15 @@ class RemoteFileWriter extends Writable {
 /** Reads a remote file of known size with several requests in flight, in order, then closes it. */
 async function* readRemoteFile(sftp: SFTPWrapper, handle: Buffer, size: number, maxInFlight = 16): AsyncGenerator<Buffer> {
   const block = (sftp as unknown as { _maxReadLen?: number })._maxReadLen ?? 32 * 1024;
-  const read = (pos: number, len: number) =>
-    new Promise<Buffer>((resolve, reject) => {
-      const buf = Buffer.allocUnsafe(len);
-      sftp.read(handle, buf, 0, len, pos, (err, bytesRead) => {
+  const read = (pos: number, len: number) => {
+    const buf = Buffer.allocUnsafe(len);
+    return call<number>(sftp, (cb) =>
+      sftp.read(handle, buf, 0, len, pos, (err, bytesRead) =>
         // ssh2 reports reading at the end of the file as an error with code 1 (EOF).
-        if (err && (err as { code?: number }).code !== 1) reject(err);
-        else resolve(buf.subarray(0, err ? 0 : bytesRead));
-      });
-    });
+        err && (err as { code?: number }).code !== 1 ? cb(err) : cb(undefined, err ? 0 : bytesRead),
+      ),
+    ).then((n) => buf.subarray(0, n));
+  };
   const inFlight: { pos: number; len: number; data: Promise<Buffer> }[] = [];
   let position = 0;
   try {
@@ -480,7 +506,7 @@ async function* readRemoteFile(sftp: SFTPWrapper, handle: Buffer, size: number, 
     }
   } finally {
     await Promise.allSettled(inFlight.map((r) => r.data));
-    await call<void>((cb) => sftp.close(handle, cb)).catch(() => {});
+    await call<void>(sftp, (cb) => sftp.close(handle, cb)).catch(() => {});
   }
 }
 
