@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCli, startCli, tempDir, writeRc, type CliResult } from './helpers/cli.js';
 import {
   BUCKET,
+  S3_SECRET,
   cliText,
   expectNoSecrets,
   filesUnder,
@@ -127,7 +128,7 @@ describe('replication faults', () => {
     expect(list.json()).toEqual([]);
 
     await expectCompletedBy(s, id, ['offsite']);
-    expectNoSecrets(s.outputs, [s3.secretAccessKey]);
+    expectNoSecrets(s.outputs, [S3_SECRET]);
   });
 
   it('SSH connections dropped mid-upload: sftp and rsync fail with their own errors, nothing under a final name, the next run completes both replicas', async () => {
@@ -250,6 +251,6 @@ describe('replication faults', () => {
 
     mount(['-o', 'remount,size=64m', mnt]);
     await expectCompletedBy(s, id, ['drive']);
-    expectNoSecrets(s.outputs, [s3.secretAccessKey]);
+    expectNoSecrets(s.outputs, [S3_SECRET]);
   });
 });

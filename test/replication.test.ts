@@ -7,6 +7,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCli, tempDir, writeRc, type CliResult } from './helpers/cli.js';
 import {
+  S3_SECRET,
   cliText,
   expectNoSecrets,
   expectSameTree,
@@ -106,7 +107,7 @@ describe('replication to local, s3, sftp and rsync', () => {
     // Nothing but state (history, lock) came back under backupRoot: the restores read the destinations.
     expect((await filesUnder(path.join(work, 'backups'))).filter((f) => !f.startsWith('state/'))).toEqual([]);
 
-    expectNoSecrets({ ...outputs, ...manifests }, [s3.secretAccessKey, sshd.keyPassphrase]);
+    expectNoSecrets({ ...outputs, ...manifests }, [S3_SECRET, sshd.keyPassphrase]);
     // The debug log shows the work was done (so the secret check read real output).
     expect(outputs['run --json']).toContain('sending snapshots/');
   });
