@@ -111,4 +111,35 @@ describe('replication to local, s3, sftp and rsync', () => {
     // The debug log shows the work was done (so the secret check read real output).
     expect(outputs['run --json']).toContain('sending snapshots/');
   });
+
+  it('keeps a different number of snapshots at each destination when its retention says so', async () => {
+    const dir = await tempDir('sutazai-retention-');
+    try {
+      await makeData(path.join(dir, 'data'), 1024);
+      await writeRc(
+        dir,
+        [
+          'backupRoot: ./backups',
+          'retention: { last: 5 }',
+          'sources:',
+          '  configs: { use: files, paths: [./data] }',
+          'destinations:',
+          '  near: { use: local, path: ./near }',
+          '  far: { use: local, path: ./far, retention: { last: 1 } }',
+          '',
+        ].join('\n'),
+      );
+      const ids: string[] = [];
+      for (let i = 0; i < 3; i++) {
+        const r = await runCli(['run', '--json'], { cwd: dir });
+        expect(r.code, r.stderr).toBe(0);
+        ids.push(r.json().snapshot);
+      }
+      const listed = async (from: string) => (await runCli(['list', '--from', from, '--json'], { cwd: dir })).json().map((x: { id: string }) => x.id);
+      expect(await listed('near')).toEqual(ids);
+      expect(await listed('far')).toEqual([ids[2]]);
+    } finally {
+      await fsp.rm(dir, { recursive: true, force: true });
+    }
+  });
 });

@@ -1,16 +1,5 @@
 import { Readable } from 'node:stream';
-import {
-  DeleteObjectCommand,
-  GetObjectCommand,
-  HeadObjectCommand,
-  ListObjectsV2Command,
-  S3Client,
-  type ChecksumAlgorithm,
-  type S3ClientConfig,
-  type ServerSideEncryption,
-  type StorageClass,
-} from '@aws-sdk/client-s3';
-import { Upload } from '@aws-sdk/lib-storage';
+import type { ChecksumAlgorithm, S3Client, S3ClientConfig, ServerSideEncryption, StorageClass } from '@aws-sdk/client-s3';
 import {
   BackupError,
   checkKey,
@@ -24,6 +13,18 @@ import {
 
 const MiB = 1024 * 1024;
 const MAX_PARTS = 10_000;
+
+// The project supports Node 20; the SDK's notice about its own future Node policy would land in
+// every run's stderr (and break JSON log lines).
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+
+/** The AWS SDK is loaded on first use: commands that never touch the bucket start faster. */
+type Sdk = typeof import('@aws-sdk/client-s3') & { Upload: typeof import('@aws-sdk/lib-storage').Upload };
+let sdk: Promise<Sdk> | undefined;
+function loadSdk(): Promise<Sdk> {
+  sdk ??= Promise.all([import('@aws-sdk/client-s3'), import('@aws-sdk/lib-storage')]).then(([s3, storage]) => ({ ...s3, Upload: storage.Upload }));
+  return sdk;
+}
 
 export const s3Options = z
   .object({
@@ -83,10 +84,10 @@ const AUTH_ERRORS = new Set(['AccessDenied', 'InvalidAccessKeyId', 'SignatureDoe
 /** A bucket as a Destination: keys map to object keys one to one (the engine adds the prefix). */
 export class S3Destination implements Destination {
   readonly description: string;
-  readonly client: S3Client;
   readonly #options: ParsedS3Options;
   readonly #secrets: SecretRegistry | undefined;
-  #credentialsChecked = false;
+  readonly #config: S3ClientConfig;
+  #client: Promise<{ client: S3Client; sdk: Sdk }> | undefined;
 
   constructor(options: ParsedS3Options, secrets?: SecretRegistry) {
     this.#options = options;
@@ -111,32 +112,40 @@ export class S3Destination implements Destination {
         ...(options.sessionToken ? { sessionToken: options.sessionToken } : {}),
       };
     }
-    this.client = new S3Client(config);
+    this.#config = config;
   }
 
-  /** Registers credentials the AWS chain found, so they are redacted like those in the rc file. */
-  async #ready(): Promise<void> {
-    if (this.#credentialsChecked) return;
-    this.#credentialsChecked = true;
-    if (this.#options.accessKeyId) return;
-    try {
-      const creds = await this.client.config.credentials();
-      this.#secrets?.add(creds.secretAccessKey);
-      this.#secrets?.add(creds.sessionToken);
-    } catch (err) {
-      this.#credentialsChecked = false;
-      throw this.#error(err, 'finding AWS credentials (none in the rc file; the AWS chain found none either)');
-    }
+  /** The client, made on first use; credentials the AWS chain finds are registered as secrets. */
+  #ready(): Promise<{ client: S3Client; sdk: Sdk }> {
+    this.#client ??= (async () => {
+      const loaded = await loadSdk();
+      const client = new loaded.S3Client(this.#config);
+      if (!this.#options.accessKeyId) {
+        try {
+          const creds = await client.config.credentials();
+          this.#secrets?.add(creds.secretAccessKey);
+          this.#secrets?.add(creds.sessionToken);
+        } catch (err) {
+          client.destroy();
+          throw this.#error(err, 'finding AWS credentials (none in the rc file; the AWS chain found none either)');
+        }
+      }
+      return { client, sdk: loaded };
+    })().catch((err) => {
+      this.#client = undefined;
+      throw err;
+    });
+    return this.#client;
   }
 
   async put(key: string, body: Readable, info?: PutInfo): Promise<void> {
     checkKey(key);
-    await this.#ready();
+    const { client, sdk } = await this.#ready();
     const o = this.#options;
     let partSize = o.partSizeMB * MiB;
     if (info?.size && Math.ceil(info.size / partSize) > MAX_PARTS - 100) partSize = Math.ceil(info.size / (MAX_PARTS - 100));
-    const upload = new Upload({
-      client: this.client,
+    const upload = new sdk.Upload({
+      client,
       partSize,
       queueSize: o.queueSize,
       // A failed multipart upload is aborted, so no parts linger and nothing appears under the key.
@@ -165,9 +174,9 @@ export class S3Destination implements Destination {
 
   async get(key: string): Promise<Readable> {
     checkKey(key);
-    await this.#ready();
+    const { client, sdk } = await this.#ready();
     try {
-      const res = await this.client.send(new GetObjectCommand({ Bucket: this.#options.bucket, Key: key }));
+      const res = await client.send(new sdk.GetObjectCommand({ Bucket: this.#options.bucket, Key: key }));
       const body = res.Body;
       if (!(body instanceof Readable)) throw new Error('the response has no readable body');
       return body;
@@ -178,14 +187,14 @@ export class S3Destination implements Destination {
   }
 
   async list(prefix: string): Promise<ObjectInfo[]> {
-    await this.#ready();
+    const { client, sdk } = await this.#ready();
     const out: ObjectInfo[] = [];
     let token: string | undefined;
     do {
       let page;
       try {
-        page = await this.client.send(
-          new ListObjectsV2Command({ Bucket: this.#options.bucket, Prefix: prefix, ...(token ? { ContinuationToken: token } : {}) }),
+        page = await client.send(
+          new sdk.ListObjectsV2Command({ Bucket: this.#options.bucket, Prefix: prefix, ...(token ? { ContinuationToken: token } : {}) }),
         );
       } catch (err) {
         throw this.#error(err, `listing ${prefix || '(everything)'}`);
@@ -201,9 +210,9 @@ export class S3Destination implements Destination {
 
   async delete(key: string): Promise<void> {
     checkKey(key);
-    await this.#ready();
+    const { client, sdk } = await this.#ready();
     try {
-      await this.client.send(new DeleteObjectCommand({ Bucket: this.#options.bucket, Key: key }));
+      await client.send(new sdk.DeleteObjectCommand({ Bucket: this.#options.bucket, Key: key }));
     } catch (err) {
       if (isNotFound(err)) return;
       throw this.#error(err, `deleting ${key}`);
@@ -212,9 +221,9 @@ export class S3Destination implements Destination {
 
   async stat(key: string): Promise<ObjectInfo | undefined> {
     checkKey(key);
-    await this.#ready();
+    const { client, sdk } = await this.#ready();
     try {
-      const res = await this.client.send(new HeadObjectCommand({ Bucket: this.#options.bucket, Key: key }));
+      const res = await client.send(new sdk.HeadObjectCommand({ Bucket: this.#options.bucket, Key: key }));
       return { key, size: res.ContentLength ?? 0, ...(res.LastModified ? { modified: res.LastModified } : {}) };
     } catch (err) {
       if (isNotFound(err)) return undefined;
@@ -223,7 +232,9 @@ export class S3Destination implements Destination {
   }
 
   async close(): Promise<void> {
-    this.client.destroy();
+    const ready = this.#client;
+    this.#client = undefined;
+    (await ready?.catch(() => undefined))?.client.destroy();
   }
 
   #error(err: unknown, doing: string): BackupError {

@@ -4,8 +4,8 @@ import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import SftpClient from 'ssh2-sftp-client';
-import ssh2, { type ConnectConfig, type SFTPWrapper, type Stats } from 'ssh2';
+import type SftpClient from 'ssh2-sftp-client';
+import type { ConnectConfig, SFTPWrapper, Stats } from 'ssh2';
 import {
   BackupError,
   checkKey,
@@ -23,10 +23,22 @@ import { HostKeyCheck } from './host-key.js';
 
 export { HostKeyCheck, fingerprint, keyType, knownHostsName, parseKnownHosts, type HostKeyPolicy, type KnownHostKey } from './host-key.js';
 
-const { DEFAULT_SERVER_HOST_KEY, SUPPORTED_SERVER_HOST_KEY } = createRequire(import.meta.url)('ssh2/lib/protocol/constants.js') as {
+/** ssh2 is loaded on first use: commands that never connect start faster. */
+interface Ssh2 {
+  SftpClient: typeof SftpClient;
+  parseKey: typeof import('ssh2').utils.parseKey;
   DEFAULT_SERVER_HOST_KEY: string[];
   SUPPORTED_SERVER_HOST_KEY: string[];
-};
+}
+let ssh2Module: Promise<Ssh2> | undefined;
+function loadSsh2(): Promise<Ssh2> {
+  ssh2Module ??= Promise.all([import('ssh2-sftp-client'), import('ssh2')]).then(([client, ssh2]) => ({
+    SftpClient: client.default,
+    parseKey: ssh2.default.utils.parseKey,
+    ...(createRequire(import.meta.url)('ssh2/lib/protocol/constants.js') as { DEFAULT_SERVER_HOST_KEY: string[]; SUPPORTED_SERVER_HOST_KEY: string[] }),
+  }));
+  return ssh2Module;
+}
 
 const FILE_MODE = 0o600;
 const DIR_MODE = 0o700;
@@ -120,6 +132,7 @@ export class SftpDestination implements Destination {
 
   async #connect(): Promise<Session> {
     const o = this.#options;
+    const { SftpClient, DEFAULT_SERVER_HOST_KEY, SUPPORTED_SERVER_HOST_KEY } = await loadSsh2();
     await this.#hostKey.load();
     let rejectedKey: BackupError | undefined;
     const config: ConnectConfig = {
@@ -187,7 +200,7 @@ export class SftpDestination implements Destination {
         throw new BackupError('E_CONFIG', `${this.description}: cannot read the privateKey file ${file}: ${(err as Error).message}`, { cause: err });
       }
     }
-    const parsed = ssh2.utils.parseKey(key, this.#options.passphrase);
+    const parsed = (await loadSsh2()).parseKey(key, this.#options.passphrase);
     if (parsed instanceof Error) {
       const hint = /passphrase/i.test(parsed.message) ? (this.#options.passphrase ? ': is the passphrase right?' : ': the key is encrypted: set passphrase') : '';
       throw new BackupError('E_AUTH', `${this.description}: cannot use the privateKey: ${parsed.message}${hint}`);
