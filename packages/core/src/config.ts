@@ -1,4 +1,4 @@
-import { existsSync } from 'node:fs';
+import { existsSync, promises as fsp } from 'node:fs';
 import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
@@ -189,6 +189,7 @@ export async function loadConfig(options: LoadConfigOptions = {}): Promise<Resol
   }
 
   const issues: ConfigIssue[] = [];
+  const literal = literalSecrets(data, '');
   const raw = interpolate(data, '', env, issues, secrets) as Record<string, unknown>;
   if (issues.length) throw new ConfigError(issues, file);
   registerSecrets(raw, '', secrets);
@@ -240,6 +241,16 @@ export async function loadConfig(options: LoadConfigOptions = {}): Promise<Resol
   }
   if (issues.length) throw new ConfigError(issues, file);
 
+  const warnings: string[] = [];
+  const exposure = file && literal.length ? await exposedTo(file) : undefined;
+  if (exposure) {
+    const message =
+      `${file} is readable by ${exposure.who} (mode ${exposure.mode}) and holds secrets in ${literal.join(', ')}: ` +
+      `run \`chmod 600 ${file}\`, or move them into environment variables (\${VAR})`;
+    if (top.strictPermissions) throw new ConfigError([{ path: '', message: `${message} (strictPermissions is on)` }], file);
+    warnings.push(message);
+  }
+
   return {
     file,
     dir,
@@ -271,8 +282,38 @@ export async function loadConfig(options: LoadConfigOptions = {}): Promise<Resol
     },
     logLevel: top.log.level,
     strictPermissions: top.strictPermissions,
-    warnings: [],
+    warnings,
   };
+}
+
+/**
+ * The dotted key paths whose value is a secret written into the rc file itself: a value under a
+ * secret-looking key, or a URL password, that is not (only) a ${VAR} reference.
+ */
+export function literalSecrets(value: unknown, at: string): string[] {
+  const key = at.split('.').at(-1)?.replace(/\[\d+\]$/, '') ?? '';
+  if (typeof value === 'string' || typeof value === 'number') {
+    const text = String(value);
+    const url = typeof value === 'string' ? /^[a-z][a-z0-9+.-]*:\/\/[^/\s:@]*:([^/\s@]+)@/i.exec(text) : null;
+    if (isSecretKey(key)) return hasLiteralText(text) ? [at] : [];
+    if (url && hasLiteralText(url[1]!)) return [at];
+    return [];
+  }
+  if (Array.isArray(value)) return value.flatMap((v, i) => literalSecrets(v, `${at}[${i}]`));
+  if (value && typeof value === 'object') return Object.entries(value).flatMap(([k, v]) => literalSecrets(v, joinPath(at, [k])));
+  return [];
+}
+
+function hasLiteralText(text: string): boolean {
+  return text.replace(VAR, '').trim().length > 0;
+}
+
+/** Who besides the owner can read the file (group, others), or undefined when nobody can. */
+async function exposedTo(file: string): Promise<{ who: string; mode: string } | undefined> {
+  const st = await fsp.stat(file).catch(() => undefined);
+  if (!st || (st.mode & 0o044) === 0) return undefined;
+  const who = [st.mode & 0o040 ? 'its group' : '', st.mode & 0o004 ? 'everyone' : ''].filter(Boolean).join(' and ');
+  return { who, mode: (st.mode & 0o777).toString(8).padStart(4, '0') };
 }
 
 async function readRcFile(cwd: string, configPath: string | undefined): Promise<{ file: string; data: unknown }> {

@@ -13,6 +13,7 @@ import {
   type ArchiveTransform,
   type ArtifactSpec,
   type Hooks,
+  type ManifestPurpose,
   type RegisteredDestination,
   type RunContext,
 } from './hooks.js';
@@ -23,7 +24,7 @@ import { writeArtifact } from './pipeline/archive.js';
 import { compressionExtension } from './pipeline/compression.js';
 import { looksIncompressible } from './pipeline/encoder.js';
 import { tarPieces, type TarPiece } from './pipeline/tar-pack.js';
-import type { TreeStats } from './pipeline/tar-extract.js';
+import { ExtractionGuard, type TreeStats } from './pipeline/tar-extract.js';
 import { TarScanner } from './pipeline/tar-scan.js';
 import type { PluginContext } from './plugin.js';
 import {
@@ -281,6 +282,14 @@ export class Engine {
 
   async close(): Promise<void> {
     await Promise.all([...this.#destinations.values()].map((d) => d.destination.close?.().catch(() => {})));
+    await this.#hooks.close.promise().catch((err) => this.logger.warn(`closing plugins failed: ${(err as Error).message}`));
+  }
+
+  /** Reads a manifest to verify, restore or restore-test from, and lets plugins authenticate it. */
+  private async readCheckedManifest(repo: Repository, id: string, purpose: ManifestPurpose): Promise<Manifest> {
+    const manifest = await repo.readManifest(id);
+    await this.#hooks.checkManifest.promise({ repository: repo, manifest, purpose, logger: this.logger });
+    return manifest;
   }
 
   // ---- run ----------------------------------------------------------------------------------
@@ -700,7 +709,14 @@ export class Engine {
     const result: ArtifactVerification = { snapshot: manifest.id, source: artifact.source, file: artifact.file, ok: true, checks: [] };
     try {
       if (artifact.type === 'tree') {
-        const scanner = new TarScanner(reader.label);
+        // A tree that a restore would refuse (a FIFO, "..", a symlink leading out) fails verification.
+        const guard = new ExtractionGuard();
+        const scanner = new TarScanner(reader.label, {
+          onEntry: (entry) => {
+            const reason = guard.check(entry);
+            if (reason) throw new BackupError('E_INTEGRITY', `${reader.label}: archive entry ${JSON.stringify(entry.path)} would be refused by a restore: ${reason}`);
+          },
+        });
         const raw = await reader.readDecoded((data) => scanner.update(data));
         const stats = scanner.end();
         if (raw !== artifact.rawBytes) {
@@ -738,9 +754,11 @@ export class Engine {
       for (const id of ids) {
         let manifest: Manifest;
         try {
-          manifest = await repo.readManifest(id);
+          manifest = await this.readCheckedManifest(repo, id, 'verify');
         } catch (err) {
-          result.snapshots.push({ id, ok: false, error: (err as Error).message, artifacts: [] });
+          const error = this.secrets.redact((err as Error).message);
+          this.logger.error(`FAILED ${id}: ${error}`);
+          result.snapshots.push({ id, ok: false, error, artifacts: [] });
           continue;
         }
         const artifacts = await mapLimit(manifest.artifacts, this.config.concurrency, (artifact) =>
@@ -787,9 +805,9 @@ export class Engine {
 
   // ---- restore -----------------------------------------------------------------------------
 
-  private async readersFor(repo: Repository, snapshot: string, sources: string[] | undefined, scratch: Scratch) {
+  private async readersFor(repo: Repository, snapshot: string, sources: string[] | undefined, scratch: Scratch, purpose: ManifestPurpose) {
     const id = await repo.resolveId(snapshot);
-    const manifest = await repo.readManifest(id);
+    const manifest = await this.readCheckedManifest(repo, id, purpose);
     const known = [...new Set(manifest.artifacts.map((a) => a.source))];
     for (const s of sources ?? []) {
       if (!known.includes(s)) throw new BackupError('E_USAGE', `snapshot ${id} has no source "${s}" (its sources: ${known.join(', ')})`);
@@ -807,7 +825,7 @@ export class Engine {
     const repo = this.repositoryFor(options.from);
     const scratch = new Scratch(this.config.backupRoot);
     try {
-      const { id, readers } = await this.readersFor(repo, options.snapshot, options.sources, scratch);
+      const { id, readers } = await this.readersFor(repo, options.snapshot, options.sources, scratch, 'restore');
       if (options.to) {
         const restored = await restoreToDir(readers, options.to, {
           ...(options.force ? { force: true } : {}),
@@ -846,7 +864,7 @@ export class Engine {
     const scratch = new Scratch(this.config.backupRoot);
     let result: RestoreTestResult | undefined;
     try {
-      const { id, readers } = await this.readersFor(repo, options.snapshot ?? 'latest', undefined, scratch);
+      const { id, readers } = await this.readersFor(repo, options.snapshot ?? 'latest', undefined, scratch, 'restore-test');
       const sandbox = await scratch.dir(`restore-test-${id}`);
       result = { snapshot: id, repository: repo.name, ok: true, artifacts: [] };
       for (const reader of readers) {

@@ -8,9 +8,10 @@ export const DIR_MODE = 0o700;
 
 /**
  * Creates a folder and any missing parents, each 0700 (chmod after mkdir, since mkdir's mode
- * is masked by the umask). Parents that already exist are left alone.
+ * is masked by the umask). Parents that already exist are left alone. Resolves with the folders
+ * it created, outermost first.
  */
-export async function ensureDir(dir: string, mode = DIR_MODE): Promise<void> {
+export async function ensureDir(dir: string, mode = DIR_MODE): Promise<string[]> {
   const missing: string[] = [];
   let current = path.resolve(dir);
   for (;;) {
@@ -26,14 +27,17 @@ export async function ensureDir(dir: string, mode = DIR_MODE): Promise<void> {
       current = parent;
     }
   }
+  const created: string[] = [];
   for (const d of missing.reverse()) {
     try {
       await fsp.mkdir(d);
+      created.push(d);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
     }
     await fsp.chmod(d, mode);
   }
+  return created;
 }
 
 /** Opens a new file for writing with mode 0600 regardless of the umask. */

@@ -137,6 +137,17 @@ export interface CommitContext {
   readonly manifest: Manifest;
 }
 
+/** Why a manifest is read back. */
+export type ManifestPurpose = 'verify' | 'restore' | 'restore-test';
+
+export interface ManifestCheckContext {
+  readonly repository: Repository;
+  /** As read from the repository, with the fields plugins added at commit (e.g. an authenticator). */
+  readonly manifest: Manifest;
+  readonly purpose: ManifestPurpose;
+  readonly logger: Logger;
+}
+
 export interface ReplicateContext {
   readonly run: RunContext | undefined;
   readonly source: Repository;
@@ -217,6 +228,11 @@ export function createHooks() {
     verify: new AsyncSeriesHook<[VerifyContext]>(['verify']),
     /** Before the manifest is written. */
     commit: new AsyncSeriesHook<[CommitContext]>(['commit']),
+    /**
+     * Whenever a manifest is read to verify, restore or restore-test from it: plugins that
+     * authenticated it at commit check it here, and throw (E_INTEGRITY) to reject it.
+     */
+    checkManifest: new AsyncSeriesHook<[ManifestCheckContext]>(['manifest']),
     /** After the local commit: copy the snapshot elsewhere. */
     replicate: new AsyncSeriesHook<[ReplicateContext]>(['replicate']),
     prune: new AsyncSeriesHook<[PruneContext]>(['prune']),
@@ -231,6 +247,8 @@ export function createHooks() {
     notify: new AsyncParallelHook<[NotifyContext]>(['notify']),
     runFailed: new AsyncSeriesHook<[RunContext, BackupError]>(['run', 'error']),
     done: new AsyncSeriesHook<[RunReport]>(['report']),
+    /** The engine is closing (after any command): plugins release what they hold (temporary keyrings, connections). */
+    close: new AsyncSeriesHook<[]>([]),
   });
 }
 
@@ -267,6 +285,7 @@ const stageErrorCodes: Partial<Record<HookName, ErrorCode>> = {
   collect: 'E_SOURCE',
   archive: 'E_ARCHIVE',
   decode: 'E_ARCHIVE',
+  checkManifest: 'E_INTEGRITY',
   verify: 'E_VERIFY',
   replicate: 'E_DESTINATION',
   restore: 'E_RESTORE',

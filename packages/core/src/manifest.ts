@@ -16,12 +16,22 @@ const encryptionInfoSchema = z
   .passthrough();
 export type EncryptionInfo = z.infer<typeof encryptionInfoSchema>;
 
+const SOURCE_NAME = /^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$/;
+
+/** Whether a source name is a plain name (restore makes `DIR/<source>` from it). */
+export function isSourceName(name: string): boolean {
+  return SOURCE_NAME.test(name);
+}
+
 export const artifactRecordSchema = z
   .object({
-    source: z.string(),
+    source: z.string().regex(SOURCE_NAME, 'a plain source name (letters, digits, "-", "_")'),
     plugin: z.string(),
     /** The file name inside the snapshot folder, e.g. `configs.tar.zst`. */
-    file: z.string().regex(/^[^/\\]+$/, 'a file name without folders'),
+    file: z
+      .string()
+      .regex(/^[^/\\]+$/, 'a file name without folders')
+      .refine((f) => f !== '.' && f !== '..', 'a file name without folders'),
     /** `tree`: a tar archive restored as a folder; `file`: a single file restored by `filename`. */
     type: z.enum(['tree', 'file']),
     filename: z.string().optional(),
@@ -72,6 +82,31 @@ export function parseManifest(text: string, where: string): Manifest {
     );
   }
   return result.data;
+}
+
+/**
+ * JSON with object keys sorted and no whitespace: the same bytes for the same content however
+ * the manifest was read and written again (replication, another tool).
+ */
+export function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map((v) => canonicalJson(v === undefined ? null : v)).join(',')}]`;
+  if (value && typeof value === 'object') {
+    const entries = Object.entries(value as Record<string, unknown>)
+      .filter(([, v]) => v !== undefined)
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`;
+  }
+  return JSON.stringify(value) ?? 'null';
+}
+
+/**
+ * What an authenticator (a MAC, a signature) covers: the canonical JSON of the whole manifest,
+ * its id included, without the top-level fields named (the authenticator's own field).
+ */
+export function manifestAuthenticatedBytes(manifest: Manifest, without: readonly string[]): Buffer {
+  const copy: Record<string, unknown> = { ...manifest };
+  for (const field of without) delete copy[field];
+  return Buffer.from(canonicalJson(copy), 'utf8');
 }
 
 /** The total stored size of a snapshot. */

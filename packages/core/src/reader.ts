@@ -95,6 +95,39 @@ export class IntegrityCheck extends Transform {
   }
 }
 
+/**
+ * Checks decoded bytes against the manifest's `rawBytes`: fails as soon as there are more (so a
+ * decompression bomb stops before it fills the disk), and at the end if there are fewer.
+ */
+export class DecodedSizeCheck extends Transform {
+  #bytes = 0;
+  readonly #expected: number;
+  readonly #label: string;
+
+  constructor(expected: number, label: string) {
+    super({ highWaterMark: 1024 * 1024 });
+    this.#expected = expected;
+    this.#label = label;
+  }
+
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+    this.#bytes += chunk.length;
+    if (this.#bytes > this.#expected) {
+      callback(decodedTooLarge(this.#expected, this.#label));
+      return;
+    }
+    callback(null, chunk);
+  }
+
+  override _flush(callback: TransformCallback): void {
+    if (this.#bytes !== this.#expected) {
+      callback(new BackupError('E_INTEGRITY', `${this.#label}: decodes to ${this.#bytes} bytes, the manifest records ${this.#expected}`));
+      return;
+    }
+    callback();
+  }
+}
+
 /** A private scratch area, removed by `dispose`. Inside backupRoot when it exists, else the system's. */
 export class Scratch {
   readonly #base: string;
@@ -167,7 +200,7 @@ export class ArtifactReader implements ArtifactAccess {
     const decoders = await this.decoders();
     const stored = await this.repository.openArtifact(this.manifest.id, this.artifact.file);
     const check = new IntegrityCheck(this.artifact, this.label);
-    const chain: (Readable | Duplex)[] = [stored, check, ...decoders];
+    const chain: (Readable | Duplex)[] = [stored, check, ...decoders, new DecodedSizeCheck(this.artifact.rawBytes, this.label)];
     const last = chain.at(-1) as Readable;
     pipeline(chain as unknown as [Readable, ...Duplex[]], (err) => {
       if (err && !last.destroyed) last.destroy(decodeError(err, this.label));
@@ -194,6 +227,7 @@ export class ArtifactReader implements ArtifactAccess {
     const check = new StoredBytesCheck(this.artifact, this.label);
     const count = (data: Buffer) => {
       decoded += data.length;
+      if (decoded > this.artifact.rawBytes) throw decodedTooLarge(this.artifact.rawBytes, this.label);
       onData(data);
     };
     const file = await this.repository.openArtifactFile(this.manifest.id, this.artifact.file);
@@ -287,6 +321,13 @@ async function* readChunks(file: fsp.FileHandle, acquire?: () => Promise<Buffer>
   } finally {
     await pending?.catch(() => {});
   }
+}
+
+function decodedTooLarge(expected: number, label: string): BackupError {
+  return new BackupError(
+    'E_INTEGRITY',
+    `${label}: decodes to more than the ${expected} bytes the manifest records: refused (a decompression bomb, or an altered artifact)`,
+  );
 }
 
 /** Makes a decoder's error (zstd, gzip, gpg) name the artifact. */

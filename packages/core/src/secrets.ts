@@ -4,9 +4,12 @@
  */
 const SECRET_KEY = /(pass(word|phrase)?|pwd|secret|token|api[-_]?key|access[-_]?key|private[-_]?key|credential|auth[-_]?token|^key$|[-_]key$|signing)/i;
 
+/** Names of options that hold where a secret is (`passwordFile`, `privateKeyPath`), not the secret. */
+const LOCATION_KEY = /(file|path)$/i;
+
 /** Whether an option name (or environment variable name) says its value is a secret. */
 export function isSecretKey(key: string): boolean {
-  return SECRET_KEY.test(key);
+  return SECRET_KEY.test(key) && !LOCATION_KEY.test(key);
 }
 
 export const REDACTED = '***';

@@ -1,13 +1,17 @@
 import { closeSync, constants, fchmodSync, fchownSync, futimesSync, lchownSync, lutimesSync, mkdirSync, openSync, symlinkSync, chmodSync, chownSync, utimesSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import { BackupError } from '../errors.js';
-import { unsafeEntryReason, type TreeStats } from './tar-extract.js';
+import { ExtractionGuard, restoredMode, rewriteAbsoluteSymlink, type TreeStats } from './tar-extract.js';
 import { TarScanner, type TarEntryHeader } from './tar-scan.js';
 
 export interface TreeWriterOptions {
   label: string;
-  /** Keep the archive's uid/gid (only meaningful as root). */
+  /** Keep the archive's uid/gid and setuid/setgid bits (only meaningful as root). */
   preserveOwner?: boolean;
+  /** Refuse an archive whose files hold more bytes than this (what the manifest records). */
+  maxBytes?: number;
+  /** Refuse entries nested deeper than this. Default MAX_TREE_DEPTH. */
+  maxDepth?: number;
 }
 
 const CREATE_FILE = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;
@@ -36,6 +40,8 @@ export class TreeWriter {
   readonly #label: string;
   readonly #preserveOwner: boolean;
   readonly #scanner: TarScanner;
+  readonly #guard: ExtractionGuard;
+  #rewritten = 0;
   /** What this writer created, by archive path (without `./` and trailing slashes). */
   readonly #created = new Map<string, 'directory' | 'file' | 'symlink'>();
   readonly #folders = new Map<string, FolderToFinish>();
@@ -47,11 +53,22 @@ export class TreeWriter {
     this.#root = root;
     this.#label = options.label;
     this.#preserveOwner = options.preserveOwner ?? false;
+    this.#guard = new ExtractionGuard({ maxBytes: options.maxBytes, maxDepth: options.maxDepth });
     this.#scanner = new TarScanner(options.label, {
       onEntry: (entry) => this.#entry(entry),
       onData: (data) => this.#data(data),
       onEntryEnd: (entry) => this.#entryEnd(entry),
     });
+  }
+
+  /** The symlinks written (archive paths): check them with `symlinksStayInside` once `finish`ed. */
+  get symlinks(): ReadonlySet<string> {
+    return this.#guard.symlinks;
+  }
+
+  /** How many absolute symlink targets were made relative (`rewriteAbsoluteSymlink`). */
+  get rewrittenSymlinks(): number {
+    return this.#rewritten;
   }
 
   update(chunk: Buffer): void {
@@ -77,11 +94,11 @@ export class TreeWriter {
   }
 
   #refuse(entryPath: string, reason: string): BackupError {
-    return new BackupError('E_RESTORE', `${this.#label}: refused archive entry ${JSON.stringify(entryPath)}: ${reason}`);
+    return new BackupError('E_RESTORE', `${this.#label}: refused archive entry ${JSON.stringify(entryPath)}: ${reason}; nothing was restored`);
   }
 
   #entry(entry: TarEntryHeader): void {
-    const reason = unsafeEntryReason(entry);
+    const reason = this.#guard.check(entry);
     if (reason) throw this.#refuse(entry.path, reason);
     const parts = entry.path.split('/').filter((p) => p !== '' && p !== '.');
     if (parts.length === 0) {
@@ -93,7 +110,7 @@ export class TreeWriter {
     const abs = path.join(this.#root, key);
     const before = this.#created.get(key);
     if (before && !(before === 'directory' && entry.type === 'Directory')) throw this.#refuse(entry.path, 'appears twice in the archive');
-    const mode = (entry.mode ?? 0o644) & 0o7777;
+    const mode = restoredMode(entry.mode ?? 0o644, this.#preserveOwner)!;
     switch (entry.type) {
       case 'Directory':
         if (!before) mkdirSync(abs, 0o700);
@@ -101,6 +118,10 @@ export class TreeWriter {
         this.#folders.set(key, { abs, mode, mtime: entry.mtime, uid: entry.uid, gid: entry.gid });
         return;
       case 'SymbolicLink':
+        if (entry.linkpath!.startsWith('/')) {
+          entry.linkpath = rewriteAbsoluteSymlink(entry.path, entry.linkpath!);
+          this.#rewritten++;
+        }
         symlinkSync(entry.linkpath!, abs);
         this.#created.set(key, 'symlink');
         if (this.#preserveOwner && entry.uid !== undefined && entry.gid !== undefined) lchownSync(abs, entry.uid, entry.gid);
@@ -144,7 +165,7 @@ export class TreeWriter {
     this.#fd = undefined;
     try {
       if (this.#preserveOwner && entry.uid !== undefined && entry.gid !== undefined) fchownSync(fd, entry.uid, entry.gid);
-      fchmodSync(fd, (entry.mode ?? 0o644) & 0o7777);
+      fchmodSync(fd, restoredMode(entry.mode ?? 0o644, this.#preserveOwner)!);
       if (entry.mtime) futimesSync(fd, this.#now, entry.mtime);
     } finally {
       closeSync(fd);
