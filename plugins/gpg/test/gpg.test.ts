@@ -1,0 +1,192 @@
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { Readable, Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Manifest } from '@sutazai/backup-core';
+import { ChildProcessStream } from '../src/child-stream.js';
+import { decryptStream, encryptStream, Keyring } from '../src/gpg.js';
+import { authenticateManifest, checkManifestAuthentication, type Authenticator } from '../src/manifest-auth.js';
+import { makeKey, stockGpg, writeKey, type TestKey } from './keys.js';
+
+async function collect(stream: NodeJS.ReadableStream & Readable, input?: Buffer): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _e, cb) {
+      chunks.push(chunk);
+      cb();
+    },
+  });
+  await pipeline(Readable.from(input ? [input] : []), stream as unknown as NodeJS.ReadWriteStream, sink);
+  return Buffer.concat(chunks);
+}
+
+describe('ChildProcessStream', () => {
+  const sh = (script: string) => new ChildProcessStream({ command: 'sh', args: ['-c', script], env: { PATH: process.env.PATH }, check: (o) => (o.code === 0 ? undefined : new Error(`exit ${o.code}: ${o.stderr.trim()}`)) });
+
+  it('passes bytes through the child and ends when it succeeds', async () => {
+    const data = randomBytes(3 * 1024 * 1024);
+    expect((await collect(sh('cat'), data)).equals(data)).toBe(true);
+  });
+
+  it('errors instead of ending when the child fails after writing everything', async () => {
+    const stream = sh('cat; echo "integrity check failed" >&2; exit 2');
+    let ended = false;
+    stream.on('end', () => (ended = true));
+    await expect(collect(stream, Buffer.from('plaintext'))).rejects.toThrow(/exit 2: integrity check failed/);
+    expect(ended).toBe(false);
+  });
+
+  it('reports the exit status, not EPIPE, when the child stops reading early', async () => {
+    await expect(collect(sh('echo "wrong passphrase" >&2; exit 2'), randomBytes(8 * 1024 * 1024))).rejects.toThrow(/exit 2: wrong passphrase/);
+  });
+
+  it('kills the child when the stream is destroyed', async () => {
+    const stream = sh('sleep 30');
+    const child = (stream as unknown as { _child?: unknown }) && stream;
+    stream.destroy();
+    await new Promise((r) => setTimeout(r, 100));
+    expect(child.destroyed).toBe(true);
+  });
+
+  it('gives extra pipes their bytes (a passphrase on fd 3), never in the arguments', async () => {
+    const stream = new ChildProcessStream({
+      command: 'sh',
+      args: ['-c', 'cat <&3'],
+      env: { PATH: process.env.PATH },
+      inputs: { 3: Buffer.from('secret-on-fd-3') },
+      check: (o) => (o.code === 0 ? undefined : new Error(o.stderr)),
+    });
+    expect((await collect(stream)).toString()).toBe('secret-on-fd-3');
+  });
+});
+
+describe('gpg streams', () => {
+  const keyring = new Keyring();
+  let home: string;
+  let dir: string;
+  let key: TestKey;
+  let other: TestKey;
+  const passphrase = Buffer.from('a long test passphrase');
+  const data = randomBytes(2 * 1024 * 1024);
+
+  beforeAll(async () => {
+    home = await keyring.home();
+    dir = mkdtempSync(path.join(os.tmpdir(), 'gpg-test-'));
+    key = makeKey('Restore Key', 'key-passphrase');
+    other = makeKey('Other Key');
+  });
+  afterAll(async () => {
+    await keyring.dispose();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('symmetric: round trip, and stock gpg decrypts it', async () => {
+    const encrypted = await collect(encryptStream(keyring, home, { passphrase }, 'x'), data);
+    expect(encrypted.subarray(0, 100).includes(data.subarray(0, 32))).toBe(false);
+    expect((await collect(decryptStream(keyring, home, passphrase, 'x', 'symmetric'), encrypted)).equals(data)).toBe(true);
+    const stock = stockGpg(['--passphrase', passphrase.toString(), '--decrypt'], encrypted);
+    expect(stock.status).toBe(0);
+    expect(stock.stdout.equals(data)).toBe(true);
+  });
+
+  it('a wrong passphrase fails with a clear error', async () => {
+    const encrypted = await collect(encryptStream(keyring, home, { passphrase }, 'x'), data);
+    await expect(collect(decryptStream(keyring, home, Buffer.from('not the passphrase'), 'art', 'symmetric'), encrypted)).rejects.toThrow(
+      /art: cannot decrypt: wrong passphrase \(encryption\.passphrase\)/,
+    );
+  });
+
+  it('a flipped bit or a cut makes the stream error, never end', async () => {
+    const encrypted = await collect(encryptStream(keyring, home, { passphrase }, 'x'), data);
+    const flipped = Buffer.from(encrypted);
+    flipped[flipped.length - 100]! ^= 0x01;
+    await expect(collect(decryptStream(keyring, home, passphrase, 'art', 'symmetric'), flipped)).rejects.toThrow(/art: the encrypted data failed gpg's integrity check/);
+    const cut = encrypted.subarray(0, encrypted.length - 4096);
+    await expect(collect(decryptStream(keyring, home, passphrase, 'art', 'symmetric'), cut)).rejects.toThrow(/art: .*(integrity|gpg --decrypt failed)/);
+  });
+
+  it('refuses data without integrity protection (no MDC)', async () => {
+    const plain = stockGpg(['--passphrase', passphrase.toString(), '--symmetric', '--rfc2440', '--cipher-algo', 'AES256', '--output', '-'], data);
+    expect(plain.status).toBe(0);
+    await expect(collect(decryptStream(keyring, home, passphrase, 'art', 'symmetric'), plain.stdout)).rejects.toThrow(/art: .*integrity/);
+  });
+
+  it('recipients: the backup side needs only the public key; the private key decrypts; stock gpg too', async () => {
+    const recipientFile = writeKey(dir, 'recipient.asc', key.publicKey);
+    const encrypted = await collect(encryptStream(keyring, home, { recipientFiles: [recipientFile] }, 'x'), data);
+    await expect(collect(decryptStream(keyring, home, undefined, 'art', 'recipients'), encrypted)).rejects.toThrow(/private key is not configured/);
+    await keyring.import(Buffer.from(key.secretKey));
+    await expect(collect(decryptStream(keyring, home, Buffer.from('nope'), 'art', 'recipients'), encrypted)).rejects.toThrow(
+      /wrong passphrase for the private key \(encryption\.privateKeyPassphrase\)/,
+    );
+    expect((await collect(decryptStream(keyring, home, Buffer.from(key.passphrase!), 'art', 'recipients'), encrypted)).equals(data)).toBe(true);
+    const stock = stockGpg(['--passphrase', key.passphrase!, '--decrypt'], encrypted, [key.secretKey]);
+    expect(stock.stdout.equals(data)).toBe(true);
+  });
+
+  describe('manifest authentication', () => {
+    const manifest = (): Manifest => ({
+      formatVersion: 1,
+      id: '20261126T020000Z-daily-3f9a',
+      profile: 'daily',
+      host: 'h',
+      startedAt: '2026-11-26T02:00:00.000Z',
+      finishedAt: '2026-11-26T02:01:00.000Z',
+      tool: { name: 'sutazai-backup', version: '0.1.0' },
+      artifacts: [
+        { source: 'db', plugin: 'sqlite', file: 'db.sqlite.zst.gpg', type: 'file', bytes: 10, sha256: 'a'.repeat(64), rawBytes: 20, compression: 'zstd', encryption: { method: 'gpg' }, meta: {} },
+      ],
+    });
+    const withAuth = async (m: Manifest, auth: Parameters<typeof authenticateManifest>[1]) => {
+      const a = await authenticateManifest(m, auth);
+      return { ...m, ...(a ? { authentication: a } : {}) } as Manifest;
+    };
+    const symmetric = (p: string): Authenticator => ({ passphrase: Buffer.from(p), signer: undefined, canSign: false, signingKeyPassphrase: undefined, keyring, ready: async () => {} });
+
+    it('HMAC: accepts the manifest as written, refuses any edit, another id, or another passphrase', async () => {
+      const m = await withAuth(manifest(), symmetric('a long test passphrase'));
+      await expect(checkManifestAuthentication(m, symmetric('a long test passphrase'), 'w')).resolves.toMatch(/authenticated/);
+      const edited = structuredClone(m);
+      edited.artifacts[0]!.sha256 = 'b'.repeat(64);
+      await expect(checkManifestAuthentication(edited, symmetric('a long test passphrase'), 'w')).rejects.toThrow(/HMAC does not match/);
+      await expect(checkManifestAuthentication({ ...m, id: '20261127T020000Z-daily-3f9a' }, symmetric('a long test passphrase'), 'w')).rejects.toThrow(/HMAC does not match/);
+      await expect(checkManifestAuthentication(m, symmetric('another passphrase'), 'w')).rejects.toThrow(/not the passphrase it was written with/);
+      const { authentication: _, ...stripped } = m as Manifest & { authentication: unknown };
+      await expect(checkManifestAuthentication(stripped as Manifest, symmetric('a long test passphrase'), 'w')).rejects.toThrow(/not authenticated, but encryption with a passphrase is configured/);
+    });
+
+    it('signature: accepts the signer, refuses edits and other signers', async () => {
+      const signer = makeKey('Signer', 'sign-pass');
+      const signKeyring = new Keyring();
+      const auth: Authenticator = {
+        passphrase: undefined,
+        signer: signer.fingerprint,
+        canSign: true,
+        signingKeyPassphrase: Buffer.from('sign-pass'),
+        keyring: signKeyring,
+        ready: () => signKeyring.import(Buffer.from(signer.secretKey)),
+      };
+      try {
+        const m = await withAuth(manifest(), auth);
+        expect((m as Manifest & { authentication: { scheme: string } }).authentication.scheme).toBe('openpgp-signature');
+        await expect(checkManifestAuthentication(m, auth, 'w')).resolves.toMatch(/signed by/);
+        const edited = structuredClone(m);
+        edited.artifacts[0]!.rawBytes = 21;
+        await expect(checkManifestAuthentication(edited, auth, 'w')).rejects.toThrow(/signature does not check: bad signature/);
+        const forger = new Keyring();
+        try {
+          const forged = await withAuth(manifest(), { ...auth, signer: other.fingerprint, signingKeyPassphrase: undefined, keyring: forger, ready: () => forger.import(Buffer.from(other.secretKey)) });
+          await signKeyring.import(Buffer.from(other.publicKey));
+          await expect(checkManifestAuthentication(forged, auth, 'w')).rejects.toThrow(/signed by another key/);
+        } finally {
+          await forger.dispose();
+        }
+      } finally {
+        await signKeyring.dispose();
+      }
+    });
+  });
+});
