@@ -81,3 +81,18 @@ export async function writeRc(dir: string, yaml: string, name = '.sutazai-backup
   await fsp.writeFile(file, yaml, { mode: 0o600 });
   return file;
 }
+
+/** The messages the CLI logged on stderr (JSON lines off a TTY), one per line, for matching. */
+export function logMessages(stderr: string): string {
+  return stderr
+    .split('\n')
+    .filter(Boolean)
+    .map((line) => {
+      try {
+        return (JSON.parse(line) as { msg: string }).msg;
+      } catch {
+        return line;
+      }
+    })
+    .join('\n');
+}

@@ -5,7 +5,7 @@
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { runCli, tempDir, writeRc } from '../helpers/cli.js';
+import { logMessages, runCli, tempDir, writeRc } from '../helpers/cli.js';
 import { listTree, writeCraftedSnapshot, type CraftedEntry } from '../helpers/crafted-repo.js';
 
 let work: string;
@@ -26,21 +26,6 @@ beforeEach(async () => {
 afterEach(async () => {
   await fsp.rm(work, { recursive: true, force: true });
 });
-
-/** The messages logged on stderr (JSON lines off a TTY), one per line. */
-export function logMessages(stderr: string): string {
-  return stderr
-    .split('\n')
-    .filter(Boolean)
-    .map((line) => {
-      try {
-        return (JSON.parse(line) as { msg: string }).msg;
-      } catch {
-        return line;
-      }
-    })
-    .join('\n');
-}
 
 /** Everything outside the repository: the target, its parent, the sibling folder the attacks aim at. */
 const landscape = async () => (await listTree(work)).filter((p) => !p.startsWith('backups'));

@@ -124,6 +124,11 @@ export interface DecodeContext {
   readonly artifact: ArtifactRecord;
   /** Encryption plugins add the stage that undoes theirs, first in line after the checksum. */
   addDecoder(name: string, create: () => Duplex): void;
+  /**
+   * This host cannot decode the artifact, by design (it is encrypted to keys it does not hold):
+   * verify then checks its size and sha256 only, and a restore fails with `reason`.
+   */
+  cannotDecode(reason: string): void;
 }
 
 export interface VerifyContext extends ArtifactAccess {

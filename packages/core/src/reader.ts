@@ -176,24 +176,52 @@ export class ArtifactReader implements ArtifactAccess {
     return `${this.repository.name}: ${this.manifest.id}/${this.artifact.file}`;
   }
 
-  async decoders(): Promise<Duplex[]> {
-    const decoders: Duplex[] = [];
-    if (this.artifact.encryption) {
-      await this.hooks.decode.promise({
-        manifest: this.manifest,
-        artifact: this.artifact,
-        addDecoder: (_name, create) => decoders.push(create()),
-      });
-      if (decoders.length === 0) {
-        throw new BackupError(
-          'E_ARCHIVE',
-          `${this.label} is encrypted (${this.artifact.encryption.method}) but no encryption plugin that can read it is configured`,
-        );
+  #decoding: Promise<{ factories: (() => Duplex)[]; undecodable: string | undefined }> | undefined;
+
+  /** Asks the encryption plugins (once) how to undo their stage. */
+  private decoding(): Promise<{ factories: (() => Duplex)[]; undecodable: string | undefined }> {
+    this.#decoding ??= (async () => {
+      const factories: (() => Duplex)[] = [];
+      let undecodable: string | undefined;
+      if (this.artifact.encryption) {
+        await this.hooks.decode.promise({
+          manifest: this.manifest,
+          artifact: this.artifact,
+          addDecoder: (_name, create) => factories.push(create),
+          cannotDecode: (reason) => (undecodable ??= reason),
+        });
+        if (factories.length === 0 && !undecodable) {
+          throw new BackupError(
+            'E_ARCHIVE',
+            `${this.label} is encrypted (${this.artifact.encryption.method}) but no encryption plugin that can read it is configured`,
+          );
+        }
       }
-    }
+      return { factories, undecodable };
+    })();
+    return this.#decoding;
+  }
+
+  /** Why this host cannot decode the artifact (by design), or undefined when it can. */
+  async undecodable(): Promise<string | undefined> {
+    return (await this.decoding()).undecodable;
+  }
+
+  async decoders(): Promise<Duplex[]> {
+    const { factories, undecodable } = await this.decoding();
+    if (undecodable) throw new BackupError('E_CONFIG', `${this.label}: ${undecodable}`);
+    const decoders = factories.map((create) => create());
     const decompress = createDecompressor(this.artifact.compression);
     if (decompress) decoders.push(decompress);
     return decoders;
+  }
+
+  /** Reads the stored bytes and checks their size and sha256, without decoding them. */
+  async checkStored(): Promise<void> {
+    const stored = await this.repository.openArtifact(this.manifest.id, this.artifact.file);
+    await pipelineAsync(stored, new IntegrityCheck(this.artifact, this.label), async (source: AsyncIterable<Buffer>) => {
+      for await (const _ of source);
+    });
   }
 
   async openDecoded(): Promise<Readable> {

@@ -213,7 +213,8 @@ export default definePlugin({
       if (info.mode === 'recipients') {
         if (!options.privateKey && !options.privateKeyFile) {
           const to = Array.isArray(info.recipients) ? ` (${(info.recipients as string[]).join(', ')})` : '';
-          throw new BackupError('E_CONFIG', `${label} is encrypted to public keys${to}: set ${ctx.key}.privateKey (or privateKeyFile) to restore it`);
+          decode.cannotDecode(`it is encrypted to public keys${to}: set ${ctx.key}.privateKey (or privateKeyFile) to restore it`);
+          return;
         }
         await gpg.privateKeyReady();
         const keyPassphrase = options.privateKeyPassphrase ? Buffer.from(options.privateKeyPassphrase, 'utf8') : undefined;
