@@ -1,0 +1,286 @@
+/**
+ * One unique marker is every secret of one rc file. It must appear in no log (at debug level),
+ * no manifest, no object name, no alert body, and in no child process's command line while a
+ * run or restore is going (polled from /proc). Then: the rc file's permissions are checked, and
+ * everything the tool writes is private whatever the umask.
+ *
+ * Secrets covered: the gpg passphrase (from the environment), a notifier's password and URL
+ * password (literal in the rc file), and, when those plugins are installed, the PostgreSQL
+ * password and the SMTP password of the email notifier (see `optionalSlots`). S3's secret key
+ * cannot be the marker: the S3 test server (s3rver) only accepts its fixed credentials.
+ */
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { promises as fsp, readdirSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { writeTree } from '@sutazai/backup-testkit';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CLI_BIN, REPO_ROOT, runCli, startCli, tempDir, writeRc, type CliResult } from '../helpers/cli.js';
+import { startPostgres, startSmtp, type PostgresServer, type SmtpTestServer } from '../helpers/servers.js';
+
+const MARKER = `Mk${randomBytes(10).toString('hex')}Zq`;
+
+const installed = (name: string) => {
+  try {
+    createRequire(path.join(REPO_ROOT, 'noop.js')).resolve(`@sutazai/backup-plugin-${name}`);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+/** A secret of a plugin that may not be installed yet: its rc lines and what it needs running. */
+interface SecretSlot {
+  plugin: string;
+  start(): Promise<{ rc: { sources?: string; notify?: string }; stop(): Promise<void>; received?: () => string }>;
+}
+
+const optionalSlots: SecretSlot[] = [
+  {
+    plugin: 'postgres',
+    async start() {
+      const server: PostgresServer = await startPostgres({ password: MARKER });
+      return { rc: { sources: `  app-db: { use: postgres, url: "${server.url}", databases: [postgres] }\n` }, stop: () => server.stop() };
+    },
+  },
+  {
+    plugin: 'email',
+    async start() {
+      const smtp: SmtpTestServer = await startSmtp({ auth: { user: 'sutazai', password: MARKER } });
+      return {
+        rc: { notify: `  mail: { use: email, url: "${smtp.url}", from: backup@example.com, to: [ops@example.com] }\n` },
+        stop: () => smtp.stop(),
+        received: () => JSON.stringify(smtp.messages),
+      };
+    },
+  },
+];
+
+/** The command lines (and environments) of every descendant of `pid`, read from /proc while it runs. */
+function watchChildren(pid: number) {
+  const seen = new Map<number, { cmdline: string; environ: string }>();
+  const poll = () => {
+    const parents = new Map<number, number>();
+    for (const entry of readdirSync('/proc')) {
+      if (!/^\d+$/.test(entry)) continue;
+      try {
+        const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+        parents.set(Number(entry), Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]));
+      } catch {
+        // gone already
+      }
+    }
+    for (const [child] of parents) {
+      let p = parents.get(child);
+      while (p !== undefined && p !== pid && p > 1) p = parents.get(p);
+      if (p !== pid) continue;
+      try {
+        const cmdline = readFileSync(`/proc/${child}/cmdline`, 'utf8').replace(/\0/g, ' ');
+        const environ = readFileSync(`/proc/${child}/environ`, 'utf8').replace(/\0/g, ' ');
+        if (cmdline) seen.set(child, { cmdline, environ });
+      } catch {
+        // gone already
+      }
+    }
+  };
+  const timer = setInterval(poll, 3);
+  return { stop: () => clearInterval(timer), seen };
+}
+
+async function runWatched(args: string[], cwd: string, env: NodeJS.ProcessEnv) {
+  const { child, result } = startCli(args, { cwd, env });
+  const watch = watchChildren(child.pid!);
+  const done = await result.finally(() => watch.stop());
+  return { result: done, children: [...watch.seen.values()] };
+}
+
+async function filesUnder(dir: string): Promise<string[]> {
+  const out: string[] = [];
+  for (const entry of await fsp.readdir(dir, { withFileTypes: true, recursive: true })) {
+    out.push(path.join(entry.parentPath ?? (entry as unknown as { path: string }).path, entry.name));
+  }
+  return out;
+}
+
+describe('one marker as every secret', () => {
+  let work: string;
+  const outputs: CliResult[] = [];
+  const stops: (() => Promise<void>)[] = [];
+  const received: (() => string)[] = [];
+  let children: { cmdline: string; environ: string }[] = [];
+  const env = { BACKUP_ENCRYPTION_PASSPHRASE: MARKER };
+
+  beforeAll(async () => {
+    work = await tempDir('sutazai-secrets-');
+    await writeTree(path.join(work, 'src'), { 'app.yml': 'port: 8080\n', data: { 'blob.bin': randomBytes(2 * 1024 * 1024) } });
+    // A notifier that records the report it is given: the body every alert is made from.
+    await fsp.writeFile(
+      path.join(work, 'record-alerts.mjs'),
+      `import { appendFileSync } from 'node:fs';
+import { defineNotifier, z } from ${JSON.stringify(path.join(REPO_ROOT, 'packages/core/dist/index.js'))};
+export default defineNotifier({
+  name: 'record-alerts',
+  options: z.object({ file: z.string(), password: z.string(), url: z.string() }).strict(),
+  async send(report, ctx, options) { appendFileSync(options.file, JSON.stringify(report) + '\\n', { mode: 0o600 }); },
+});
+`,
+    );
+    const extra = { sources: '', notify: '' };
+    for (const slot of optionalSlots.filter((s) => installed(s.plugin))) {
+      const started = await slot.start();
+      stops.push(started.stop);
+      if (started.received) received.push(started.received);
+      extra.sources += started.rc.sources ?? '';
+      extra.notify += started.rc.notify ?? '';
+    }
+    await writeRc(
+      work,
+      `backupRoot: ./backups
+host: secrets
+encryption: { use: gpg, passphrase: "\${BACKUP_ENCRYPTION_PASSPHRASE}" }
+sources:
+  configs: { use: files, paths: [./src] }
+  missing: { use: files, paths: [./not-there] }
+${extra.sources}destinations:
+  copy: { use: local, path: ./copy }
+notify:
+  alerts: { use: ./record-alerts.mjs, file: ./alerts.jsonl, password: "${MARKER}", url: "smtp://backup:${MARKER}@127.0.0.1:2525" }
+${extra.notify}profiles:
+  daily: { sources: [configs${extra.sources ? ', app-db' : ''}] }
+  broken: { sources: [missing] }
+`,
+    );
+
+    const run = await runWatched(['run', '--profile', 'daily', '--json'], work, env);
+    expect(run.result.code, run.result.stderr).toBe(0);
+    outputs.push(run.result);
+    children.push(...run.children);
+    const restore = await runWatched(['restore', 'latest', '--to', './restored', '--source', 'configs'], work, env);
+    expect(restore.result.code, restore.result.stderr).toBe(0);
+    outputs.push(restore.result);
+    children.push(...restore.children);
+    for (const args of [['run', '--profile', 'broken', '--json'], ['verify', '--all', '--json'], ['list', '--json'], ['status', '--json'], ['config', 'show'], ['restore-test', '--json']]) {
+      outputs.push(await runCli(args, { cwd: work, env }));
+    }
+  });
+  afterAll(async () => {
+    for (const stop of stops) await stop();
+    await fsp.rm(work, { recursive: true, force: true });
+  });
+
+  it('the runs did what they should (so the checks below looked at real output)', () => {
+    // status is unhealthy (1): the last run, profile broken, failed.
+    expect(outputs.map((o) => o.code)).toEqual([0, 0, 1, 0, 0, 1, 0, 0]);
+    expect(outputs[0]!.stderr).toMatch(/"level":"debug"/);
+  });
+
+  it('appears in no log at debug level and no command output', () => {
+    for (const o of outputs) {
+      expect(o.stdout).not.toContain(MARKER);
+      expect(o.stderr).not.toContain(MARKER);
+    }
+  });
+
+  it('appears in no manifest, history, alert body or any other file the tool wrote, nor in any object name', async () => {
+    const files = (await filesUnder(work)).filter((f) => f !== path.join(work, '.sutazai-backuprc'));
+    expect(files.some((f) => f.endsWith('manifest.json'))).toBe(true);
+    expect(files.some((f) => f.startsWith(path.join(work, 'copy')))).toBe(true);
+    const alerts = await fsp.readFile(path.join(work, 'alerts.jsonl'), 'utf8');
+    expect(alerts.split('\n').filter(Boolean).map((l) => JSON.parse(l).status)).toEqual(['success', 'failed']);
+    for (const file of files) {
+      expect(file).not.toContain(MARKER);
+      const st = await fsp.lstat(file);
+      if (st.isFile()) expect((await fsp.readFile(file)).includes(MARKER), file).toBe(false);
+    }
+    for (const mail of received) expect(mail()).not.toContain(MARKER);
+  });
+
+  it('appears in no command line (nor environment) of the children, which did run', () => {
+    const gpg = children.filter((c) => /(^|\/)gpg /.test(c.cmdline));
+    expect(gpg.length, `children seen: ${children.map((c) => c.cmdline).join(' | ')}`).toBeGreaterThan(0);
+    expect(gpg.some((c) => c.cmdline.includes('--passphrase-fd'))).toBe(true);
+    for (const c of children) {
+      expect(c.cmdline).not.toContain(MARKER);
+      if (/(^|\/)gpg /.test(c.cmdline)) expect(c.environ).not.toContain(MARKER);
+    }
+  });
+});
+
+describe('rc file permissions', () => {
+  let work: string;
+  beforeAll(async () => {
+    work = await tempDir('sutazai-rc-perm-');
+    await fsp.mkdir(path.join(work, 'src'));
+  });
+  afterAll(async () => {
+    await fsp.rm(work, { recursive: true, force: true });
+  });
+
+  it('warns about literal secrets others can read; refuses them with strictPermissions', async () => {
+    const rc = `backupRoot: ./backups\nencryption: { use: gpg, passphrase: "a literal passphrase" }\nsources:\n  configs: { use: files, paths: [./src] }\n`;
+    const file = await writeRc(work, rc);
+    await fsp.chmod(file, 0o644);
+    let result = await runCli(['config', 'validate'], { cwd: work });
+    expect(result.code).toBe(0);
+    expect(result.stderr).toContain(`${file} is readable by its group and everyone (mode 0644) and holds secrets in encryption.passphrase`);
+    expect(result.stderr).not.toContain('a literal passphrase');
+
+    await fsp.writeFile(file, `strictPermissions: true\n${rc}`);
+    result = await runCli(['config', 'validate'], { cwd: work });
+    expect(result.code).toBe(2);
+    expect(result.stderr).toMatch(/strictPermissions is on/);
+
+    await fsp.chmod(file, 0o600);
+    result = await runCli(['config', 'validate'], { cwd: work });
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.stderr).not.toMatch(/readable by/);
+  });
+});
+
+describe('umask 000', () => {
+  let work: string;
+  beforeAll(async () => {
+    work = await tempDir('sutazai-umask-');
+    await writeTree(path.join(work, 'src'), { 'a.txt': 'a', sub: { 'b.txt': 'b' } });
+    await writeRc(
+      work,
+      `backupRoot: ./backups\nencryption: { use: gpg, passphrase: "\${PW}" }\nsources:\n  configs: { use: files, paths: [./src] }\ndestinations:\n  copy: { use: local, path: ./copy }\n`,
+    );
+  });
+  afterAll(async () => {
+    await fsp.rm(work, { recursive: true, force: true });
+  });
+
+  const underUmask000 = (args: string[]) =>
+    new Promise<{ code: number | null; stderr: string }>((resolve) => {
+      const child = spawn('sh', ['-c', 'umask 000; exec "$0" "$@"', process.execPath, CLI_BIN, ...args], {
+        cwd: work,
+        env: { ...process.env, PW: 'a passphrase for umask' },
+        stdio: ['ignore', 'ignore', 'pipe'],
+      });
+      let stderr = '';
+      child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+      child.on('close', (code) => resolve({ code, stderr }));
+    });
+
+  it('everything the tool writes is 0600 / 0700', async () => {
+    expect((await underUmask000(['run'])).code).toBe(0);
+    const restore = await underUmask000(['restore', 'latest', '--to', './restored/deeper']);
+    expect(restore.code, restore.stderr).toBe(0);
+    const written = [path.join(work, 'backups'), path.join(work, 'copy')];
+    let checked = 0;
+    for (const root of written) {
+      for (const p of [root, ...(await filesUnder(root))]) {
+        const st = await fsp.lstat(p);
+        expect([p, (st.mode & 0o777).toString(8)]).toEqual([p, st.isDirectory() ? '700' : '600']);
+        checked++;
+      }
+    }
+    expect(checked).toBeGreaterThan(6);
+    // The folders a restore makes; the tree inside keeps the modes it was backed up with.
+    for (const dir of ['restored', 'restored/deeper', 'restored/deeper/configs']) {
+      expect(((await fsp.stat(path.join(work, dir))).mode & 0o777).toString(8), dir).toBe('700');
+    }
+  });
+});
