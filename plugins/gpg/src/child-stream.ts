@@ -25,6 +25,8 @@ export interface ChildStreamOptions {
 }
 
 const STDERR_KEEP = 16 * 1024;
+/** How much may wait in the child's stdin before a write waits for it to drain (its own mark is 16 KiB: a round trip per chunk). */
+const STDIN_BUFFER = 1024 * 1024;
 
 /**
  * A child process as a Duplex: what is written goes to its stdin, what it prints on stdout is
@@ -89,7 +91,7 @@ export class ChildProcessStream extends Duplex {
 
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
     if (this.#stdinClosed) return callback();
-    if (this.#stdin.write(chunk)) return callback();
+    if (this.#stdin.write(chunk) || this.#stdin.writableLength < STDIN_BUFFER) return callback();
     this.#releaseWrite = () => callback();
     this.#stdin.once('drain', () => {
       const release = this.#releaseWrite;

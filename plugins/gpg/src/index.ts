@@ -1,12 +1,12 @@
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { BackupError, definePlugin, expandHome, z, type PluginContext } from '@sutazai/backup-core';
-import { authenticateManifest, AUTHENTICATION_FIELD, checkManifestAuthentication, type Authenticator } from './manifest-auth.js';
+import { authenticateManifest, AUTHENTICATION_FIELD, checkManifestAuthentication, prepareMacKey, type Authenticator } from './manifest-auth.js';
 import { decryptStream, encryptStream, Keyring, SYMMETRIC_CIPHER, type KeyInfo } from './gpg.js';
 
 export { ChildProcessStream, runChild, type ChildOutcome, type ChildStreamOptions } from './child-stream.js';
 export { decryptionOutcome, encryptionOutcome, Keyring, parseColons, SYMMETRIC_CIPHER } from './gpg.js';
-export { authenticateManifest, AUTHENTICATION_FIELD, manifestMac, SCRYPT_PARAMS } from './manifest-auth.js';
+export { authenticateManifest, AUTHENTICATION_FIELD, macSalt, manifestMac, SCRYPT_PARAMS } from './manifest-auth.js';
 
 const NAME = 'gpg';
 
@@ -180,6 +180,10 @@ export default definePlugin({
   async apply(hooks, ctx, options) {
     const gpg = new GpgEncryption(options, ctx);
     await gpg.prepare();
+
+    hooks.beforeRun.tapPromise(ctx.key, async (run) => {
+      if (gpg.passphrase && !run.dryRun) prepareMacKey(gpg.passphrase, run.host);
+    });
 
     hooks.archive.tapPromise(ctx.key, async (archive) => {
       const label = `${archive.source}: ${archive.spec.name}`;

@@ -1,4 +1,4 @@
-import { createHmac, randomBytes, scrypt, timingSafeEqual, type ScryptOptions } from 'node:crypto';
+import { createHash, createHmac, scrypt, timingSafeEqual, type ScryptOptions } from 'node:crypto';
 import { BackupError, manifestAuthenticatedBytes, type Manifest } from '@sutazai/backup-core';
 import { signDetached, verifyDetached, type Keyring } from './gpg.js';
 
@@ -14,6 +14,19 @@ export const AUTHENTICATION_FIELD = 'authentication';
  */
 export const SCRYPT_PARAMS = { N: 2 ** 15, r: 8, p: 1, maxmem: 64 * 1024 * 1024 } as const;
 const SALT_CONTEXT = 'sutazai-backup manifest hmac v1\0';
+
+/**
+ * The scrypt salt of a host's manifests: one per host, not per manifest, so that `verify --all`
+ * derives the key once (scrypt is slow on purpose). It still keeps precomputed tables useless.
+ */
+export function macSalt(host: string): Buffer {
+  return createHash('sha256').update(`${SALT_CONTEXT}${host}`).digest().subarray(0, 16);
+}
+
+/** Starts deriving the MAC key early (it runs on the thread pool, beside the archiving). */
+export function prepareMacKey(passphrase: Buffer, host: string): void {
+  void deriveMacKey(passphrase, macSalt(host)).catch(() => {});
+}
 
 export type ManifestAuthentication =
   | { method: 'gpg'; scheme: 'hmac-sha256'; kdf: 'scrypt'; salt: string; mac: string }
@@ -63,7 +76,7 @@ export async function authenticateManifest(
   auth: Pick<Authenticator, 'passphrase' | 'signer' | 'canSign' | 'signingKeyPassphrase' | 'keyring' | 'ready'> | { passphrase: Buffer },
 ): Promise<ManifestAuthentication | undefined> {
   if (auth.passphrase) {
-    const salt = randomBytes(16);
+    const salt = macSalt(manifest.host);
     return { method: 'gpg', scheme: 'hmac-sha256', kdf: 'scrypt', salt: salt.toString('base64'), mac: await manifestMac(manifest, auth.passphrase, salt) };
   }
   if ('canSign' in auth && auth.canSign && auth.signer) {
