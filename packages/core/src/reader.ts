@@ -176,11 +176,11 @@ export class ArtifactReader implements ArtifactAccess {
     return `${this.repository.name}: ${this.manifest.id}/${this.artifact.file}`;
   }
 
-  #decoding: Promise<{ factories: (() => Duplex)[]; undecodable: string | undefined }> | undefined;
+  private decodingState: Promise<{ factories: (() => Duplex)[]; undecodable: string | undefined }> | undefined;
 
   /** Asks the encryption plugins (once) how to undo their stage. */
   private decoding(): Promise<{ factories: (() => Duplex)[]; undecodable: string | undefined }> {
-    this.#decoding ??= (async () => {
+    this.decodingState ??= (async () => {
       const factories: (() => Duplex)[] = [];
       let undecodable: string | undefined;
       if (this.artifact.encryption) {
@@ -199,7 +199,7 @@ export class ArtifactReader implements ArtifactAccess {
       }
       return { factories, undecodable };
     })();
-    return this.#decoding;
+    return this.decodingState;
   }
 
   /** Why this host cannot decode the artifact (by design), or undefined when it can. */
