@@ -47,9 +47,9 @@ const optionalSlots: SecretSlot[] = [
   {
     plugin: 'email',
     async start() {
-      const smtp: SmtpTestServer = await startSmtp({ auth: { user: 'sutazai', password: MARKER } });
+      const smtp: SmtpTestServer = await startSmtp({ auth: { user: 'sutazai', password: MARKER }, starttls: true });
       return {
-        rc: { notify: `  mail: { use: email, url: "${smtp.url}", from: backup@example.com, to: [ops@example.com] }\n` },
+        rc: { notify: `  mail: { use: email, url: "${smtp.url}", tls: starttls, rejectUnauthorized: false, from: backup@example.com, to: [ops@example.com] }\n` },
         stop: () => smtp.stop(),
         received: () => JSON.stringify(smtp.messages),
       };
@@ -114,7 +114,8 @@ describe('one marker as every secret', () => {
   beforeAll(async () => {
     work = await tempDir('sutazai-secrets-');
     await writeTree(path.join(work, 'src'), { 'app.yml': 'port: 8080\n', data: { 'blob.bin': randomBytes(2 * 1024 * 1024) } });
-    // A notifier that records the report it is given: the body every alert is made from.
+    // A notifier that records the notification it is given (title, lines, the run report): what
+    // every alert body is made from.
     await fsp.writeFile(
       path.join(work, 'record-alerts.mjs'),
       `import { appendFileSync } from 'node:fs';
@@ -122,7 +123,7 @@ import { defineNotifier, z } from ${JSON.stringify(path.join(REPO_ROOT, 'package
 export default defineNotifier({
   name: 'record-alerts',
   options: z.object({ file: z.string(), password: z.string(), url: z.string() }).strict(),
-  async send(report, ctx, options) { appendFileSync(options.file, JSON.stringify(report) + '\\n', { mode: 0o600 }); },
+  async send(notification, ctx, options) { appendFileSync(options.file, JSON.stringify(notification) + '\\n', { mode: 0o600 }); },
 });
 `,
     );
@@ -145,7 +146,7 @@ sources:
 ${extra.sources}destinations:
   copy: { use: local, path: ./copy }
 notify:
-  alerts: { use: ./record-alerts.mjs, file: ./alerts.jsonl, password: "${MARKER}", url: "smtp://backup:${MARKER}@127.0.0.1:2525" }
+  alerts: { use: ./record-alerts.mjs, on: [success, failure], file: ./alerts.jsonl, password: "${MARKER}", url: "smtp://backup:${MARKER}@127.0.0.1:2525" }
 ${extra.notify}profiles:
   daily: { sources: [configs${extra.sources ? ', app-db' : ''}] }
   broken: { sources: [missing] }
@@ -187,13 +188,16 @@ ${extra.notify}profiles:
     expect(files.some((f) => f.endsWith('manifest.json'))).toBe(true);
     expect(files.some((f) => f.startsWith(path.join(work, 'copy')))).toBe(true);
     const alerts = await fsp.readFile(path.join(work, 'alerts.jsonl'), 'utf8');
-    expect(alerts.split('\n').filter(Boolean).map((l) => JSON.parse(l).status)).toEqual(['success', 'failed']);
+    expect(alerts.split('\n').filter(Boolean).map((l) => JSON.parse(l).report.status)).toEqual(['success', 'failed']);
     for (const file of files) {
       expect(file).not.toContain(MARKER);
       const st = await fsp.lstat(file);
       if (st.isFile()) expect((await fsp.readFile(file)).includes(MARKER), file).toBe(false);
     }
-    for (const mail of received) expect(mail()).not.toContain(MARKER);
+    for (const mail of received) {
+      expect(mail(), 'a mail was sent (the failed run)').not.toBe('[]');
+      expect(mail()).not.toContain(MARKER);
+    }
   });
 
   it('appears in no command line (nor environment) of the children, which did run', () => {
