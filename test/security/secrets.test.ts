@@ -174,6 +174,8 @@ ${extra.notify}profiles:
     // status is unhealthy (1): the last run, profile broken, failed.
     expect(outputs.map((o) => o.code)).toEqual([0, 0, 1, 0, 0, 1, 0, 0]);
     expect(outputs[0]!.stderr).toMatch(/"level":"debug"/);
+    const sources = (outputs[0]!.json().artifacts as { source: string }[]).map((a) => a.source);
+    expect(sources).toEqual(expect.arrayContaining(['configs', ...(installed('postgres') ? ['app-db'] : [])]));
   });
 
   it('appears in no log at debug level and no command output', () => {
