@@ -14,7 +14,9 @@ import {
   symlinkStaysInside,
   symlinkTargetReason,
   unsafeEntryReason,
+  symlinksStayInside,
 } from '../src/pipeline/tar-extract.js';
+import { TreeWriter } from '../src/pipeline/tree-writer.js';
 
 interface Entry {
   path: string;
@@ -210,5 +212,44 @@ describe('extractTree', () => {
     await expect(scanTree(tar([{ path: '../x', type: 'File', body: 'x' }]), 'verify')).rejects.toThrow(/"\.\.\/x" would be refused by a restore: path contains "\.\."/);
     await expect(scanTree(tar([{ path: 'f', type: 'FIFO' }]), 'verify')).rejects.toThrow(/FIFO is not allowed/);
     expect(await scanTree(tar([{ path: 'a', type: 'File', body: 'abc' }]), 'verify')).toMatchObject({ files: 1, bytes: 3 });
+  });
+});
+
+describe('TreeWriter (what restore uses)', () => {
+  async function write(entries: Entry[], options: { preserveOwner?: boolean; maxBytes?: number } = {}) {
+    const root = path.join(dir, 'tree');
+    await fsp.mkdir(root);
+    const writer = new TreeWriter(root, { label: 'w', ...options });
+    for await (const chunk of tar(entries)) writer.update(chunk as Buffer);
+    writer.finish();
+    await symlinksStayInside(root, writer.symlinks, 'w');
+    return { root, writer };
+  }
+
+  it('rewrites absolute symlinks, drops setuid, keeps relative links', async () => {
+    const { root, writer } = await write([
+      { path: 'bin/tool', type: 'File', body: 'x', mode: 0o4755 },
+      { path: 'bin/abs', type: 'SymbolicLink', linkpath: '/bin/tool' },
+      { path: 'bin/rel', type: 'SymbolicLink', linkpath: 'tool' },
+    ]);
+    expect(await fsp.readlink(path.join(root, 'bin/abs'))).toBe('tool');
+    expect(await fsp.readlink(path.join(root, 'bin/rel'))).toBe('tool');
+    expect(((await fsp.stat(path.join(root, 'bin/tool'))).mode & 0o7777).toString(8)).toBe('755');
+    expect(writer.rewrittenSymlinks).toBe(1);
+  });
+
+  it('refuses escaping links, deep trees and more bytes than recorded', async () => {
+    await expect(write([{ path: 'up', type: 'SymbolicLink', linkpath: '../x' }])).rejects.toThrow(/"up": symlink points outside/);
+    await fsp.rm(path.join(dir, 'tree'), { recursive: true });
+    await expect(
+      write([
+        { path: 'self', type: 'SymbolicLink', linkpath: '.' },
+        { path: 'escape', type: 'SymbolicLink', linkpath: 'self/../outside' },
+      ]),
+    ).rejects.toThrow(/"escape": symlink leads outside the restored tree through other symlinks/);
+    await fsp.rm(path.join(dir, 'tree'), { recursive: true });
+    await expect(write([{ path: Array.from({ length: 300 }, () => 'd').join('/'), type: 'Directory' }])).rejects.toThrow(/nested \d+ folders deep \(the limit is 256\)/);
+    await fsp.rm(path.join(dir, 'tree'), { recursive: true });
+    await expect(write([{ path: 'big', type: 'File', body: 'x'.repeat(2000) }], { maxBytes: 1000 })).rejects.toThrow(/more than the 1000 bytes/);
   });
 });
