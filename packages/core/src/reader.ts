@@ -207,11 +207,12 @@ export class ArtifactReader implements ArtifactAccess {
     return (await this.decoding()).undecodable;
   }
 
-  async decoders(): Promise<Duplex[]> {
+  /** The stream stages that decode the stored bytes: decryption, then (unless told not to) decompression. */
+  async decoders(options: { decompress?: boolean } = {}): Promise<Duplex[]> {
     const { factories, undecodable } = await this.decoding();
     if (undecodable) throw new BackupError('E_CONFIG', `${this.label}: ${undecodable}`);
     const decoders = factories.map((create) => create());
-    const decompress = createDecompressor(this.artifact.compression);
+    const decompress = options.decompress === false ? undefined : createDecompressor(this.artifact.compression);
     if (decompress) decoders.push(decompress);
     return decoders;
   }
@@ -224,11 +225,12 @@ export class ArtifactReader implements ArtifactAccess {
     });
   }
 
-  async openDecoded(): Promise<Readable> {
-    const decoders = await this.decoders();
+  async openDecoded(options: { decompress?: boolean } = {}): Promise<Readable> {
+    const decoders = await this.decoders(options);
     const stored = await this.repository.openArtifact(this.manifest.id, this.artifact.file);
     const check = new IntegrityCheck(this.artifact, this.label);
-    const chain: (Readable | Duplex)[] = [stored, check, ...decoders, new DecodedSizeCheck(this.artifact.rawBytes, this.label)];
+    const sizeCheck = options.decompress === false ? [] : [new DecodedSizeCheck(this.artifact.rawBytes, this.label)];
+    const chain: (Readable | Duplex)[] = [stored, check, ...decoders, ...sizeCheck];
     const last = chain.at(-1) as Readable;
     pipeline(chain as unknown as [Readable, ...Duplex[]], (err) => {
       if (err && !last.destroyed) last.destroy(decodeError(err, this.label));
@@ -239,12 +241,12 @@ export class ArtifactReader implements ArtifactAccess {
   /**
    * Reads the artifact with the checks of `openDecoded` (size and sha256 of the stored bytes),
    * decodes it, and hands each decoded piece to `onData`: a view valid only during the call.
-   * Without encryption this needs no stream stages: decoding runs in the same loop as the read.
+   * Decoding runs in the same loop as the read; with encryption only the decryption is a stream stage.
    * Returns the number of decoded bytes.
    */
   async readDecoded(onData: (data: Buffer) => void): Promise<number> {
     let decoded = 0;
-    const decoder = this.artifact.encryption ? undefined : createChunkDecoder(this.artifact.compression, this.label);
+    const decoder = createChunkDecoder(this.artifact.compression, this.label);
     if (!decoder) {
       for await (const chunk of await this.openDecoded()) {
         decoded += (chunk as Buffer).length;
@@ -252,12 +254,24 @@ export class ArtifactReader implements ArtifactAccess {
       }
       return decoded;
     }
-    const check = new StoredBytesCheck(this.artifact, this.label);
     const count = (data: Buffer) => {
       decoded += data.length;
       if (decoded > this.artifact.rawBytes) throw decodedTooLarge(this.artifact.rawBytes, this.label);
       onData(data);
     };
+    if (this.artifact.encryption) {
+      // Decryption is a stream stage (a child process); decompression stays synchronous after it.
+      const decrypted = await this.openDecoded({ decompress: false });
+      try {
+        for await (const chunk of decrypted) decoder.update(chunk as Buffer, count);
+      } catch (err) {
+        decrypted.destroy();
+        throw err;
+      }
+      decoder.end();
+      return decoded;
+    }
+    const check = new StoredBytesCheck(this.artifact, this.label);
     const file = await this.repository.openArtifactFile(this.manifest.id, this.artifact.file);
     if (file) {
       // Large artifacts: the sha256 runs on a worker thread beside the decoding.
