@@ -2,10 +2,15 @@ import { randomBytes } from 'node:crypto';
 
 const ID = /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z-([A-Za-z0-9][A-Za-z0-9_-]*)-([0-9a-f]{4,16})$/;
 
-/** A snapshot id that sorts by time: `20261126T020000Z-daily-3f9a`. */
+/**
+ * A snapshot id that sorts by time: `20261126T020000Z-daily-3f9a`. The suffix carries the
+ * milliseconds (times 16, plus a random nibble), so two snapshots of one profile taken in the
+ * same second still sort in the order they were taken.
+ */
 export function makeSnapshotId(time: Date, profile: string): string {
   const stamp = time.toISOString().replace(/[-:]/g, '').replace(/\.\d{3}Z$/, 'Z');
-  return `${stamp}-${profile}-${randomBytes(2).toString('hex')}`;
+  const suffix = (time.getUTCMilliseconds() * 16 + (randomBytes(1)[0]! & 0xf)).toString(16).padStart(4, '0');
+  return `${stamp}-${profile}-${suffix}`;
 }
 
 export interface ParsedSnapshotId {
