@@ -4,7 +4,7 @@ import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { BackupError } from './errors.js';
-import { ensureDir, fsyncDir, openPrivate } from './fs.js';
+import { ensureDir, replaceFile } from './fs.js';
 import { FileSink } from './pipeline/file-sink.js';
 
 export interface ObjectInfo {
@@ -94,23 +94,9 @@ export class LocalDestination implements Destination {
     const file = this.path(key);
     const dir = path.dirname(file);
     await ensureDir(dir);
+    // A hidden temporary name that list() skips, so an upload in progress is never listed.
     const tmp = path.join(dir, `.${path.basename(file).slice(0, 100)}${TMP_MARK}${randomBytes(6).toString('hex')}`);
-    const handle = await openPrivate(tmp);
-    try {
-      await pipeline(body, new FileSink(handle));
-    } catch (err) {
-      await handle.close().catch(() => {});
-      await fsp.rm(tmp, { force: true });
-      throw err;
-    }
-    await handle.close();
-    try {
-      await fsp.rename(tmp, file);
-    } catch (err) {
-      await fsp.rm(tmp, { force: true });
-      throw err;
-    }
-    await fsyncDir(dir);
+    await replaceFile(file, (handle) => pipeline(body, new FileSink(handle)), tmp);
   }
 
   async get(key: string): Promise<Readable> {

@@ -65,15 +65,18 @@ export async function fsyncDir(dir: string): Promise<void> {
   }
 }
 
-/** Writes a file so that readers see either the old content or the whole new one, never a part. */
-export async function writeFileAtomic(file: string, data: string | Uint8Array): Promise<void> {
-  const tmp = `${file}.tmp-${randomBytes(4).toString('hex')}`;
+/**
+ * Replaces `file` so that readers see either the old content or the whole new one, never a part:
+ * `write` fills a private temporary file beside it (`tmp`, by default `<file>.tmp-<random>`), which
+ * is synced and renamed over `file`; on failure the temporary file is removed.
+ */
+export async function replaceFile(file: string, write: (handle: fsp.FileHandle) => Promise<unknown>, tmp = `${file}.tmp-${randomBytes(4).toString('hex')}`): Promise<void> {
   const handle = await openPrivate(tmp);
   try {
-    await handle.writeFile(data);
+    await write(handle);
     await handle.sync();
   } catch (err) {
-    await handle.close();
+    await handle.close().catch(() => {});
     await fsp.rm(tmp, { force: true });
     throw err;
   }
@@ -85,6 +88,11 @@ export async function writeFileAtomic(file: string, data: string | Uint8Array): 
     throw err;
   }
   await fsyncDir(path.dirname(file));
+}
+
+/** Writes a file atomically (see `replaceFile`). */
+export function writeFileAtomic(file: string, data: string | Uint8Array): Promise<void> {
+  return replaceFile(file, (handle) => handle.writeFile(data));
 }
 
 export async function isEmptyDir(dir: string): Promise<boolean> {
