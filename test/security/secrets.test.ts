@@ -6,8 +6,8 @@
  *
  * Secrets covered: the gpg passphrase (from the environment), a notifier's password and URL
  * password (literal in the rc file), and, when those plugins are installed, the PostgreSQL
- * password and the SMTP password of the email notifier (see `optionalSlots`). S3's secret key
- * cannot be the marker: the S3 test server (s3rver) only accepts its fixed credentials.
+ * password, the S3 secret key (s3rver checks the access key id, not the signature, so any secret
+ * works) and the SMTP password of the email notifier (see `optionalSlots`).
  */
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -17,7 +17,7 @@ import path from 'node:path';
 import { writeTree } from '@sutazai/backup-testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CLI_BIN, REPO_ROOT, runCli, startCli, tempDir, writeRc, type CliResult } from '../helpers/cli.js';
-import { startPostgres, startSmtp, type PostgresServer, type SmtpTestServer } from '../helpers/servers.js';
+import { startPostgres, startS3, startSmtp, type PostgresServer, type SmtpTestServer } from '../helpers/servers.js';
 
 const MARKER = `Mk${randomBytes(10).toString('hex')}Zq`;
 
@@ -33,7 +33,7 @@ const installed = (name: string) => {
 /** A secret of a plugin that may not be installed yet: its rc lines and what it needs running. */
 interface SecretSlot {
   plugin: string;
-  start(): Promise<{ rc: { sources?: string; notify?: string }; stop(): Promise<void>; received?: () => string }>;
+  start(): Promise<{ rc: { sources?: string; destinations?: string; notify?: string }; stop(): Promise<void>; received?: () => string }>;
 }
 
 const optionalSlots: SecretSlot[] = [
@@ -42,6 +42,26 @@ const optionalSlots: SecretSlot[] = [
     async start() {
       const server: PostgresServer = await startPostgres({ password: MARKER });
       return { rc: { sources: `  app-db: { use: postgres, url: "${server.url}", databases: [postgres] }\n` }, stop: () => server.stop() };
+    },
+  },
+  {
+    plugin: 's3',
+    async start() {
+      const s3 = await startS3({ buckets: ['secrets-marker'] });
+      return {
+        rc: {
+          destinations: `  offsite: { use: s3, bucket: secrets-marker, endpoint: "${s3.endpoint}", region: ${s3.region}, forcePathStyle: true, accessKeyId: ${s3.accessKeyId}, secretAccessKey: "${MARKER}" }\n`,
+        },
+        stop: () => s3.stop(),
+        // What the server stored: object names, metadata and bodies.
+        received: () =>
+          readdirSync(s3.directory, { recursive: true, withFileTypes: true })
+            .map((e) => {
+              const p = path.join(e.parentPath, e.name);
+              return e.isFile() ? `${p}\n${readFileSync(p, 'latin1')}` : p;
+            })
+            .join('\n'),
+      };
     },
   },
   {
@@ -127,12 +147,13 @@ export default defineNotifier({
 });
 `,
     );
-    const extra = { sources: '', notify: '' };
+    const extra = { sources: '', destinations: '', notify: '' };
     for (const slot of optionalSlots.filter((s) => installed(s.plugin))) {
       const started = await slot.start();
       stops.push(started.stop);
       if (started.received) received.push(started.received);
       extra.sources += started.rc.sources ?? '';
+      extra.destinations += started.rc.destinations ?? '';
       extra.notify += started.rc.notify ?? '';
     }
     await writeRc(
@@ -145,7 +166,7 @@ sources:
   missing: { use: files, paths: [./not-there] }
 ${extra.sources}destinations:
   copy: { use: local, path: ./copy }
-notify:
+${extra.destinations}notify:
   alerts: { use: ./record-alerts.mjs, on: [success, failure], file: ./alerts.jsonl, password: "${MARKER}", url: "smtp://backup:${MARKER}@127.0.0.1:2525" }
 ${extra.notify}profiles:
   daily: { sources: [configs${extra.sources ? ', app-db' : ''}] }
@@ -176,6 +197,8 @@ ${extra.notify}profiles:
     expect(outputs[0]!.stderr).toMatch(/"level":"debug"/);
     const sources = (outputs[0]!.json().artifacts as { source: string }[]).map((a) => a.source);
     expect(sources).toEqual(expect.arrayContaining(['configs', ...(installed('postgres') ? ['app-db'] : [])]));
+    const replicated = (outputs[0]!.json().destinations as { name: string; status: string; sent: number }[]).filter((d) => d.status === 'ok' && d.sent > 0);
+    expect(replicated.map((d) => d.name).sort()).toEqual(['copy', ...(installed('s3') ? ['offsite'] : [])].sort());
   });
 
   it('appears in no log at debug level and no command output', () => {
@@ -197,7 +220,7 @@ ${extra.notify}profiles:
       if (st.isFile()) expect((await fsp.readFile(file)).includes(MARKER), file).toBe(false);
     }
     for (const mail of received) {
-      expect(mail(), 'a mail was sent (the failed run)').not.toBe('[]');
+      expect(mail(), 'something was received (a mail for the failed run, objects in S3)').not.toMatch(/^(\[\])?$/);
       expect(mail()).not.toContain(MARKER);
     }
   });
