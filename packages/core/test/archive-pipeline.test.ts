@@ -5,6 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { writeArtifact } from '../src/pipeline/archive.js';
+import { createDecompressor } from '../src/pipeline/compression.js';
 import { createChunkDecoder } from '../src/pipeline/decoder.js';
 import { looksIncompressible } from '../src/pipeline/encoder.js';
 import { packTree, tarPieces } from '../src/pipeline/tar-pack.js';
@@ -77,6 +78,45 @@ describe('writeArtifact with tarPieces', () => {
   it('judges random samples incompressible and text compressible', () => {
     expect(looksIncompressible([randomBytes(65536), randomBytes(65536)])).toBe(true);
     expect(looksIncompressible([Buffer.from('abc def '.repeat(8192))])).toBe(false);
+  });
+});
+
+describe('createDecompressor (zstd)', () => {
+  it('decodes a highly compressible artifact only as fast as its reader reads', async () => {
+    // 64 MiB of repetitive rows compress to a few KiB: one 1 MiB stored chunk is the whole artifact.
+    const row = Buffer.from('1|1|0|                                                                                    \n');
+    const raw = Buffer.alloc(64 * 1024 * 1024);
+    for (let i = 0; i < raw.length; i += row.length) row.copy(raw, i);
+    const stored = execFileSync('zstd', ['-3', '-c'], { input: raw, maxBuffer: 1 << 30 });
+    expect(stored.length).toBeLessThan(1024 * 1024);
+    const decoder = createDecompressor('zstd')!;
+    decoder.end(stored);
+    // A reader that takes one piece, then stops (as pg_restore --list does after the table of contents).
+    const first = await new Promise<Buffer>((resolve) => decoder.once('data', (b: Buffer) => (decoder.pause(), resolve(b))));
+    await new Promise((r) => setTimeout(r, 50));
+    expect(first.equals(raw.subarray(0, first.length))).toBe(true);
+    expect(decoder.readableLength).toBeLessThanOrEqual(2 * 1024 * 1024);
+    // Read to the end: the same bytes, then the end of the stream.
+    decoder.resume();
+    const rest: Buffer[] = [first];
+    decoder.on('data', (b: Buffer) => rest.push(b));
+    await new Promise((resolve, reject) => decoder.once('end', resolve).once('error', reject));
+    expect(Buffer.concat(rest).equals(raw)).toBe(true);
+  });
+
+  it('fails when the input stops in the middle of a frame, and on damaged input', async () => {
+    const stored = execFileSync('zstd', ['-3', '-c'], { input: randomBytes(300_000) });
+    const drain = (input: Buffer) =>
+      new Promise<void>((resolve, reject) => {
+        const d = createDecompressor('zstd')!;
+        d.on('data', () => {}).once('end', resolve).once('error', reject);
+        d.end(input);
+      });
+    await expect(drain(stored)).resolves.toBeUndefined();
+    await expect(drain(stored.subarray(0, stored.length - 1000))).rejects.toThrow(/middle of compressed data frame/);
+    const damaged = Buffer.from(stored);
+    damaged[4] ^= 0xff;
+    await expect(drain(damaged)).rejects.toThrow();
   });
 });
 

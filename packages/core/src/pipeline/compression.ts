@@ -1,8 +1,9 @@
 import { availableParallelism } from 'node:os';
-import { Transform } from 'node:stream';
+import type { Duplex, Transform } from 'node:stream';
 import zlib from 'node:zlib';
 import zstd from 'zstd-napi';
 import type { Compression } from '../manifest.js';
+import { ZstdDecompressStream } from './decoder.js';
 
 /** The extension a compression adds to an artifact's file name. */
 export const compressionExtension: Record<Compression, string> = { zstd: '.zst', gzip: '.gz', none: '' };
@@ -32,10 +33,10 @@ export function createCompressor(compression: Compression, options: CompressionO
   }
 }
 
-export function createDecompressor(compression: Compression): Transform | undefined {
+export function createDecompressor(compression: Compression): Duplex | undefined {
   switch (compression) {
     case 'zstd':
-      return new zstd.DecompressStream() as unknown as Transform;
+      return new ZstdDecompressStream();
     case 'gzip':
       return zlib.createGunzip();
     case 'none':
