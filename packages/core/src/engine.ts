@@ -714,39 +714,56 @@ export class Engine {
         result.checks.push({ name: 'sha256', ok: true }, { name: 'decode', ok: true, detail: `not decoded on this host: ${undecodable}` });
         return result;
       }
-      if (artifact.type === 'tree') {
-        // A tree that a restore would refuse (a FIFO, "..", a symlink leading out) fails verification.
-        const guard = new ExtractionGuard();
-        const scanner = new TarScanner(reader.label, {
-          onEntry: (entry) => {
-            const reason = guard.check(entry);
-            if (reason) throw new BackupError('E_INTEGRITY', `${reader.label}: archive entry ${JSON.stringify(entry.path)} would be refused by a restore: ${reason}`);
-          },
-        });
-        const raw = await reader.readDecoded((data) => scanner.update(data));
-        const stats = scanner.end();
-        if (raw !== artifact.rawBytes) {
-          throw new BackupError('E_INTEGRITY', `${reader.label}: decodes to ${raw} bytes, the manifest says ${artifact.rawBytes}`);
-        }
-        result.checks.push({ name: 'tar', ok: true, detail: `${stats.files} files, ${stats.directories} folders, ${stats.symlinks} symlinks` });
-      } else {
-        const raw = await reader.readDecoded(() => {});
-        if (raw !== artifact.rawBytes) {
-          throw new BackupError('E_INTEGRITY', `${reader.label}: decodes to ${raw} bytes, the manifest says ${artifact.rawBytes}`);
-        }
-      }
-      result.checks.unshift({ name: 'sha256', ok: true });
-      await this.#hooks.verify.promise(
+      // Plugins' deep checks read the artifact on their own (with the same size and sha256
+      // checks): they run beside the decoding, and count only if it succeeds.
+      const deepChecks: CheckResult[] = [];
+      const deep = this.#hooks.verify.promise(
         Object.assign(Object.create(reader) as ArtifactReader, {
-          addCheck: (name: string, ok: boolean, detail?: string) => result.checks.push({ name, ok, ...(detail ? { detail } : {}) }),
+          addCheck: (name: string, ok: boolean, detail?: string) => deepChecks.push({ name, ok, ...(detail ? { detail } : {}) }),
         }),
       );
+      deep.catch(() => {});
+      try {
+        await this.decodeCheck(reader, result);
+      } catch (err) {
+        await deep.catch(() => {});
+        throw err;
+      }
+      await deep;
+      result.checks.push(...deepChecks);
       result.ok = result.checks.every((c) => c.ok);
     } catch (err) {
       result.ok = false;
       result.error = this.secrets.redact((await reader.explain(err)).message);
     }
     return result;
+  }
+
+  /** Size, sha256, decoding and (for trees) every tar header of one artifact. */
+  private async decodeCheck(reader: ArtifactReader, result: ArtifactVerification): Promise<void> {
+    const { artifact } = reader;
+    if (artifact.type === 'tree') {
+      // A tree that a restore would refuse (a FIFO, "..", a symlink leading out) fails verification.
+      const guard = new ExtractionGuard();
+      const scanner = new TarScanner(reader.label, {
+        onEntry: (entry) => {
+          const reason = guard.check(entry);
+          if (reason) throw new BackupError('E_INTEGRITY', `${reader.label}: archive entry ${JSON.stringify(entry.path)} would be refused by a restore: ${reason}`);
+        },
+      });
+      const raw = await reader.readDecoded((data) => scanner.update(data));
+      const stats = scanner.end();
+      if (raw !== artifact.rawBytes) {
+        throw new BackupError('E_INTEGRITY', `${reader.label}: decodes to ${raw} bytes, the manifest says ${artifact.rawBytes}`);
+      }
+      result.checks.push({ name: 'tar', ok: true, detail: `${stats.files} files, ${stats.directories} folders, ${stats.symlinks} symlinks` });
+    } else {
+      const raw = await reader.readDecoded(() => {});
+      if (raw !== artifact.rawBytes) {
+        throw new BackupError('E_INTEGRITY', `${reader.label}: decodes to ${raw} bytes, the manifest says ${artifact.rawBytes}`);
+      }
+    }
+    result.checks.unshift({ name: 'sha256', ok: true });
   }
 
   async verify(options: { snapshot?: string; all?: boolean; from?: string } = {}): Promise<VerifyResult> {

@@ -27,8 +27,9 @@ export default defineSource({
     const conn = sourceConnection(options, ctx.key);
     ctx.secrets.add(conn.password);
     if (conn.password === undefined) ctx.secrets.add(process.env.PGPASSWORD);
-    // While we connect and read the catalog.
+    // While we connect and read the catalog (pg_restore: for the run's verification).
     probeTools('pg_dump', options);
+    probeTools('pg_restore', options);
     if (options.globals) probeTools('pg_dumpall', options);
     const maintenanceDb = conn.database ?? 'postgres';
     const client = await connect(conn, maintenanceDb, ctx.key, options.connectTimeout * 1000);
