@@ -667,7 +667,7 @@ export class Engine {
     const written = await writeArtifact(input, target, {
       compression: this.config.compression,
       compressionLevel: this.config.compressionLevel,
-      transforms: transforms.map((t) => t.create()),
+      ...(transforms.length === 1 && transforms[0]!.program ? { program: transforms[0]!.program() } : { transforms: transforms.map((t) => t.create()) }),
       onProgress: (bytes) => this.#progress.update(task, bytes),
       signal: run.signal,
     }).finally(() => this.#progress.done(task));

@@ -3,6 +3,7 @@ import { AsyncParallelHook, AsyncSeriesBailHook, AsyncSeriesHook, SyncHook } fro
 import type { Destination, DestinationTraits } from './destination.js';
 import { BackupError, toPluginError, type ErrorCode } from './errors.js';
 import type { Logger } from './log.js';
+import type { ProgramSpec } from './pipeline/program.js';
 import type { ArtifactRecord, EncryptionInfo, Manifest } from './manifest.js';
 import type { Notification } from './notify.js';
 import type { TreeEntry } from './pipeline/tar-pack.js';
@@ -69,6 +70,12 @@ export interface ArchiveTransform {
   /** Appended to the file name: `.gpg`. */
   extension: string;
   create(): Duplex;
+  /**
+   * The same stage as an external program, if it is one (gpg): the pipeline then feeds it
+   * through a pipe and writes and hashes its output in place, instead of through `create`'s
+   * stream. Used when it is the only transform.
+   */
+  program?(): ProgramSpec;
   /** Recorded in the manifest as the artifact's `encryption` (never a key). */
   info: EncryptionInfo;
 }
@@ -122,8 +129,12 @@ export interface ArtifactAccess {
 export interface DecodeContext {
   readonly manifest: Manifest;
   readonly artifact: ArtifactRecord;
-  /** Encryption plugins add the stage that undoes theirs, first in line after the checksum. */
-  addDecoder(name: string, create: () => Duplex): void;
+  /**
+   * Encryption plugins add the stage that undoes theirs, first in line after the checksum.
+   * `program`: the same stage as an external program reading stdin and writing stdout; when the
+   * artifact is a local file it then reads the file itself, and its output is read in place.
+   */
+  addDecoder(name: string, create: () => Duplex, program?: () => ProgramSpec): void;
   /**
    * This host cannot decode the artifact, by design (it is encrypted to keys it does not hold):
    * verify then checks its size and sha256 only, and a restore fails with `reason`.

@@ -26,4 +26,5 @@ export { extractTree, scanTree, unsafeEntryReason, type TreeStats } from './pipe
 export { createCompressor, createDecompressor, compressionExtension } from './pipeline/compression.js';
 export { writeArtifact, type WrittenArtifact } from './pipeline/archive.js';
 export { HashCounter, ByteCounter } from './pipeline/hash.js';
+export type { ProgramOutcome, ProgramSpec } from './pipeline/program.js';
 export { TOOL_NAME, CORE_VERSION } from './version.js';

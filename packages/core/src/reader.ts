@@ -10,8 +10,9 @@ import type { ArtifactAccess, Hooks } from './hooks.js';
 import type { Logger } from './log.js';
 import type { ArtifactRecord, Manifest } from './manifest.js';
 import { createDecompressor } from './pipeline/compression.js';
-import { createChunkDecoder } from './pipeline/decoder.js';
+import { createChunkDecoder, type ChunkDecoder } from './pipeline/decoder.js';
 import { HashWorker } from './pipeline/hash-worker.js';
+import { ProgramRun, type ProgramSpec } from './pipeline/program.js';
 import type { Repository } from './repository.js';
 
 /**
@@ -176,18 +177,22 @@ export class ArtifactReader implements ArtifactAccess {
     return `${this.repository.name}: ${this.manifest.id}/${this.artifact.file}`;
   }
 
-  private decodingState: Promise<{ factories: (() => Duplex)[]; undecodable: string | undefined }> | undefined;
+  private decodingState: Promise<{ factories: (() => Duplex)[]; programs: ((() => ProgramSpec) | undefined)[]; undecodable: string | undefined }> | undefined;
 
   /** Asks the encryption plugins (once) how to undo their stage. */
-  private decoding(): Promise<{ factories: (() => Duplex)[]; undecodable: string | undefined }> {
+  private decoding(): Promise<{ factories: (() => Duplex)[]; programs: ((() => ProgramSpec) | undefined)[]; undecodable: string | undefined }> {
     this.decodingState ??= (async () => {
       const factories: (() => Duplex)[] = [];
+      const programs: ((() => ProgramSpec) | undefined)[] = [];
       let undecodable: string | undefined;
       if (this.artifact.encryption) {
         await this.hooks.decode.promise({
           manifest: this.manifest,
           artifact: this.artifact,
-          addDecoder: (_name, create) => factories.push(create),
+          addDecoder: (_name, create, program) => {
+            factories.push(create);
+            programs.push(program);
+          },
           cannotDecode: (reason) => (undecodable ??= reason),
         });
         if (factories.length === 0 && !undecodable) {
@@ -197,7 +202,7 @@ export class ArtifactReader implements ArtifactAccess {
           );
         }
       }
-      return { factories, undecodable };
+      return { factories, programs, undecodable };
     })();
     return this.decodingState;
   }
@@ -260,6 +265,10 @@ export class ArtifactReader implements ArtifactAccess {
       onData(data);
     };
     if (this.artifact.encryption) {
+      const { programs } = await this.decoding();
+      const program = programs.length === 1 ? programs[0] : undefined;
+      const file = program ? await this.repository.openArtifactFile(this.manifest.id, this.artifact.file) : undefined;
+      if (program && file) return this.readThroughProgram(program(), file, decoder, count);
       // Decryption is a stream stage (a child process); decompression stays synchronous after it.
       const decrypted = await this.openDecoded({ decompress: false });
       try {
@@ -305,6 +314,56 @@ export class ArtifactReader implements ArtifactAccess {
       }
     }
     check.end();
+    decoder.end();
+    return decoded;
+  }
+
+  /**
+   * Decodes a local artifact with a program (decryption) that reads the file itself, while the
+   * stored bytes are read again beside it for their size and sha256 (on a worker thread when large).
+   * The decoded bytes count only if both succeed.
+   */
+  private async readThroughProgram(spec: ProgramSpec, stdin: fsp.FileHandle, decoder: ChunkDecoder, onData: (data: Buffer) => void): Promise<number> {
+    let decoded = 0;
+    let run: ProgramRun;
+    try {
+      run = new ProgramRun(spec, {
+        stdin: stdin.fd,
+        onOutput: (data) => {
+          decoder.update(data, (d) => {
+            decoded += d.length;
+            onData(d);
+          });
+        },
+      });
+    } finally {
+      await stdin.close();
+    }
+    const stored = (async () => {
+      const check = new StoredBytesCheck(this.artifact, this.label);
+      const file = await this.repository.openArtifactFile(this.manifest.id, this.artifact.file);
+      const hasher = this.artifact.bytes >= HASH_OFFLOAD_FROM ? new HashWorker(READ_CHUNK) : undefined;
+      try {
+        for await (const chunk of readChunks(file!, hasher ? () => hasher.acquire() : undefined)) {
+          if (hasher) {
+            check.count(chunk);
+            hasher.update(chunk);
+          } else check.update(chunk);
+        }
+        if (hasher) check.expectSha256(await hasher.digest());
+      } finally {
+        await hasher?.dispose();
+        await file!.close();
+      }
+      check.end();
+    })();
+    const [storedResult, decodeResult] = await Promise.allSettled([stored, run.done]);
+    // Altered stored bytes explain a failed decryption: report them first.
+    if (storedResult.status === 'rejected') {
+      run.fail(storedResult.reason as Error);
+      throw storedResult.reason;
+    }
+    if (decodeResult.status === 'rejected') throw decodeError(decodeResult.reason, this.label);
     decoder.end();
     return decoded;
   }

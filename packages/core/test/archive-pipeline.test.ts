@@ -8,6 +8,7 @@ import { writeArtifact } from '../src/pipeline/archive.js';
 import { createDecompressor } from '../src/pipeline/compression.js';
 import { createChunkDecoder } from '../src/pipeline/decoder.js';
 import { looksIncompressible } from '../src/pipeline/encoder.js';
+import type { ProgramSpec } from '../src/pipeline/program.js';
 import { packTree, tarPieces } from '../src/pipeline/tar-pack.js';
 import { TarScanner } from '../src/pipeline/tar-scan.js';
 import { TreeWriter } from '../src/pipeline/tree-writer.js';
@@ -78,6 +79,50 @@ describe('writeArtifact with tarPieces', () => {
   it('judges random samples incompressible and text compressible', () => {
     expect(looksIncompressible([randomBytes(65536), randomBytes(65536)])).toBe(true);
     expect(looksIncompressible([Buffer.from('abc def '.repeat(8192))])).toBe(false);
+  });
+});
+
+describe('writeArtifact through a program (an encryption stage run by the pipeline)', () => {
+  // `gzip -1` stands for an encryption program: bytes in on stdin, other bytes out on stdout.
+  const gzip = (extra: Partial<ProgramSpec> = {}): ProgramSpec => ({
+    command: 'sh',
+    args: ['-c', 'gzip -1 -c; echo done >&3'],
+    env: { PATH: process.env.PATH },
+    statusFd: 3,
+    check: (o) => (o.code === 0 && o.status.trim() === 'done' ? undefined : new Error(`gzip failed (${o.code}): ${o.stderr}`)),
+    ...extra,
+  });
+
+  it("stores the program's output, hashed in the same pass, and it decodes back to the input", async () => {
+    const { root } = await mixedTree();
+    const file = path.join(dir, 'a.tar.zst.gz');
+    const written = await writeArtifact(tarPieces([root], { isIncompressible: looksIncompressible }), file, { compression: 'zstd', program: gzip() });
+    const stored = await fsp.readFile(file);
+    expect(written.bytes).toBe(stored.length);
+    expect(written.sha256).toBe(createHash('sha256').update(stored).digest('hex'));
+    const tar = execFileSync('sh', ['-c', `gzip -d -c '${file}' | zstd -d -c`], { maxBuffer: 64 * 1024 * 1024 });
+    expect(tar.equals(await streamBytes(packTree([root])))).toBe(true);
+    expect((await fsp.stat(file)).mode & 0o777).toBe(0o600);
+  });
+
+  it('keeps up when the program writes more than the pooled buffers hold (its output pauses, nothing is lost)', async () => {
+    // `cat` of 40 MiB of random data: the output arrives faster than the buffers are written.
+    const input = randomBytes(40 * 1024 * 1024);
+    const file = path.join(dir, 'big');
+    const cat: ProgramSpec = { command: 'cat', args: [], env: { PATH: process.env.PATH }, check: (o) => (o.code === 0 ? undefined : new Error('cat failed')) };
+    const written = await writeArtifact((async function* () {
+      for (let i = 0; i < input.length; i += 3 * 1024 * 1024) yield input.subarray(i, i + 3 * 1024 * 1024);
+    })(), file, { compression: 'none', program: cat });
+    expect(written.bytes).toBe(input.length);
+    expect((await fsp.readFile(file)).equals(input)).toBe(true);
+  });
+
+  it("fails with the program's own error when it fails, and when it cannot be started", async () => {
+    const { root } = await mixedTree();
+    const failing = gzip({ args: ['-c', 'head -c 1000 >/dev/null; echo "bad key" >&2; exit 2'] });
+    await expect(writeArtifact(tarPieces([root]), path.join(dir, 'x'), { compression: 'zstd', program: failing })).rejects.toThrow(/gzip failed \(2\): bad key/);
+    const missing = gzip({ command: path.join(dir, 'no-such-program') });
+    await expect(writeArtifact(tarPieces([root]), path.join(dir, 'y'), { compression: 'zstd', program: missing })).rejects.toThrow(/could not be started/);
   });
 });
 

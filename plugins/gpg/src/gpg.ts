@@ -1,8 +1,8 @@
 import { spawnSync } from 'node:child_process';
-import { promises as fsp, rmSync } from 'node:fs';
+import { existsSync, promises as fsp, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { BackupError } from '@sutazai/backup-core';
+import { BackupError, type ProgramSpec } from '@sutazai/backup-core';
 import { ChildProcessStream, runChild, type ChildOutcome } from './child-stream.js';
 
 /** The cipher of symmetric encryption (public-key encryption follows the recipients' preferences). */
@@ -94,7 +94,7 @@ export class Keyring {
     this.#home = undefined;
     this.#homePath = undefined;
     process.removeListener('exit', this.#onExit);
-    spawnSync('gpgconf', ['--homedir', home, '--kill', 'all'], { stdio: 'ignore', env: this.env(home) });
+    this.#stopAgent(home);
     await fsp.rm(home, { recursive: true, force: true });
   }
 
@@ -102,8 +102,14 @@ export class Keyring {
     const home = this.#homePath;
     if (!home) return;
     this.#homePath = undefined;
-    spawnSync('gpgconf', ['--homedir', home, '--kill', 'all'], { stdio: 'ignore', env: this.env(home) });
+    this.#stopAgent(home);
     rmSync(home, { recursive: true, force: true });
+  }
+
+  /** Stops the gpg-agent of `home`, if one was started (its socket is there). */
+  #stopAgent(home: string): void {
+    if (!existsSync(path.join(home, 'S.gpg-agent'))) return;
+    spawnSync('gpgconf', ['--homedir', home, '--kill', 'all'], { stdio: 'ignore', env: this.env(home) });
   }
 }
 
@@ -151,11 +157,30 @@ export type EncryptTo = { passphrase: Buffer } | { recipientFiles: string[] };
 
 /** An OpenPGP encryption stage: plaintext in, `gpg --decrypt`-able, integrity-protected (MDC) message out. */
 export function encryptStream(keyring: Keyring, home: string, to: EncryptTo, label: string): ChildProcessStream {
+  return new ChildProcessStream(encryptProgram(keyring, home, to, label));
+}
+
+/** The gpg run of `encryptStream`: stdin to stdout. */
+export function encryptProgram(keyring: Keyring, home: string, to: EncryptTo, label: string): ProgramSpec {
   const mode =
     'passphrase' in to
-      ? ['--symmetric', '--cipher-algo', SYMMETRIC_CIPHER, '--s2k-mode', '3', '--s2k-digest-algo', 'SHA512', '--s2k-count', '65011712', '--passphrase-fd', String(PASSPHRASE_FD)]
+      ? [
+          // A passphrase on a file descriptor needs no gpg-agent: not starting one saves starting and stopping it.
+          '--no-autostart',
+          '--symmetric',
+          '--cipher-algo',
+          SYMMETRIC_CIPHER,
+          '--s2k-mode',
+          '3',
+          '--s2k-digest-algo',
+          'SHA512',
+          '--s2k-count',
+          '65011712',
+          '--passphrase-fd',
+          String(PASSPHRASE_FD),
+        ]
       : ['--encrypt', ...to.recipientFiles.flatMap((f) => ['--recipient-file', f])];
-  return new ChildProcessStream({
+  return {
     command: keyring.gpg,
     // Compression already happened (zstd); gpg's own would only cost time.
     args: keyring.argsIn(home, '--quiet', '--compress-algo', 'none', ...mode, '--output', '-'),
@@ -163,7 +188,7 @@ export function encryptStream(keyring: Keyring, home: string, to: EncryptTo, lab
     ...('passphrase' in to ? { inputs: { [PASSPHRASE_FD]: Buffer.concat([to.passphrase, Buffer.from('\n')]) } } : {}),
     statusFd: STATUS_FD,
     check: (o) => encryptionOutcome(o, label),
-  });
+  };
 }
 
 export function encryptionOutcome(o: ChildOutcome, label: string): Error | undefined {
@@ -173,15 +198,27 @@ export function encryptionOutcome(o: ChildOutcome, label: string): Error | undef
 
 /** The decryption stage: a passphrase for symmetric data, or a secret key's passphrase (if it has one). */
 export function decryptStream(keyring: Keyring, home: string, passphrase: Buffer | undefined, label: string, mode: 'symmetric' | 'recipients'): ChildProcessStream {
-  return new ChildProcessStream({
+  return new ChildProcessStream(decryptProgram(keyring, home, passphrase, label, mode));
+}
+
+/** The gpg run of `decryptStream`: stdin (a pipe, or the artifact file itself) to stdout. */
+export function decryptProgram(keyring: Keyring, home: string, passphrase: Buffer | undefined, label: string, mode: 'symmetric' | 'recipients'): ProgramSpec {
+  return {
     command: keyring.gpg,
     // Not --quiet: the reason of a failure (Bad passphrase) is only said on stderr.
-    args: keyring.argsIn(home, ...(passphrase ? ['--passphrase-fd', String(PASSPHRASE_FD)] : []), '--decrypt', '--output', '-'),
+    args: keyring.argsIn(
+      home,
+      ...(mode === 'symmetric' ? ['--no-autostart'] : []),
+      ...(passphrase ? ['--passphrase-fd', String(PASSPHRASE_FD)] : []),
+      '--decrypt',
+      '--output',
+      '-',
+    ),
     env: keyring.env(home),
     ...(passphrase ? { inputs: { [PASSPHRASE_FD]: Buffer.concat([passphrase, Buffer.from('\n')]) } } : {}),
     statusFd: STATUS_FD,
     check: (o) => decryptionOutcome(o, label, mode),
-  });
+  };
 }
 
 /**

@@ -2,10 +2,10 @@ import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { BackupError, definePlugin, expandHome, z, type PluginContext } from '@sutazai/backup-core';
 import { authenticateManifest, AUTHENTICATION_FIELD, checkManifestAuthentication, prepareMacKey, type Authenticator } from './manifest-auth.js';
-import { decryptStream, encryptStream, Keyring, SYMMETRIC_CIPHER, type KeyInfo } from './gpg.js';
+import { decryptProgram, decryptStream, encryptProgram, encryptStream, Keyring, SYMMETRIC_CIPHER, type KeyInfo } from './gpg.js';
 
 export { ChildProcessStream, runChild, type ChildOutcome, type ChildStreamOptions } from './child-stream.js';
-export { decryptionOutcome, encryptionOutcome, Keyring, parseColons, SYMMETRIC_CIPHER } from './gpg.js';
+export { decryptionOutcome, decryptProgram, encryptionOutcome, encryptProgram, Keyring, parseColons, SYMMETRIC_CIPHER } from './gpg.js';
 export { authenticateManifest, AUTHENTICATION_FIELD, macSalt, manifestMac, SCRYPT_PARAMS } from './manifest-auth.js';
 
 const NAME = 'gpg';
@@ -194,6 +194,7 @@ export default definePlugin({
           name: NAME,
           extension: '.gpg',
           create: () => encryptStream(gpg.keyring, home, { passphrase }, label),
+          program: () => encryptProgram(gpg.keyring, home, { passphrase }, label),
           info: { method: NAME, mode: 'symmetric', cipher: SYMMETRIC_CIPHER },
         });
       } else if (gpg.mode === 'recipients') {
@@ -202,6 +203,7 @@ export default definePlugin({
           name: NAME,
           extension: '.gpg',
           create: () => encryptStream(gpg.keyring, home, { recipientFiles }, label),
+          program: () => encryptProgram(gpg.keyring, home, { recipientFiles }, label),
           info: { method: NAME, mode: 'recipients', recipients: [...gpg.recipientFingerprints] },
         });
       } else {
@@ -222,12 +224,20 @@ export default definePlugin({
         }
         await gpg.privateKeyReady();
         const keyPassphrase = options.privateKeyPassphrase ? Buffer.from(options.privateKeyPassphrase, 'utf8') : undefined;
-        decode.addDecoder(NAME, () => decryptStream(gpg.keyring, home, keyPassphrase, label, 'recipients'));
+        decode.addDecoder(
+          NAME,
+          () => decryptStream(gpg.keyring, home, keyPassphrase, label, 'recipients'),
+          () => decryptProgram(gpg.keyring, home, keyPassphrase, label, 'recipients'),
+        );
         return;
       }
       if (!gpg.passphrase) throw new BackupError('E_CONFIG', `${label} is encrypted with a passphrase: set ${ctx.key}.passphrase to restore it`);
       const passphrase = gpg.passphrase;
-      decode.addDecoder(NAME, () => decryptStream(gpg.keyring, home, passphrase, label, 'symmetric'));
+      decode.addDecoder(
+        NAME,
+        () => decryptStream(gpg.keyring, home, passphrase, label, 'symmetric'),
+        () => decryptProgram(gpg.keyring, home, passphrase, label, 'symmetric'),
+      );
     });
 
     hooks.commit.tapPromise(ctx.key, async ({ manifest }) => {

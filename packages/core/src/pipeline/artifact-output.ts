@@ -59,13 +59,21 @@ export class ArtifactFile implements ArtifactOutput {
 
   acquire(): Promise<Buffer> {
     if (this.#error) return Promise.reject(this.#error);
-    const free = this.#free.pop();
+    const free = this.tryAcquire();
     if (free) return Promise.resolve(free);
+    return new Promise((resolve) => this.#waiting.push(resolve));
+  }
+
+  /** A buffer to fill if one is free now, else undefined. */
+  tryAcquire(): Buffer | undefined {
+    if (this.#error) throw this.#error;
+    const free = this.#free.pop();
+    if (free) return free;
     if (this.#allocated < BUFFERS) {
       this.#allocated++;
-      return Promise.resolve(Buffer.allocUnsafe(BUFFER_SIZE));
+      return Buffer.allocUnsafe(BUFFER_SIZE);
     }
-    return new Promise((resolve) => this.#waiting.push(resolve));
+    return undefined;
   }
 
   submit(buffer: Buffer, length: number): void {
@@ -180,5 +188,79 @@ export class StreamOutput implements ArtifactOutput {
   async abort(): Promise<void> {
     this.#stream.destroy();
     await this.#finished.catch(() => {});
+  }
+}
+
+const PIPE_BUFFER_SIZE = 1024 * 1024;
+
+/**
+ * Hands the stored bytes to a pipe (a program's stdin, e.g. gpg) from a small pool of buffers: a
+ * buffer is reused once the pipe has flushed it, so memory stays flat and nothing is allocated
+ * per chunk.
+ */
+export class PipeOutput implements ArtifactOutput {
+  readonly #pipe: Writable;
+  readonly #free: Buffer[] = [];
+  readonly #waiting: { resolve: (b: Buffer) => void; reject: (err: unknown) => void }[] = [];
+  readonly #inFlight = new Set<Promise<void>>();
+  #allocated = 0;
+  #error: unknown;
+  bytes = 0;
+
+  constructor(pipe: Writable) {
+    this.#pipe = pipe;
+  }
+
+  acquire(): Promise<Buffer> {
+    if (this.#error) return Promise.reject(this.#error);
+    const free = this.#free.pop();
+    if (free) return Promise.resolve(free);
+    if (this.#allocated < BUFFERS) {
+      this.#allocated++;
+      return Promise.resolve(Buffer.allocUnsafe(PIPE_BUFFER_SIZE));
+    }
+    return new Promise((resolve, reject) => this.#waiting.push({ resolve, reject }));
+  }
+
+  submit(buffer: Buffer, length: number): void {
+    if (length === 0 || this.#error) {
+      this.#release(buffer);
+      return;
+    }
+    this.bytes += length;
+    const written = new Promise<void>((resolve) => {
+      this.#pipe.write(buffer.subarray(0, length), (err) => {
+        this.#inFlight.delete(written);
+        if (err) this.#fail(err);
+        this.#release(buffer);
+        resolve();
+      });
+    });
+    this.#inFlight.add(written);
+  }
+
+  #release(buffer: Buffer): void {
+    const waiter = this.#waiting.shift();
+    if (waiter) waiter.resolve(buffer);
+    else this.#free.push(buffer);
+  }
+
+  #fail(err: unknown): void {
+    this.#error ??= err;
+    for (const w of this.#waiting.splice(0)) w.reject(this.#error);
+  }
+
+  async finish(): Promise<void> {
+    await Promise.all([...this.#inFlight]);
+    if (this.#error) throw this.#error;
+    await new Promise<void>((resolve, reject) => {
+      this.#pipe.once('error', reject);
+      this.#pipe.end(() => resolve());
+    });
+  }
+
+  async abort(): Promise<void> {
+    this.#pipe.destroy();
+    await Promise.all([...this.#inFlight]);
   }
 }
