@@ -1,5 +1,5 @@
 import type { Stats } from 'node:fs';
-import { promises as fsp } from 'node:fs';
+import { closeSync, lstatSync, openSync, promises as fsp, readSync } from 'node:fs';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { Header, Pax } from 'tar';
@@ -44,10 +44,8 @@ const BLOCK = 512;
 const READ_CHUNK = 1024 * 1024;
 /** Headers and small files are gathered into pieces of about this size. */
 const BATCH = 1024 * 1024;
-/** Files up to this size are read whole, several at a time ahead of their turn. */
+/** Files up to this size are read whole, in one synchronous call. */
 const SMALL_FILE = 256 * 1024;
-const READ_AHEAD_FILES = 16;
-const LSTAT_CONCURRENCY = 32;
 /** Files from this size on are sampled to see whether they compress. */
 const SAMPLE_FROM = 4 * 1024 * 1024;
 const SAMPLE_SIZE = 64 * 1024;
@@ -86,13 +84,11 @@ export async function* tarPieces(roots: readonly string[], options: PackOptions 
     const stack: Folder[] = [new Folder([first])];
     while (stack.length) {
       const folder = stack.at(-1)!;
-      const index = folder.next++;
-      const entry = folder.entries[index];
+      const entry = folder.entries[folder.next++];
       if (!entry) {
         stack.pop();
         continue;
       }
-      folder.readAhead();
 
       if (entry.type === 'directory') {
         let names: string[];
@@ -125,10 +121,9 @@ export async function* tarPieces(roots: readonly string[], options: PackOptions 
           options.stats.bytes += replacement ? replacement.length : entry.stat.size;
         }
         if (replacement) {
-          folder.drop(index);
           yield* wholeFile(batch, header(entry, entry.archivePath, replacement.length), replacement, replacement.length);
         } else if (entry.stat.size <= SMALL_FILE) {
-          const content = await folder.take(index);
+          const content = readSmallFile(entry.absPath, entry.stat.size);
           const size = entry.stat.size;
           if (content.bytesRead < size) options.onWarning?.(`file shrank while being read; padded with zeros to ${size} bytes`, entry);
           else if (content.bytesRead > size) options.onWarning?.(`file grew while being read; stored its first ${size} bytes`, entry);
@@ -182,51 +177,25 @@ interface SmallFile {
   bytesRead: number;
 }
 
-/** The entries of one folder being archived, with small files read ahead of their turn. */
+/** The entries of one folder being archived, and the next one to archive. */
 class Folder {
   readonly entries: TreeEntry[];
   next = 0;
-  #ahead = 0;
-  #held = 0;
-  readonly #contents = new Map<number, Promise<SmallFile>>();
 
   constructor(entries: TreeEntry[]) {
     this.entries = entries;
   }
-
-  readAhead(): void {
-    while (this.#held < READ_AHEAD_FILES && this.#ahead < this.entries.length) {
-      const i = this.#ahead++;
-      if (i < this.next - 1) continue;
-      const e = this.entries[i]!;
-      if (e.type !== 'file' || e.stat.size > SMALL_FILE) continue;
-      const content = readSmallFile(e.absPath, e.stat.size);
-      content.catch(() => {});
-      this.#contents.set(i, content);
-      this.#held++;
-    }
-  }
-
-  take(index: number): Promise<SmallFile> {
-    const content = this.#contents.get(index);
-    if (!content) {
-      const e = this.entries[index]!;
-      return readSmallFile(e.absPath, e.stat.size);
-    }
-    this.#contents.delete(index);
-    this.#held--;
-    return content;
-  }
-
-  drop(index: number): void {
-    if (this.#contents.delete(index)) this.#held--;
-  }
 }
 
-async function readSmallFile(abs: string, size: number): Promise<SmallFile> {
-  let handle: fsp.FileHandle;
+/**
+ * Reads a small file with synchronous calls: for files in the page cache, three trips through
+ * libuv's thread pool (open, read, close) cost more than the reads themselves (measured: 0.5 s
+ * of a 3.6 s backup of 6,000 files).
+ */
+function readSmallFile(abs: string, size: number): SmallFile {
+  let fd: number;
   try {
-    handle = await fsp.open(abs, 'r');
+    fd = openSync(abs, 'r');
   } catch (err) {
     throw readError(err, abs, 'file');
   }
@@ -234,7 +203,7 @@ async function readSmallFile(abs: string, size: number): Promise<SmallFile> {
     const data = Buffer.allocUnsafe(size + 1);
     let bytesRead = 0;
     while (bytesRead < data.length) {
-      const n = (await handle.read(data, bytesRead, data.length - bytesRead, bytesRead)).bytesRead;
+      const n = readSync(fd, data, bytesRead, data.length - bytesRead, bytesRead);
       if (n === 0) break;
       bytesRead += n;
     }
@@ -242,7 +211,7 @@ async function readSmallFile(abs: string, size: number): Promise<SmallFile> {
   } catch (err) {
     throw readError(err, abs, 'file');
   } finally {
-    await handle.close();
+    closeSync(fd);
   }
 }
 
@@ -328,18 +297,17 @@ async function samples(handle: fsp.FileHandle, size: number, buffer: Buffer): Pr
 
 /** The entries of a folder's children that are archived, in name order. */
 async function childEntries(dir: string, names: string[], options: PackOptions): Promise<TreeEntry[]> {
-  const stats: Stats[] = new Array(names.length);
-  let next = 0;
-  const worker = async () => {
-    while (next < names.length) {
-      const i = next++;
-      stats[i] = await lstatOrFail(path.join(dir, names[i]!), 'file');
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(LSTAT_CONCURRENCY, names.length) }, worker));
   const entries: TreeEntry[] = [];
-  for (let i = 0; i < names.length; i++) {
-    const entry = treeEntry(path.join(dir, names[i]!), stats[i]!, options);
+  for (const name of names) {
+    const abs = path.join(dir, name);
+    // Synchronous, like the small-file reads: a thread-pool trip costs more than an lstat.
+    let stat: Stats;
+    try {
+      stat = lstatSync(abs);
+    } catch (err) {
+      throw readError(err, abs, 'file');
+    }
+    const entry = treeEntry(abs, stat, options);
     if (entry) entries.push(entry);
   }
   return entries;
