@@ -226,12 +226,12 @@ ${extra.notify}profiles:
   });
 
   it('appears in no command line (nor environment) of the children, which did run', () => {
-    const gpg = children.filter((c) => /(^|\/)gpg /.test(c.cmdline));
-    expect(gpg.length, `children seen: ${children.map((c) => c.cmdline).join(' | ')}`).toBeGreaterThan(0);
-    expect(gpg.some((c) => c.cmdline.includes('--passphrase-fd'))).toBe(true);
+    // Passphrase encryption runs in-process (no gpg child); pg_dump and pg_restore run when the
+    // postgres plugin is installed, and may get their password only through their environment.
+    expect(children.length, 'child processes were seen').toBeGreaterThan(0);
     for (const c of children) {
       expect(c.cmdline).not.toContain(MARKER);
-      if (/(^|\/)gpg /.test(c.cmdline)) expect(c.environ).not.toContain(MARKER);
+      if (!/(^|\/)pg_(dump|restore) /.test(c.cmdline)) expect(c.environ, c.cmdline).not.toContain(MARKER);
     }
   });
 });

@@ -19,8 +19,8 @@ import {
 } from './hooks.js';
 import { RunLock } from './lock.js';
 import { createLogger, type Logger } from './log.js';
-import { MANIFEST_FILE, MANIFEST_FORMAT_VERSION, manifestBytes, serializeManifest, type ArtifactRecord, type Manifest } from './manifest.js';
-import { writeArtifact } from './pipeline/archive.js';
+import { MANIFEST_FILE, MANIFEST_FORMAT_VERSION, manifestBytes, serializeManifest, type ArtifactRecord, type Compression, type Manifest } from './manifest.js';
+import { writeArtifact, type WriteArtifactOptions } from './pipeline/archive.js';
 import { compressionExtension } from './pipeline/compression.js';
 import { looksIncompressible } from './pipeline/encoder.js';
 import { tarPieces, type TarPiece } from './pipeline/tar-pack.js';
@@ -667,7 +667,7 @@ export class Engine {
     const written = await writeArtifact(input, target, {
       compression: this.config.compression,
       compressionLevel: this.config.compressionLevel,
-      ...(transforms.length === 1 && transforms[0]!.program ? { program: transforms[0]!.program() } : { transforms: transforms.map((t) => t.create()) }),
+      ...afterCompression(transforms, this.config.compression),
       onProgress: (bytes) => this.#progress.update(task, bytes),
       signal: run.signal,
     }).finally(() => this.#progress.done(task));
@@ -1270,3 +1270,14 @@ function failedChecks(a: { checks: CheckResult[] }): string {
 }
 
 export { DIR_MODE };
+
+/**
+ * How the stages after compression run: one in-process encoder or one program in place of the
+ * pooled writes when they allow it, else stream stages (always with gzip, itself a stream stage).
+ */
+function afterCompression(transforms: ArchiveTransform[], compression: Compression): Pick<WriteArtifactOptions, 'chunked' | 'program' | 'transforms'> {
+  const only = transforms.length === 1 && compression !== 'gzip' ? transforms[0]! : undefined;
+  if (only?.chunked) return { chunked: only.chunked() };
+  if (only?.program) return { program: only.program() };
+  return { transforms: transforms.map((t) => t.create()) };
+}

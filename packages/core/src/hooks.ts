@@ -3,6 +3,8 @@ import { AsyncParallelHook, AsyncSeriesBailHook, AsyncSeriesHook, SyncHook } fro
 import type { Destination, DestinationTraits } from './destination.js';
 import { BackupError, toPluginError, type ErrorCode } from './errors.js';
 import type { Logger } from './log.js';
+import type { ChunkEncoder } from './pipeline/chunk-stages.js';
+import type { ChunkDecoder } from './pipeline/decoder.js';
 import type { ProgramSpec } from './pipeline/program.js';
 import type { ArtifactRecord, EncryptionInfo, Manifest } from './manifest.js';
 import type { Notification } from './notify.js';
@@ -76,6 +78,12 @@ export interface ArchiveTransform {
    * stream. Used when it is the only transform.
    */
   program?(): ProgramSpec;
+  /**
+   * The same stage as a synchronous encoder, if it can run in-process: the pipeline then applies
+   * it to each buffer right before hashing and writing it. Preferred over `program` and `create`
+   * when it is the only transform.
+   */
+  chunked?(): ChunkEncoder;
   /** Recorded in the manifest as the artifact's `encryption` (never a key). */
   info: EncryptionInfo;
 }
@@ -131,15 +139,22 @@ export interface DecodeContext {
   readonly artifact: ArtifactRecord;
   /**
    * Encryption plugins add the stage that undoes theirs, first in line after the checksum.
-   * `program`: the same stage as an external program reading stdin and writing stdout; when the
-   * artifact is a local file it then reads the file itself, and its output is read in place.
+   * `create` makes it as a stream stage; faster forms, used when it is the only stage:
+   * - `chunk`: a synchronous decoder run in the same loop as the read and the decompression;
+   * - `program`: an external program reading stdin and writing stdout; when the artifact is a
+   *   local file it then reads the file itself, and its output is read in place.
    */
-  addDecoder(name: string, create: () => Duplex, program?: () => ProgramSpec): void;
+  addDecoder(name: string, create: () => Duplex, alternatives?: DecoderAlternatives): void;
   /**
    * This host cannot decode the artifact, by design (it is encrypted to keys it does not hold):
    * verify then checks its size and sha256 only, and a restore fails with `reason`.
    */
   cannotDecode(reason: string): void;
+}
+
+export interface DecoderAlternatives {
+  chunk?: () => ChunkDecoder;
+  program?: () => ProgramSpec;
 }
 
 export interface VerifyContext extends ArtifactAccess {

@@ -27,4 +27,6 @@ export { createCompressor, createDecompressor, compressionExtension } from './pi
 export { writeArtifact, type WrittenArtifact } from './pipeline/archive.js';
 export { HashCounter, ByteCounter } from './pipeline/hash.js';
 export type { ProgramOutcome, ProgramSpec } from './pipeline/program.js';
+export type { ChunkDecoder } from './pipeline/decoder.js';
+export { chainDecoders, chunkDecoderStream, chunkEncoderStream, type ChunkEncoder } from './pipeline/chunk-stages.js';
 export { TOOL_NAME, CORE_VERSION } from './version.js';

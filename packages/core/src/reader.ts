@@ -6,10 +6,11 @@ import { Transform, Writable, pipeline, type Duplex, type Readable, type Transfo
 import { pipeline as pipelineAsync } from 'node:stream/promises';
 import { BackupError } from './errors.js';
 import { DIR_MODE, FILE_MODE } from './fs.js';
-import type { ArtifactAccess, Hooks } from './hooks.js';
+import type { ArtifactAccess, DecoderAlternatives, Hooks } from './hooks.js';
 import type { Logger } from './log.js';
 import type { ArtifactRecord, Manifest } from './manifest.js';
 import { createDecompressor } from './pipeline/compression.js';
+import { chainDecoders } from './pipeline/chunk-stages.js';
 import { createChunkDecoder, type ChunkDecoder } from './pipeline/decoder.js';
 import { HashWorker } from './pipeline/hash-worker.js';
 import { ProgramRun, type ProgramSpec } from './pipeline/program.js';
@@ -154,6 +155,13 @@ export class Scratch {
   }
 }
 
+/** How to undo the stages after compression, as the encryption plugins said. */
+interface DecodingStages {
+  factories: (() => Duplex)[];
+  alternatives: DecoderAlternatives[];
+  undecodable: string | undefined;
+}
+
 /** Reads one artifact of one snapshot back out of a repository. */
 export class ArtifactReader implements ArtifactAccess {
   readonly repository: Repository;
@@ -177,21 +185,21 @@ export class ArtifactReader implements ArtifactAccess {
     return `${this.repository.name}: ${this.manifest.id}/${this.artifact.file}`;
   }
 
-  private decodingState: Promise<{ factories: (() => Duplex)[]; programs: ((() => ProgramSpec) | undefined)[]; undecodable: string | undefined }> | undefined;
+  private decodingState: Promise<DecodingStages> | undefined;
 
   /** Asks the encryption plugins (once) how to undo their stage. */
-  private decoding(): Promise<{ factories: (() => Duplex)[]; programs: ((() => ProgramSpec) | undefined)[]; undecodable: string | undefined }> {
+  private decoding(): Promise<DecodingStages> {
     this.decodingState ??= (async () => {
       const factories: (() => Duplex)[] = [];
-      const programs: ((() => ProgramSpec) | undefined)[] = [];
+      const alternatives: DecoderAlternatives[] = [];
       let undecodable: string | undefined;
       if (this.artifact.encryption) {
         await this.hooks.decode.promise({
           manifest: this.manifest,
           artifact: this.artifact,
-          addDecoder: (_name, create, program) => {
+          addDecoder: (_name, create, other) => {
             factories.push(create);
-            programs.push(program);
+            alternatives.push(other ?? {});
           },
           cannotDecode: (reason) => (undecodable ??= reason),
         });
@@ -202,7 +210,7 @@ export class ArtifactReader implements ArtifactAccess {
           );
         }
       }
-      return { factories, programs, undecodable };
+      return { factories, alternatives, undecodable };
     })();
     return this.decodingState;
   }
@@ -251,7 +259,7 @@ export class ArtifactReader implements ArtifactAccess {
    */
   async readDecoded(onData: (data: Buffer) => void): Promise<number> {
     let decoded = 0;
-    const decoder = createChunkDecoder(this.artifact.compression, this.label);
+    let decoder = createChunkDecoder(this.artifact.compression, this.label);
     if (!decoder) {
       for await (const chunk of await this.openDecoded()) {
         decoded += (chunk as Buffer).length;
@@ -265,20 +273,26 @@ export class ArtifactReader implements ArtifactAccess {
       onData(data);
     };
     if (this.artifact.encryption) {
-      const { programs } = await this.decoding();
-      const program = programs.length === 1 ? programs[0] : undefined;
-      const file = program ? await this.repository.openArtifactFile(this.manifest.id, this.artifact.file) : undefined;
-      if (program && file) return this.readThroughProgram(program(), file, decoder, count);
-      // Decryption is a stream stage (a child process); decompression stays synchronous after it.
-      const decrypted = await this.openDecoded({ decompress: false });
-      try {
-        for await (const chunk of decrypted) decoder.update(chunk as Buffer, count);
-      } catch (err) {
-        decrypted.destroy();
-        throw err;
+      const { alternatives, undecodable } = await this.decoding();
+      if (undecodable) throw new BackupError('E_CONFIG', `${this.label}: ${undecodable}`);
+      const only = alternatives.length === 1 ? alternatives[0]! : {};
+      if (only.chunk) {
+        // In-process decryption: one more step in the same synchronous loop, before decompression.
+        decoder = chainDecoders(only.chunk(), decoder);
+      } else {
+        const file = only.program ? await this.repository.openArtifactFile(this.manifest.id, this.artifact.file) : undefined;
+        if (only.program && file) return this.readThroughProgram(only.program(), file, decoder, count);
+        // Decryption is a stream stage (a child process); decompression stays synchronous after it.
+        const decrypted = await this.openDecoded({ decompress: false });
+        try {
+          for await (const chunk of decrypted) decoder.update(chunk as Buffer, count);
+        } catch (err) {
+          decrypted.destroy();
+          throw err;
+        }
+        decoder.end();
+        return decoded;
       }
-      decoder.end();
-      return decoded;
     }
     const check = new StoredBytesCheck(this.artifact, this.label);
     const file = await this.repository.openArtifactFile(this.manifest.id, this.artifact.file);

@@ -1,11 +1,13 @@
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
-import { BackupError, definePlugin, expandHome, z, type PluginContext } from '@sutazai/backup-core';
+import { BackupError, chunkDecoderStream, chunkEncoderStream, definePlugin, expandHome, z, type PluginContext } from '@sutazai/backup-core';
 import { authenticateManifest, AUTHENTICATION_FIELD, checkManifestAuthentication, prepareMacKey, type Authenticator } from './manifest-auth.js';
 import { decryptProgram, decryptStream, encryptProgram, encryptStream, Keyring, SYMMETRIC_CIPHER, type KeyInfo } from './gpg.js';
+import { OpenPgpDecryptor, OpenPgpEncryptor } from './openpgp.js';
 
 export { ChildProcessStream, runChild, type ChildOutcome, type ChildStreamOptions } from './child-stream.js';
 export { decryptionOutcome, decryptProgram, encryptionOutcome, encryptProgram, Keyring, parseColons, SYMMETRIC_CIPHER } from './gpg.js';
+export { deriveKey, OpenPgpDecryptor, OpenPgpEncryptor, s2kCount, S2K_COUNT_OCTET } from './openpgp.js';
 export { authenticateManifest, AUTHENTICATION_FIELD, macSalt, manifestMac, SCRYPT_PARAMS } from './manifest-auth.js';
 
 const NAME = 'gpg';
@@ -187,17 +189,19 @@ export default definePlugin({
 
     hooks.archive.tapPromise(ctx.key, async (archive) => {
       const label = `${archive.source}: ${archive.spec.name}`;
-      const home = await gpg.keyring.home();
       if (gpg.mode === 'symmetric') {
+        // In-process OpenPGP (openpgp.ts): the same message `gpg --symmetric` writes, without the
+        // pipes to and from a gpg process.
         const passphrase = gpg.passphrase!;
         archive.addTransform({
           name: NAME,
           extension: '.gpg',
-          create: () => encryptStream(gpg.keyring, home, { passphrase }, label),
-          program: () => encryptProgram(gpg.keyring, home, { passphrase }, label),
+          create: () => chunkEncoderStream(new OpenPgpEncryptor(passphrase)),
+          chunked: () => new OpenPgpEncryptor(passphrase),
           info: { method: NAME, mode: 'symmetric', cipher: SYMMETRIC_CIPHER },
         });
       } else if (gpg.mode === 'recipients') {
+        const home = await gpg.keyring.home();
         const recipientFiles = gpg.recipientFiles;
         archive.addTransform({
           name: NAME,
@@ -215,8 +219,8 @@ export default definePlugin({
       const info = decode.artifact.encryption;
       if (info?.method !== NAME) return;
       const label = `${decode.manifest.id}/${decode.artifact.file}`;
-      const home = await gpg.keyring.home();
       if (info.mode === 'recipients') {
+        const home = await gpg.keyring.home();
         if (!options.privateKey && !options.privateKeyFile) {
           const to = Array.isArray(info.recipients) ? ` (${(info.recipients as string[]).join(', ')})` : '';
           decode.cannotDecode(`it is encrypted to public keys${to}: set ${ctx.key}.privateKey (or privateKeyFile) to restore it`);
@@ -224,20 +228,16 @@ export default definePlugin({
         }
         await gpg.privateKeyReady();
         const keyPassphrase = options.privateKeyPassphrase ? Buffer.from(options.privateKeyPassphrase, 'utf8') : undefined;
-        decode.addDecoder(
-          NAME,
-          () => decryptStream(gpg.keyring, home, keyPassphrase, label, 'recipients'),
-          () => decryptProgram(gpg.keyring, home, keyPassphrase, label, 'recipients'),
-        );
+        decode.addDecoder(NAME, () => decryptStream(gpg.keyring, home, keyPassphrase, label, 'recipients'), {
+          program: () => decryptProgram(gpg.keyring, home, keyPassphrase, label, 'recipients'),
+        });
         return;
       }
       if (!gpg.passphrase) throw new BackupError('E_CONFIG', `${label} is encrypted with a passphrase: set ${ctx.key}.passphrase to restore it`);
       const passphrase = gpg.passphrase;
-      decode.addDecoder(
-        NAME,
-        () => decryptStream(gpg.keyring, home, passphrase, label, 'symmetric'),
-        () => decryptProgram(gpg.keyring, home, passphrase, label, 'symmetric'),
-      );
+      decode.addDecoder(NAME, () => chunkDecoderStream(new OpenPgpDecryptor(passphrase, label)), {
+        chunk: () => new OpenPgpDecryptor(passphrase, label),
+      });
     });
 
     hooks.commit.tapPromise(ctx.key, async ({ manifest }) => {

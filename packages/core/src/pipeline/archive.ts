@@ -3,6 +3,7 @@ import { PassThrough, Readable, type Duplex, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { openPrivate } from '../fs.js';
 import type { Compression } from '../manifest.js';
+import type { ChunkEncoder } from './chunk-stages.js';
 import { ArtifactFile, PipeOutput, StreamOutput, type ArtifactOutput } from './artifact-output.js';
 import { createCompressor, DEFAULT_ZSTD_LEVEL } from './compression.js';
 import { PlainEncoder, ZstdEncoder, type ArtifactEncoder } from './encoder.js';
@@ -31,6 +32,8 @@ export interface WriteArtifactOptions {
    * and hashed in place with the pooled writes.
    */
   program?: ProgramSpec;
+  /** Or one synchronous stage after compression, applied in place of the pooled writes (zstd or none only). */
+  chunked?: ChunkEncoder;
   onProgress?: (rawBytes: number) => void;
   signal?: AbortSignal;
 }
@@ -40,7 +43,11 @@ export interface WriteArtifactOptions {
  * stages into a new private file, counting and hashing the stored bytes in the same pass.
  */
 export async function writeArtifact(input: Readable | AsyncIterable<TarPiece>, file: string, options: WriteArtifactOptions): Promise<WrittenArtifact> {
-  if (options.compression === 'gzip') return writeThroughStreams(input, file, options);
+  if (options.compression === 'gzip') {
+    // gzip is a stream stage: so must every stage after it be.
+    if (options.program || options.chunked) throw new Error('writeArtifact: with gzip, give the stages after compression as `transforms`');
+    return writeThroughStreams(input, file, options);
+  }
   const handle = await openPrivate(file, 'wx');
   let output: ArtifactOutput;
   let stored: () => { bytes: number; sha256: string };
@@ -66,7 +73,7 @@ export async function writeArtifact(input: Readable | AsyncIterable<TarPiece>, f
     output = new StreamOutput(head, pipeline([head, ...options.transforms, sink] as unknown as [Readable, Writable]));
     stored = () => ({ bytes: sink.bytes, sha256: sink.sha256 });
   } else {
-    const sink = new ArtifactFile(handle);
+    const sink = new ArtifactFile(handle, options.chunked);
     output = sink;
     stored = () => ({ bytes: sink.bytes, sha256: sink.sha256 });
   }

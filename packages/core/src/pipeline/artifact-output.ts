@@ -1,6 +1,7 @@
 import { createHash, type Hash } from 'node:crypto';
 import type { promises as fsp } from 'node:fs';
 import type { Writable } from 'node:stream';
+import type { ChunkEncoder } from './chunk-stages.js';
 
 /**
  * Where an encoder puts the stored bytes: it fills buffers it borrows with `acquire` and hands
@@ -29,9 +30,14 @@ const SYNC_EVERY = 64 * 1024 * 1024;
  * hashing the bytes (sha256) as they are submitted, and fsyncs it at the end. Earlier parts are
  * flushed (fdatasync) in the background while later ones are still being produced. The caller
  * closes the handle.
+ *
+ * With a `transform` (in-process encryption), each submitted buffer is transformed first and its
+ * output hashed and written; the pooled buffer is reused only once that output is written, so
+ * memory stays bounded the same way.
  */
 export class ArtifactFile implements ArtifactOutput {
   readonly #handle: fsp.FileHandle;
+  readonly #transform: ChunkEncoder | undefined;
   readonly #hash: Hash = createHash('sha256');
   readonly #free: Buffer[] = [];
   readonly #waiting: ((b: Buffer) => void)[] = [];
@@ -43,8 +49,9 @@ export class ArtifactFile implements ArtifactOutput {
   #error: unknown;
   #digest: string | undefined;
 
-  constructor(handle: fsp.FileHandle) {
+  constructor(handle: fsp.FileHandle, transform?: ChunkEncoder) {
     this.#handle = handle;
+    this.#transform = transform;
   }
 
   get bytes(): number {
@@ -81,19 +88,41 @@ export class ArtifactFile implements ArtifactOutput {
       this.#release(buffer);
       return;
     }
-    const data = buffer.subarray(0, length);
+    let data = buffer.subarray(0, length);
+    if (this.#transform) {
+      try {
+        data = this.#transform.update(data);
+      } catch (err) {
+        this.#error ??= err;
+        this.#release(buffer);
+        return;
+      }
+      if (data.length === 0) {
+        this.#release(buffer);
+        return;
+      }
+    }
+    this.#write(data, buffer);
+  }
+
+  /**
+   * Hashes `data` and writes it at the end of the file; `buffer` (if any) returns to the pool once
+   * written, and a transform's output goes back to the transform.
+   */
+  #write(data: Buffer, buffer: Buffer | undefined): void {
+    const length = data.length;
     this.#hash.update(data);
     const position = this.#position;
     this.#position += length;
     const write = writeAt(this.#handle, data, position).then(
       () => {
         this.#writes.delete(write);
-        this.#release(buffer);
+        this.#released(data, buffer);
       },
       (err: unknown) => {
         this.#writes.delete(write);
         this.#error ??= err;
-        this.#release(buffer);
+        this.#released(data, buffer);
       },
     );
     this.#writes.add(write);
@@ -113,6 +142,11 @@ export class ArtifactFile implements ArtifactOutput {
     }
   }
 
+  #released(data: Buffer, buffer: Buffer | undefined): void {
+    if (this.#transform) this.#transform.release?.(data);
+    if (buffer) this.#release(buffer);
+  }
+
   #release(buffer: Buffer): void {
     const waiter = this.#waiting.shift();
     if (waiter) waiter(buffer);
@@ -120,6 +154,14 @@ export class ArtifactFile implements ArtifactOutput {
   }
 
   async finish(): Promise<void> {
+    if (this.#transform && !this.#error) {
+      try {
+        const tail = this.#transform.final();
+        if (tail.length) this.#write(tail, undefined);
+      } catch (err) {
+        this.#error ??= err;
+      }
+    }
     await this.#drain();
     if (this.#error) throw this.#error;
     await this.#handle.sync();
