@@ -1,14 +1,14 @@
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { BackupError, chunkDecoderStream, chunkEncoderStream, definePlugin, expandHome, z, type PluginContext } from '@sutazai/backup-core';
-import { authenticateManifest, AUTHENTICATION_FIELD, checkManifestAuthentication, prepareMacKey, type Authenticator } from './manifest-auth.js';
+import { authenticateManifest, AUTHENTICATION_FIELD, checkManifestAuthentication, type Authenticator } from './manifest-auth.js';
 import { decryptProgram, decryptStream, encryptProgram, encryptStream, Keyring, SYMMETRIC_CIPHER, type KeyInfo } from './gpg.js';
 import { OpenPgpDecryptor, OpenPgpEncryptor } from './openpgp.js';
 
 export { ChildProcessStream, runChild, type ChildOutcome, type ChildStreamOptions } from './child-stream.js';
 export { decryptionOutcome, decryptProgram, encryptionOutcome, encryptProgram, Keyring, parseColons, SYMMETRIC_CIPHER } from './gpg.js';
 export { deriveKey, OpenPgpDecryptor, OpenPgpEncryptor, s2kCount, S2K_COUNT_OCTET } from './openpgp.js';
-export { authenticateManifest, AUTHENTICATION_FIELD, macSalt, manifestMac, SCRYPT_PARAMS } from './manifest-auth.js';
+export { authenticateManifest, AUTHENTICATION_FIELD, macSalt, manifestMac, SCRYPT_PARAMS, type MacKdf } from './manifest-auth.js';
 
 const NAME = 'gpg';
 
@@ -101,8 +101,8 @@ class GpgEncryption {
   /** Reads and checks every key named in the options, so that a bad one fails at start, naming its option. */
   async prepare(): Promise<void> {
     const { options, ctx } = this;
-    const home = await this.keyring.home();
     for (const [i, value] of (options.recipients ?? []).entries()) {
+      const home = await this.keyring.home();
       const key = `recipients[${i}]`;
       const data = await keyData(value, key, ctx);
       const keys = await inspectOne(this.keyring, data, key, ctx);
@@ -182,10 +182,6 @@ export default definePlugin({
   async apply(hooks, ctx, options) {
     const gpg = new GpgEncryption(options, ctx);
     await gpg.prepare();
-
-    hooks.beforeRun.tapPromise(ctx.key, async (run) => {
-      if (gpg.passphrase && !run.dryRun) prepareMacKey(gpg.passphrase, run.host);
-    });
 
     hooks.archive.tapPromise(ctx.key, async (archive) => {
       const label = `${archive.source}: ${archive.spec.name}`;

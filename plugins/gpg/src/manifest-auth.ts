@@ -1,35 +1,36 @@
 import { createHash, createHmac, scrypt, timingSafeEqual, type ScryptOptions } from 'node:crypto';
 import { BackupError, manifestAuthenticatedBytes, type Manifest } from '@sutazai/backup-core';
 import { signDetached, verifyDetached, type Keyring } from './gpg.js';
+import { deriveKey, s2kCount, S2K_COUNT_OCTET } from './openpgp.js';
 
 /** The manifest's top-level field that holds the authenticator. */
 export const AUTHENTICATION_FIELD = 'authentication';
 
 /**
- * The MAC key comes from the passphrase through scrypt, not a plain hash or HKDF: anyone with the
- * repository can try passphrases against a manifest's MAC, and that must cost at least as much
- * as trying them against the gpg data itself (whose S2K is 65M iterations of SHA-512). The
- * parameters are fixed, never read from a manifest (a forged manifest cannot make the check cheap
- * or make it exhaust memory).
+ * The MAC key comes from the passphrase through a slow key derivation, not a plain hash or HKDF:
+ * anyone with the repository can try passphrases against a manifest's MAC, and that must cost at
+ * least as much as trying them against the encrypted data itself. It is the artifacts' own S2K
+ * (OpenPGP iterated and salted, SHA-256, 65011712 octets; `kdf: s2k-sha256`): a stronger one would
+ * add time to every run and protect nothing, since the artifacts are the cheaper target.
+ * Manifests written before (`kdf: scrypt`, N=2^15, r=8) are still checked. The parameters are
+ * fixed, never read from a manifest (a forged manifest cannot make the check cheap or make it
+ * exhaust memory).
  */
 export const SCRYPT_PARAMS = { N: 2 ** 15, r: 8, p: 1, maxmem: 64 * 1024 * 1024 } as const;
+export type MacKdf = 's2k-sha256' | 'scrypt';
+const MAC_KDF: MacKdf = 's2k-sha256';
 const SALT_CONTEXT = 'sutazai-backup manifest hmac v1\0';
 
 /**
- * The scrypt salt of a host's manifests: one per host, not per manifest, so that `verify --all`
- * derives the key once (scrypt is slow on purpose). It still keeps precomputed tables useless.
+ * The KDF salt of a host's manifests: one per host, not per manifest, so that `verify --all`
+ * derives the key once (the KDF is slow on purpose). It still keeps precomputed tables useless.
  */
 export function macSalt(host: string): Buffer {
   return createHash('sha256').update(`${SALT_CONTEXT}${host}`).digest().subarray(0, 16);
 }
 
-/** Starts deriving the MAC key early (it runs on the thread pool, beside the archiving). */
-export function prepareMacKey(passphrase: Buffer, host: string): void {
-  void deriveMacKey(passphrase, macSalt(host)).catch(() => {});
-}
-
 export type ManifestAuthentication =
-  | { method: 'gpg'; scheme: 'hmac-sha256'; kdf: 'scrypt'; salt: string; mac: string }
+  | { method: 'gpg'; scheme: 'hmac-sha256'; kdf: MacKdf; salt: string; mac: string }
   | { method: 'gpg'; scheme: 'openpgp-signature'; signer: string; signature: string };
 
 /** What the plugin can authenticate with. */
@@ -47,14 +48,17 @@ export interface Authenticator {
 
 const macKeys = new Map<string, Promise<Buffer>>();
 
-function deriveMacKey(passphrase: Buffer, salt: Buffer): Promise<Buffer> {
+function deriveMacKey(passphrase: Buffer, salt: Buffer, kdf: MacKdf): Promise<Buffer> {
+  const kdfSalt = Buffer.concat([Buffer.from(SALT_CONTEXT), salt]);
+  if (kdf === 's2k-sha256') {
+    // Synchronous (~30 ms with SHA instructions), and cached per passphrase and salt.
+    return Promise.resolve(deriveKey(passphrase, { type: 3, hash: 8, salt: kdfSalt, count: s2kCount(S2K_COUNT_OCTET) }, 32));
+  }
   const id = `${createHmac('sha256', passphrase).update(salt).digest('hex')}`;
   let key = macKeys.get(id);
   if (!key) {
     key = new Promise<Buffer>((resolve, reject) =>
-      scrypt(passphrase, Buffer.concat([Buffer.from(SALT_CONTEXT), salt]), 32, SCRYPT_PARAMS as ScryptOptions, (err, derived) =>
-        err ? reject(err) : resolve(derived),
-      ),
+      scrypt(passphrase, kdfSalt, 32, SCRYPT_PARAMS as ScryptOptions, (err, derived) => (err ? reject(err) : resolve(derived))),
     );
     macKeys.set(id, key);
   }
@@ -62,8 +66,8 @@ function deriveMacKey(passphrase: Buffer, salt: Buffer): Promise<Buffer> {
 }
 
 /** The HMAC-SHA256 of a manifest (its canonical JSON without the authenticator), keyed from the passphrase. */
-export async function manifestMac(manifest: Manifest, passphrase: Buffer, salt: Buffer): Promise<string> {
-  const key = await deriveMacKey(passphrase, salt);
+export async function manifestMac(manifest: Manifest, passphrase: Buffer, salt: Buffer, kdf: MacKdf = MAC_KDF): Promise<string> {
+  const key = await deriveMacKey(passphrase, salt, kdf);
   return createHmac('sha256', key).update(manifestAuthenticatedBytes(manifest, [AUTHENTICATION_FIELD])).digest('hex');
 }
 
@@ -77,7 +81,7 @@ export async function authenticateManifest(
 ): Promise<ManifestAuthentication | undefined> {
   if (auth.passphrase) {
     const salt = macSalt(manifest.host);
-    return { method: 'gpg', scheme: 'hmac-sha256', kdf: 'scrypt', salt: salt.toString('base64'), mac: await manifestMac(manifest, auth.passphrase, salt) };
+    return { method: 'gpg', scheme: 'hmac-sha256', kdf: MAC_KDF, salt: salt.toString('base64'), mac: await manifestMac(manifest, auth.passphrase, salt, MAC_KDF) };
   }
   if ('canSign' in auth && auth.canSign && auth.signer) {
     await auth.ready();
@@ -97,10 +101,11 @@ export async function checkManifestAuthentication(manifest: Manifest, auth: Auth
   const reject = (why: string) => new BackupError('E_INTEGRITY', `${where}: the manifest cannot be trusted: ${why}`);
   if (auth.passphrase) {
     if (!found) throw reject('it is not authenticated, but encryption with a passphrase is configured (it may have been replaced; snapshots from before encryption was turned on cannot be checked)');
-    if (found.scheme !== 'hmac-sha256' || found.kdf !== 'scrypt' || typeof found.salt !== 'string' || typeof found.mac !== 'string') {
+    if (found.scheme !== 'hmac-sha256' || typeof found.salt !== 'string' || typeof found.mac !== 'string') {
       throw reject(`it is authenticated with ${String(found.scheme)}, not with the passphrase (HMAC)`);
     }
-    const expected = Buffer.from(await manifestMac(manifest, auth.passphrase, Buffer.from(found.salt, 'base64')), 'hex');
+    if (found.kdf !== 's2k-sha256' && found.kdf !== 'scrypt') throw reject(`its HMAC key derivation ${String(found.kdf)} is unknown`);
+    const expected = Buffer.from(await manifestMac(manifest, auth.passphrase, Buffer.from(found.salt, 'base64'), found.kdf), 'hex');
     const actual = Buffer.from(found.mac, 'hex');
     if (actual.length !== expected.length || !timingSafeEqual(actual, expected)) {
       throw reject('its HMAC does not match: it was altered, or encryption.passphrase is not the passphrase it was written with');

@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Manifest } from '@sutazai/backup-core';
 import { ChildProcessStream } from '../src/child-stream.js';
 import { decryptStream, encryptStream, Keyring } from '../src/gpg.js';
-import { authenticateManifest, checkManifestAuthentication, type Authenticator } from '../src/manifest-auth.js';
+import { authenticateManifest, checkManifestAuthentication, macSalt, manifestMac, type Authenticator } from '../src/manifest-auth.js';
 import { makeKey, stockGpg, writeKey, type TestKey } from './keys.js';
 
 async function collect(stream: NodeJS.ReadableStream & Readable, input?: Buffer): Promise<Buffer> {
@@ -156,6 +156,20 @@ describe('gpg streams', () => {
       await expect(checkManifestAuthentication(m, symmetric('another passphrase'), 'w')).rejects.toThrow(/not the passphrase it was written with/);
       const { authentication: _, ...stripped } = m as Manifest & { authentication: unknown };
       await expect(checkManifestAuthentication(stripped as Manifest, symmetric('a long test passphrase'), 'w')).rejects.toThrow(/not authenticated, but encryption with a passphrase is configured/);
+    });
+
+    it('HMAC: manifests written with the earlier key derivation (scrypt) still check; an unknown one is refused', async () => {
+      const plain = manifest();
+      const salt = macSalt(plain.host);
+      const auth = { method: 'gpg', scheme: 'hmac-sha256', kdf: 'scrypt', salt: salt.toString('base64'), mac: await manifestMac(plain, Buffer.from('a long test passphrase'), salt, 'scrypt') };
+      const old = { ...plain, authentication: auth } as Manifest;
+      await expect(checkManifestAuthentication(old, symmetric('a long test passphrase'), 'w')).resolves.toMatch(/authenticated/);
+      await expect(checkManifestAuthentication(old, symmetric('another passphrase'), 'w')).rejects.toThrow(/HMAC does not match/);
+      // The same MAC under the other derivation's name does not check: the kdf is part of what is verified.
+      const relabelled = { ...plain, authentication: { ...auth, kdf: 's2k-sha256' } } as Manifest;
+      await expect(checkManifestAuthentication(relabelled, symmetric('a long test passphrase'), 'w')).rejects.toThrow(/HMAC does not match/);
+      const unknown = { ...plain, authentication: { ...auth, kdf: 'md5' } } as Manifest;
+      await expect(checkManifestAuthentication(unknown, symmetric('a long test passphrase'), 'w')).rejects.toThrow(/key derivation md5 is unknown/);
     });
 
     it('signature: accepts the signer, refuses edits and other signers', async () => {
