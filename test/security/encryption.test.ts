@@ -78,7 +78,7 @@ describe('symmetric (passphrase)', () => {
     const manifest = JSON.parse(text);
     expect(manifest.artifacts[0].file).toBe('configs.tar.zst.gpg');
     expect(manifest.artifacts[0].encryption).toEqual({ method: 'gpg', mode: 'symmetric', cipher: 'AES256' });
-    expect(manifest.authentication).toMatchObject({ method: 'gpg', scheme: 'hmac-sha256', kdf: 'scrypt' });
+    expect(manifest.authentication).toMatchObject({ method: 'gpg', scheme: 'hmac-sha256', kdf: 's2k-sha256' });
     expect(text).not.toContain(PASSPHRASE);
     // Encrypted: the artifact does not hold the plain zstd frame magic.
     expect((await fsp.readFile(artifact)).subarray(0, 4).equals(Buffer.from([0x28, 0xb5, 0x2f, 0xfd]))).toBe(false);
