@@ -623,8 +623,9 @@ export class Engine {
       return;
     }
     await Promise.all(names.map((n) => fsp.rm(path.join(dir, n), { recursive: true, force: true })));
-    // Snapshot folders without a manifest: a crash between the rename and... cannot happen, but
-    // a manifest-less folder under snapshots/ can come from a copy by hand; leave those to prune.
+    // Nothing to clean under snapshots/: a snapshot folder gets there in one rename with its
+    // manifest already inside, so a crash leaves none without one. A folder without a manifest
+    // (copied there by hand) is not a snapshot: listing ignores it, and it is left alone.
   }
 
   private async archiveArtifact(run: RunContext, p: PendingArtifact, stagingDir: string, workDir: string): Promise<ArtifactRecord> {
