@@ -1,4 +1,4 @@
-import { promises as fsp } from 'node:fs';
+import { appendFileSync, promises as fsp, truncateSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
@@ -55,6 +55,36 @@ describe('packTree', () => {
     expect(await fsp.readdir(out)).toEqual(['keep.env']);
     expect(await fsp.readFile(path.join(out, 'keep.env'), 'utf8')).toBe('TOKEN=***\n');
     expect(stats).toEqual({ files: 1, directories: 1, symlinks: 0, bytes: 10 });
+  });
+
+  it('keeps the size it saw for a large file that shrinks or grows while it is read, and says so', async () => {
+    const root = path.join(dir, 'src');
+    await fsp.mkdir(root);
+    // Larger than the reads kept in flight, so that the shrink shows up in the middle of them.
+    const size = 6 * 1024 * 1024 + 100;
+    const shrinking = Buffer.alloc(size, 7);
+    const growing = Buffer.alloc(size, 9);
+    await fsp.writeFile(path.join(root, 'shrinks.bin'), shrinking);
+    await fsp.writeFile(path.join(root, 'grows.bin'), growing);
+    const warnings: string[] = [];
+    // The filter runs after the file's size is taken and before its content is read.
+    const { out } = await roundTrip(root, {
+      filter: (e) => {
+        if (e.absPath.endsWith('shrinks.bin')) truncateSync(e.absPath, 2 * 1024 * 1024 + 300);
+        if (e.absPath.endsWith('grows.bin')) appendFileSync(e.absPath, Buffer.alloc(5000, 1));
+        return true;
+      },
+      onWarning: (message, e) => warnings.push(`${path.basename(e.absPath)}: ${message}`),
+    });
+    const shrunk = await fsp.readFile(path.join(out, 'shrinks.bin'));
+    expect(shrunk.length).toBe(size);
+    expect(shrunk.subarray(0, 2 * 1024 * 1024 + 300).every((b) => b === 7)).toBe(true);
+    expect(shrunk.subarray(2 * 1024 * 1024 + 300).every((b) => b === 0)).toBe(true);
+    expect((await fsp.readFile(path.join(out, 'grows.bin'))).equals(growing)).toBe(true);
+    expect(warnings.sort()).toEqual([
+      `grows.bin: file grew while being read; stored its first ${size} bytes`,
+      `shrinks.bin: file shrank while being read; padded with zeros to ${size} bytes`,
+    ]);
   });
 
   it('fails naming a path that does not exist', async () => {

@@ -42,6 +42,12 @@ export type TarPiece = Buffer | IncompressibleBytes;
 
 const BLOCK = 512;
 const READ_CHUNK = 1024 * 1024;
+/**
+ * Reads of a large file kept in flight: one at a time leaves a cold disk idle between requests
+ * (5 files of 84 MB, not in the page cache: 0.42-0.69 s with one 1 MiB read at a time,
+ * 0.18-0.21 s with four).
+ */
+const READS_AHEAD = 4;
 /** Headers and small files are gathered into pieces of about this size. */
 const BATCH = 1024 * 1024;
 /** Files up to this size are read whole, in one synchronous call. */
@@ -72,7 +78,7 @@ async function* ownedCopies(pieces: AsyncIterable<TarPiece>): AsyncGenerator<Buf
  */
 export async function* tarPieces(roots: readonly string[], options: PackOptions = {}): AsyncGenerator<TarPiece> {
   const batch = new Batch();
-  const readBuffers: [Buffer, Buffer] = [Buffer.allocUnsafe(READ_CHUNK), Buffer.allocUnsafe(READ_CHUNK)];
+  const readBuffers = Array.from({ length: READS_AHEAD }, () => Buffer.allocUnsafe(READ_CHUNK));
   const seen = new Set<string>();
   for (const root of roots) {
     if (!path.isAbsolute(root)) throw new BackupError('E_SOURCE', `path ${root} is not absolute`);
@@ -231,54 +237,69 @@ async function* wholeFile(batch: Batch, h: Buffer, content: Buffer, size: number
   batch.zeros(padLength(size));
 }
 
-async function* largeFile(entry: TreeEntry, batch: Batch, buffers: [Buffer, Buffer], options: PackOptions): AsyncGenerator<TarPiece> {
+async function* largeFile(entry: TreeEntry, batch: Batch, buffers: Buffer[], options: PackOptions): AsyncGenerator<TarPiece> {
   let handle: fsp.FileHandle;
   try {
     handle = await fsp.open(entry.absPath, 'r');
   } catch (err) {
     throw readError(err, entry.absPath, 'file');
   }
-  let pending: Promise<{ bytesRead: number }> | undefined;
+  const reads: { buffer: Buffer; offset: number; length: number; read: Promise<{ bytesRead: number }> }[] = [];
   try {
     // The size in the header is the size when we started; a file that changes while we read it
     // is cut or padded to that size (as GNU tar does) and reported.
     const size = entry.stat.size;
-    const store = options.isIncompressible && size >= SAMPLE_FROM ? options.isIncompressible(await samples(handle, size, buffers[0])) : false;
+    const store = options.isIncompressible && size >= SAMPLE_FROM ? options.isIncompressible(await samples(handle, size, buffers[0]!)) : false;
     const h = header(entry, entry.archivePath, size);
     if (!batch.fits(h.length)) yield batch.take();
     batch.put(h);
     yield batch.take();
-    let remaining = size;
-    let which = 0;
-    pending = handle.read(buffers[0], 0, Math.min(READ_CHUNK, remaining), 0);
-    while (remaining > 0) {
+    const free = [...buffers];
+    let asked = 0;
+    const askMore = () => {
+      while (free.length && asked < size) {
+        const buffer = free.pop()!;
+        const length = Math.min(READ_CHUNK, size - asked);
+        reads.push({ buffer, offset: asked, length, read: handle.read(buffer, 0, length, asked) });
+        asked += length;
+      }
+    };
+    askMore();
+    let position = 0;
+    while (position < size) {
+      const next = reads.shift()!;
       let bytesRead: number;
       try {
-        ({ bytesRead } = await pending!);
+        ({ bytesRead } = await next.read);
       } catch (err) {
         throw readError(err, entry.absPath, 'file');
       }
-      pending = undefined;
+      if (bytesRead < next.length) {
+        // Short: the file shrank. What was asked beyond this point is asked again.
+        await Promise.allSettled(reads.map((r) => r.read));
+        free.push(...reads.splice(0).map((r) => r.buffer));
+        asked = next.offset + bytesRead;
+      }
       if (bytesRead === 0) {
         options.onWarning?.(`file shrank while being read; padded with zeros to ${size} bytes`, entry);
-        while (remaining > 0) {
-          const n = Math.min(remaining, READ_CHUNK);
+        while (position < size) {
+          const n = Math.min(size - position, READ_CHUNK);
           yield Buffer.alloc(n);
-          remaining -= n;
+          position += n;
         }
         break;
       }
-      const current = buffers[which]!.subarray(0, bytesRead);
-      remaining -= bytesRead;
-      which ^= 1;
-      if (remaining > 0) pending = handle.read(buffers[which]!, 0, Math.min(READ_CHUNK, remaining), size - remaining);
+      const current = next.buffer.subarray(0, bytesRead);
+      position += bytesRead;
       yield store ? new IncompressibleBytes(current) : current;
+      free.push(next.buffer);
+      askMore();
     }
     const after = await handle.stat();
     if (after.size > size) options.onWarning?.(`file grew while being read; stored its first ${size} bytes`, entry);
     batch.zeros(padLength(size));
   } finally {
-    await pending?.catch(() => {});
+    await Promise.allSettled(reads.map((r) => r.read));
     await handle.close();
   }
 }
