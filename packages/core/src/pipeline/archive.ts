@@ -35,6 +35,11 @@ export interface WriteArtifactOptions {
   /** Or one synchronous stage after compression, applied in place of the pooled writes (zstd or none only). */
   chunked?: ChunkEncoder;
   onProgress?: (rawBytes: number) => void;
+  /**
+   * Told the length of the file's fully written prefix each time it grows, so a reader can follow
+   * the writer. Only with the pooled writes (zstd or none, without `transforms` or `program`).
+   */
+  onStored?: (bytes: number) => void;
   signal?: AbortSignal;
 }
 
@@ -73,7 +78,7 @@ export async function writeArtifact(input: Readable | AsyncIterable<TarPiece>, f
     output = new StreamOutput(head, pipeline([head, ...options.transforms, sink] as unknown as [Readable, Writable]));
     stored = () => ({ bytes: sink.bytes, sha256: sink.sha256 });
   } else {
-    const sink = new ArtifactFile(handle, options.chunked);
+    const sink = new ArtifactFile(handle, options.chunked, options.onStored ? { onStored: options.onStored } : {});
     output = sink;
     stored = () => ({ bytes: sink.bytes, sha256: sink.sha256 });
   }

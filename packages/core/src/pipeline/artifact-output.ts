@@ -48,10 +48,15 @@ export class ArtifactFile implements ArtifactOutput {
   #sync: Promise<void> | undefined;
   #error: unknown;
   #digest: string | undefined;
+  /** Writes in the order they were issued, to know how long the fully written prefix is. */
+  readonly #issued: { end: number; done: boolean }[] = [];
+  readonly #onStored: ((bytes: number) => void) | undefined;
 
-  constructor(handle: fsp.FileHandle, transform?: ChunkEncoder) {
+  /** `onStored` is told each time the fully written prefix of the file grows (its length). */
+  constructor(handle: fsp.FileHandle, transform?: ChunkEncoder, options: { onStored?: (bytes: number) => void } = {}) {
     this.#handle = handle;
     this.#transform = transform;
+    this.#onStored = options.onStored;
   }
 
   get bytes(): number {
@@ -114,10 +119,13 @@ export class ArtifactFile implements ArtifactOutput {
     this.#hash.update(data);
     const position = this.#position;
     this.#position += length;
+    const issued = { end: this.#position, done: false };
+    if (this.#onStored) this.#issued.push(issued);
     const write = writeAt(this.#handle, data, position).then(
       () => {
         this.#writes.delete(write);
         this.#released(data, buffer);
+        if (this.#onStored) this.#written(issued);
       },
       (err: unknown) => {
         this.#writes.delete(write);
@@ -151,6 +159,13 @@ export class ArtifactFile implements ArtifactOutput {
     const waiter = this.#waiting.shift();
     if (waiter) waiter(buffer);
     else this.#free.push(buffer);
+  }
+
+  #written(issued: { end: number; done: boolean }): void {
+    issued.done = true;
+    let stored: number | undefined;
+    while (this.#issued[0]?.done) stored = this.#issued.shift()!.end;
+    if (stored !== undefined) this.#onStored!(stored);
   }
 
   async finish(): Promise<void> {
