@@ -87,6 +87,32 @@ describe('packTree', () => {
     ]);
   });
 
+  it('packs hundreds of small files in many folders (walked and read ahead) exactly, with the filter applied', async () => {
+    const root = path.join(dir, 'src');
+    const expected: string[] = [];
+    for (let f = 0; f < 30; f++) {
+      const folder = path.join(root, `team-${String(f).padStart(2, '0')}`);
+      await fsp.mkdir(path.join(folder, 'skip'), { recursive: true });
+      await fsp.writeFile(path.join(folder, 'skip', 'secret.yaml'), 'no\n');
+      for (let i = 0; i < 15; i++) {
+        const name = `svc-${String(i).padStart(2, '0')}.yaml`;
+        await fsp.writeFile(path.join(folder, name), `service: ${f}-${i}\n`.repeat(i + 1));
+        expected.push(`team-${String(f).padStart(2, '0')}/${name}`);
+      }
+    }
+    const stats: TreeStats = { files: 0, directories: 0, symlinks: 0, bytes: 0 };
+    const { out } = await roundTrip(root, { filter: (e) => path.basename(e.absPath) !== 'skip', stats });
+    expect(stats).toMatchObject({ files: 450, directories: 31 });
+    const restored: string[] = [];
+    for (const folder of (await fsp.readdir(out)).sort()) {
+      for (const name of (await fsp.readdir(path.join(out, folder))).sort()) restored.push(`${folder}/${name}`);
+    }
+    expect(restored).toEqual(expected);
+    for (const file of [expected[0]!, expected[224]!, expected[449]!]) {
+      expect(await fsp.readFile(path.join(out, file), 'utf8')).toBe(await fsp.readFile(path.join(root, file), 'utf8'));
+    }
+  });
+
   it('fails naming a path that does not exist', async () => {
     await expect(scanTree(packTree([path.join(dir, 'nope')]), 'x')).rejects.toThrow(`path ${path.join(dir, 'nope')} does not exist`);
   });

@@ -2,6 +2,7 @@ import type { Stats } from 'node:fs';
 import { closeSync, lstatSync, openSync, promises as fsp, readSync } from 'node:fs';
 import path from 'node:path';
 import { Readable } from 'node:stream';
+import { Worker } from 'node:worker_threads';
 import { Header, Pax } from 'tar';
 import { BackupError } from '../errors.js';
 import type { TreeStats } from './tar-extract.js';
@@ -74,41 +75,38 @@ async function* ownedCopies(pieces: AsyncIterable<TarPiece>): AsyncGenerator<Buf
 
 /**
  * The tar stream of `packTree` as pieces. A piece's buffer is reused once the next piece is
- * asked for: use (or copy) it before that. Small files are read ahead, several at a time.
+ * asked for: use (or copy) it before that. The tree is walked (listed, lstat'ed, filtered) up to
+ * LOOKAHEAD entries ahead of the packing, so that small files can be read ahead.
  */
 export async function* tarPieces(roots: readonly string[], options: PackOptions = {}): AsyncGenerator<TarPiece> {
   const batch = new Batch();
   const readBuffers = Array.from({ length: READS_AHEAD }, () => Buffer.allocUnsafe(READ_CHUNK));
-  const seen = new Set<string>();
-  for (const root of roots) {
-    if (!path.isAbsolute(root)) throw new BackupError('E_SOURCE', `path ${root} is not absolute`);
-    const abs = path.resolve(root);
-    if (seen.has(abs)) continue;
-    seen.add(abs);
-    const first = treeEntry(abs, await lstatOrFail(abs, 'path'), options);
-    if (!first) continue;
-    const stack: Folder[] = [new Folder([first])];
-    while (stack.length) {
-      const folder = stack.at(-1)!;
-      const entry = folder.entries[folder.next++];
-      if (!entry) {
-        stack.pop();
-        continue;
+  const walker = walkTree(roots, options);
+  const ahead: TreeEntry[] = [];
+  let walked = false;
+  const prefetch = new SmallFilePrefetch();
+  try {
+    for (;;) {
+      if (!walked && ahead.length < LOOKAHEAD / 2) {
+        while (ahead.length < LOOKAHEAD) {
+          const next = await walker.next();
+          if (next.done) {
+            walked = true;
+            break;
+          }
+          ahead.push(next.value);
+          prefetch.add(next.value);
+        }
+        prefetch.flush();
       }
+      const entry = ahead.shift();
+      if (!entry) break;
 
       if (entry.type === 'directory') {
-        let names: string[];
-        try {
-          names = await fsp.readdir(entry.absPath);
-        } catch (err) {
-          throw readError(err, entry.absPath, 'folder');
-        }
         const h = header(entry, `${entry.archivePath}/`, 0);
         if (!batch.fits(h.length)) yield batch.take();
         batch.put(h);
         if (options.stats) options.stats.directories++;
-        names.sort();
-        stack.push(new Folder(await childEntries(entry.absPath, names, options)));
       } else if (entry.type === 'symlink') {
         let target: string;
         try {
@@ -121,6 +119,7 @@ export async function* tarPieces(roots: readonly string[], options: PackOptions 
         batch.put(h);
         if (options.stats) options.stats.symlinks++;
       } else {
+        prefetch.reached(entry);
         const replacement = options.transform ? await options.transform(entry) : null;
         if (options.stats) {
           options.stats.files++;
@@ -141,10 +140,122 @@ export async function* tarPieces(roots: readonly string[], options: PackOptions 
       }
       if (batch.full) yield batch.take();
     }
+    if (!batch.fits(BLOCK * 2)) yield batch.take();
+    batch.zeros(BLOCK * 2);
+    yield batch.take();
+  } finally {
+    await walker.return(undefined);
+    await prefetch.dispose();
   }
-  if (!batch.fits(BLOCK * 2)) yield batch.take();
-  batch.zeros(BLOCK * 2);
-  yield batch.take();
+}
+
+/** Entries the walk may be ahead of the packing. */
+const LOOKAHEAD = 1024;
+
+/** The entries of the trees at `roots`, in archive order: each folder before its content, names sorted. */
+async function* walkTree(roots: readonly string[], options: PackOptions): AsyncGenerator<TreeEntry> {
+  const seen = new Set<string>();
+  for (const root of roots) {
+    if (!path.isAbsolute(root)) throw new BackupError('E_SOURCE', `path ${root} is not absolute`);
+    const abs = path.resolve(root);
+    if (seen.has(abs)) continue;
+    seen.add(abs);
+    const first = treeEntry(abs, await lstatOrFail(abs, 'path'), options);
+    if (!first) continue;
+    const stack: Folder[] = [new Folder([first])];
+    while (stack.length) {
+      const folder = stack.at(-1)!;
+      const entry = folder.entries[folder.next++];
+      if (!entry) {
+        stack.pop();
+        continue;
+      }
+      if (entry.type !== 'directory') {
+        yield entry;
+        continue;
+      }
+      let names: string[];
+      try {
+        names = await fsp.readdir(entry.absPath);
+      } catch (err) {
+        throw readError(err, entry.absPath, 'folder');
+      }
+      names.sort();
+      const children = await childEntries(entry.absPath, names, options);
+      yield entry;
+      stack.push(new Folder(children));
+    }
+  }
+}
+
+// CommonJS source for an eval'd worker (the same from src and dist): reads the files it is sent,
+// in order, into one scratch buffer, skipping those the packing has reached (their number is in
+// the shared counter). What it leaves behind is the files in the page cache.
+const PREFETCH_SOURCE = `
+const { parentPort, workerData } = require('node:worker_threads');
+const reached = workerData;
+const { closeSync, openSync, readlinkSync, readSync } = require('node:fs');
+try {
+  require('node:os').setPriority(Number(readlinkSync('/proc/thread-self').split('/').pop()), 10);
+} catch {}
+const buffer = Buffer.allocUnsafe(${SMALL_FILE});
+parentPort.on('message', ({ first, paths }) => {
+  for (let i = 0; i < paths.length; i++) {
+    if (first + i <= Atomics.load(reached, 0)) continue;
+    const path = paths[i];
+    try {
+      const fd = openSync(path, 'r');
+      try { readSync(fd, buffer, 0, buffer.length, 0); } finally { closeSync(fd); }
+    } catch {}
+  }
+});
+`;
+
+/** Small files seen before the reading thread starts: a few files are not worth a thread. */
+const PREFETCH_FROM = 256;
+
+/**
+ * Reads small files on another thread as soon as the walk finds them, ahead of the packing. They
+ * are packed with synchronous reads (cheapest when they are in the page cache); when they are
+ * not, each of those reads stopped the packing until the disk answered (6,000 files: 0.84 s of
+ * the main thread blocked in read). The content packed is still what the packing reads itself.
+ */
+class SmallFilePrefetch {
+  #worker: Worker | undefined;
+  /** Small files found by the walk, and the number of the one the packing is at. */
+  #seen = 0;
+  #reached = new Int32Array(new SharedArrayBuffer(4)).fill(-1);
+  #paths: string[] = [];
+
+  add(entry: TreeEntry): void {
+    if (!isSmall(entry)) return;
+    this.#seen++;
+    this.#paths.push(entry.absPath);
+  }
+
+  /** The packing is at `entry`: the reading thread skips it and those before. */
+  reached(entry: TreeEntry): void {
+    if (isSmall(entry)) Atomics.add(this.#reached, 0, 1);
+  }
+
+  flush(): void {
+    if (!this.#worker && this.#seen >= PREFETCH_FROM) {
+      this.#worker = new Worker(PREFETCH_SOURCE, { eval: true, workerData: this.#reached });
+      this.#worker.unref();
+      this.#worker.on('error', () => {});
+    }
+    if (this.#worker && this.#paths.length) this.#worker.postMessage({ first: this.#seen - this.#paths.length, paths: this.#paths });
+    this.#paths = [];
+  }
+
+  async dispose(): Promise<void> {
+    await this.#worker?.terminate();
+    this.#worker = undefined;
+  }
+}
+
+function isSmall(entry: TreeEntry): boolean {
+  return entry.type === 'file' && entry.stat.size > 0 && entry.stat.size <= SMALL_FILE;
 }
 
 /** Gathers small pieces into one buffer, reused once taken. */
