@@ -22,9 +22,6 @@ import {
   writeFileAtomic,
 } from '@sutazai/backup-core';
 import { STARTER_RC } from './init.js';
-import { prometheusMetrics } from './metrics.js';
-import { crontab, systemdUnits } from './scheduling.js';
-import { serveMetrics } from './serve.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const STOP_GRACE_MS = 10_000;
@@ -301,6 +298,8 @@ export async function main(argv: string[], io: Io = defaultIo()): Promise<number
     .command('schedule')
     .description('print crontab lines for the profiles\' schedules and the restore test')
     .action(async (_opts: unknown, command: Command) => {
+      // Modules only some commands need are loaded by those commands: every command starts faster.
+      const { crontab } = await import('./scheduling.js');
       await withEngine(command, async (engine) => print(crontab(engine.config, invocation(engine))));
     });
   program
@@ -309,12 +308,14 @@ export async function main(argv: string[], io: Io = defaultIo()): Promise<number
     .command('print')
     .description('print a service and a timer for each scheduled profile and the restore test')
     .action(async (_opts: unknown, command: Command) => {
+      const { systemdUnits } = await import('./scheduling.js');
       await withEngine(command, async (engine) => print(systemdUnits(engine.config, invocation(engine))));
     });
   program
     .command('metrics')
     .description('print health metrics in Prometheus text format (for node_exporter\'s textfile collector)')
     .action(async (_opts: unknown, command: Command) => {
+      const { prometheusMetrics } = await import('./metrics.js');
       await withEngine(command, async (engine) => {
         io.stdout.write(await prometheusMetrics(engine));
       });
@@ -324,6 +325,7 @@ export async function main(argv: string[], io: Io = defaultIo()): Promise<number
     .description('serve /metrics (Prometheus) and /healthz over HTTP until stopped')
     .option('--listen <host:port>', 'where to listen', '127.0.0.1:9469')
     .action(async (opts: { listen: string }, command: Command) => {
+      const { serveMetrics } = await import('./serve.js');
       await withEngine(command, async (engine, log) => {
         const m = /^(.*):(\d+)$/.exec(opts.listen);
         if (!m) throw new BackupError('E_USAGE', `--listen ${opts.listen}: expected host:port, like 127.0.0.1:9469`);

@@ -2,7 +2,7 @@ import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { Parser, UnpackSync, type ReadEntry } from 'tar';
+import type { ReadEntry } from 'tar';
 import { BackupError } from '../errors.js';
 
 export interface ExtractOptions {
@@ -202,6 +202,8 @@ export async function extractTree(input: Readable, dir: string, options: Extract
   const stats: TreeStats = { files: 0, directories: 0, symlinks: 0, bytes: 0 };
   const preserveOwner = options.preserveOwner ?? false;
   const guard = new ExtractionGuard({ maxBytes: options.maxBytes, maxDepth: options.maxDepth });
+  // The whole `tar` package only when a tree is extracted: commands that only pack or scan start faster.
+  const { UnpackSync } = await import('tar');
   let refused: BackupError | undefined;
   let rewritten = 0;
   // chown clears setuid/setgid: with preserveOwner they are set again once owners are in place.
@@ -253,6 +255,7 @@ export async function extractTree(input: Readable, dir: string, options: Extract
 export async function scanTree(input: Readable, label: string): Promise<TreeStats> {
   const stats: TreeStats = { files: 0, directories: 0, symlinks: 0, bytes: 0 };
   const guard = new ExtractionGuard();
+  const { Parser } = await import('tar');
   let refused: BackupError | undefined;
   const parser = new Parser({
     strict: true,

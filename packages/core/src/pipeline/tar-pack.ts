@@ -3,7 +3,8 @@ import { closeSync, lstatSync, openSync, promises as fsp, readSync } from 'node:
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { Worker } from 'node:worker_threads';
-import { Header, Pax } from 'tar';
+import { Header } from 'tar/header';
+import { Pax } from 'tar/pax';
 import { BackupError } from '../errors.js';
 import type { TreeStats } from './tar-extract.js';
 

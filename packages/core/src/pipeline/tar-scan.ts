@@ -1,4 +1,5 @@
-import { Header, Pax } from 'tar';
+import { Header } from 'tar/header';
+import { Pax } from 'tar/pax';
 import { BackupError } from '../errors.js';
 import type { TreeStats } from './tar-extract.js';
 
