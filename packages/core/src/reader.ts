@@ -412,29 +412,44 @@ export class ArtifactReader implements ArtifactAccess {
 const READ_CHUNK = 1024 * 1024;
 const HASH_OFFLOAD_FROM = 64 * 1024 * 1024;
 
+/** Reads kept in flight: one at a time leaves a cold disk idle between requests. */
+const READS_AHEAD = 4;
+
 /**
- * A file's content in chunks, the next read running while a chunk is used. From two reused
- * buffers, or from `acquire` when chunks are handed on to another thread.
+ * A file's content in chunks, the next reads running while a chunk is used. From reused buffers,
+ * or from `acquire` when chunks are handed on to another thread.
  */
 async function* readChunks(file: fsp.FileHandle, acquire?: () => Promise<Buffer>): AsyncGenerator<Buffer> {
-  const buffers = acquire ? [await acquire(), Buffer.alloc(0)] : [Buffer.allocUnsafe(READ_CHUNK), Buffer.allocUnsafe(READ_CHUNK)];
-  let which = 0;
-  let position = 0;
-  let pending: Promise<{ bytesRead: number }> | undefined = file.read(buffers[0]!, 0, READ_CHUNK, 0);
+  const spare: Buffer[] = acquire ? [] : Array.from({ length: READS_AHEAD }, () => Buffer.allocUnsafe(READ_CHUNK));
+  const reads: { buffer: Buffer; offset: number; read: Promise<{ bytesRead: number }> }[] = [];
+  let asked = 0;
+  const ask = async () => {
+    while (reads.length < READS_AHEAD && (acquire || spare.length)) {
+      const buffer = spare.pop() ?? (await acquire!());
+      reads.push({ buffer, offset: asked, read: file.read(buffer, 0, READ_CHUNK, asked) });
+      asked += READ_CHUNK;
+    }
+  };
   try {
+    await ask();
     for (;;) {
-      const { bytesRead } = await pending;
-      pending = undefined;
+      const next = reads.shift()!;
+      const { bytesRead } = await next.read;
       if (bytesRead === 0) return;
-      const current = buffers[which]!.subarray(0, bytesRead);
-      position += bytesRead;
-      which ^= 1;
-      if (acquire) buffers[which] = await acquire();
-      pending = file.read(buffers[which]!, 0, READ_CHUNK, position);
-      yield current;
+      if (bytesRead < READ_CHUNK) {
+        // Short (the end, or a file still growing): what was asked beyond is asked again.
+        for (const r of reads.splice(0)) {
+          await r.read.catch(() => {});
+          spare.push(r.buffer);
+        }
+        asked = next.offset + bytesRead;
+      }
+      yield next.buffer.subarray(0, bytesRead);
+      if (!acquire) spare.push(next.buffer);
+      await ask();
     }
   } finally {
-    await pending?.catch(() => {});
+    await Promise.allSettled(reads.map((r) => r.read));
   }
 }
 
