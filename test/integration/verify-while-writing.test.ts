@@ -4,6 +4,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { REPO_ROOT, runCli, tempDir, writeRc } from '../helpers/cli.js';
 
@@ -103,6 +104,37 @@ describe('verifying while writing', () => {
     }
   });
 
+  it('decrypts in the thread too (the encryption stage says how): finds what was written, and refuses altered ciphertext whose sha256 matches', async () => {
+    const gpgDist = path.join(REPO_ROOT, 'plugins/gpg/dist/openpgp.js');
+    const { OpenPgpEncryptor } = (await import(gpgDist)) as typeof import('../../plugins/gpg/src/openpgp.js');
+    const passphrase = Buffer.from('a long test passphrase');
+    const decoder = { module: pathToFileURL(gpgDist).href, data: { passphrase: new Uint8Array(passphrase), label: 'test: encrypted' } };
+    const file = path.join(work, 'encrypted.tar.zst.gpg');
+    let verifier: InstanceType<typeof FollowingVerifier> | undefined;
+    const written = await writeArtifact(tarPieces([tree], { isIncompressible: looksIncompressible }), file, {
+      compression: 'zstd',
+      chunked: new OpenPgpEncryptor(passphrase),
+      onStored: (bytes) => {
+        verifier ??= new FollowingVerifier(file, { compression: 'zstd', label: 'test: encrypted', tree: true, decoder });
+        verifier.advance(bytes);
+      },
+    });
+    const outcome = await verifier!.finish();
+    expect(checkStoredScan(outcome, written, 'test: encrypted')).toMatchObject({ files: 21, directories: 2, symlinks: 1 });
+
+    // Altered ciphertext recorded with its own sha256: only the decryption can tell.
+    const altered = await fsp.readFile(file);
+    altered[altered.length - 3]! ^= 0x01;
+    await fsp.writeFile(file, altered);
+    const record = { bytes: altered.length, sha256: createHash('sha256').update(altered).digest('hex'), rawBytes: written.rawBytes };
+    const again = new FollowingVerifier(file, { compression: 'zstd', label: 'test: encrypted', tree: true, decoder });
+    again.advance(record.bytes);
+    // (What was read while writing no longer matches the altered file.)
+    expect(() => checkStoredScan(outcome, record, 'x')).toThrow(/sha256 mismatch/);
+    const failed = await again.finish();
+    expect(() => checkStoredScan(failed, record, 'test: encrypted')).toThrow(/test: encrypted: the integrity check \(MDC\) failed/);
+  });
+
   it('a run verifies a large artifact while it is written, and the snapshot verifies again afterwards', async () => {
     await writeRc(work, `backupRoot: ./repo\nsources:\n  data: { use: files, paths: [./data] }\n`);
     const r = await runCli(['run', '--json', '--log-level', 'debug'], { cwd: work });
@@ -115,5 +147,20 @@ describe('verifying while writing', () => {
       { name: 'sha256', ok: true },
       { name: 'tar', ok: true, detail: '21 files, 2 folders, 1 symlinks' },
     ]);
+  });
+
+  it('an encrypted run verifies its artifact while it is written too, and it restores', async () => {
+    const dir = path.join(work, 'encrypted-run');
+    await fsp.mkdir(dir);
+    await writeRc(dir, `backupRoot: ./repo\nencryption: { use: gpg, passphrase: "\${PW}" }\nsources:\n  data: { use: files, paths: [${tree}] }\n`);
+    const env = { PW: 'a long test passphrase for the run' };
+    const r = await runCli(['run', '--json', '--log-level', 'debug'], { cwd: dir, env });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/verifying data\.tar\.zst\.gpg while it is written/);
+    expect(r.json().stages.verify.status).toBe('ok');
+    const restored = path.join(dir, 'restored');
+    const restore = await runCli(['restore', 'latest', '--to', restored], { cwd: dir, env });
+    expect(restore.code, restore.stderr).toBe(0);
+    expect(await sha256(path.join(restored, 'data', tree, 'model.bin'))).toBe(await sha256(path.join(tree, 'model.bin')));
   });
 });

@@ -683,11 +683,13 @@ export class Engine {
     // A large artifact is verified while it is written, by a thread reading behind the writer.
     let follower: FollowingVerifier | undefined;
     const compression = this.config.compression;
+    // Encrypted: when the encryption stage says how a thread can undo it.
+    const decoder = transforms.length === 1 ? transforms[0]!.threadDecoder?.() : undefined;
     const onStored =
-      transforms.length === 0 && compression !== 'gzip' && FollowingVerifier.available
+      (transforms.length === 0 || decoder) && compression !== 'gzip' && FollowingVerifier.available
         ? (bytes: number) => {
             if (!follower && bytes >= FOLLOW_FROM) {
-              follower = new FollowingVerifier(target, { compression, label: `staging: ${run.id}/${file}`, tree: spec.type === 'tree' });
+              follower = new FollowingVerifier(target, { compression, label: `staging: ${run.id}/${file}`, tree: spec.type === 'tree', decoder });
               follow.followers.push(follower);
               logger.debug(`verifying ${file} while it is written`);
             }

@@ -4,6 +4,7 @@ import type { Destination, DestinationTraits } from './destination.js';
 import { BackupError, toPluginError, type ErrorCode } from './errors.js';
 import type { Logger } from './log.js';
 import type { ChunkEncoder } from './pipeline/chunk-stages.js';
+import type { ThreadDecoderSpec } from './pipeline/follow-verify.js';
 import type { ChunkDecoder } from './pipeline/decoder.js';
 import type { ProgramSpec } from './pipeline/program.js';
 import type { ArtifactRecord, EncryptionInfo, Manifest } from './manifest.js';
@@ -84,6 +85,11 @@ export interface ArchiveTransform {
    * when it is the only transform.
    */
   chunked?(): ChunkEncoder;
+  /**
+   * How a worker thread undoes this stage, so that the run can verify the artifact while it is
+   * written (see ThreadDecoderSpec); without it, an encrypted artifact is verified after writing.
+   */
+  threadDecoder?(): ThreadDecoderSpec;
   /** Recorded in the manifest as the artifact's `encryption` (never a key). */
   info: EncryptionInfo;
 }

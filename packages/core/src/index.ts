@@ -29,4 +29,5 @@ export { HashCounter, ByteCounter } from './pipeline/hash.js';
 export type { ProgramOutcome, ProgramSpec } from './pipeline/program.js';
 export type { ChunkDecoder } from './pipeline/decoder.js';
 export { chainDecoders, chunkDecoderStream, chunkEncoderStream, type ChunkEncoder } from './pipeline/chunk-stages.js';
+export type { ThreadDecoderSpec } from './pipeline/follow-verify.js';
 export { TOOL_NAME, CORE_VERSION } from './version.js';

@@ -1,4 +1,5 @@
-import { promises as fsp } from 'node:fs';
+import { existsSync, promises as fsp } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import { BackupError, chunkDecoderStream, chunkEncoderStream, definePlugin, expandHome, z, type PluginContext } from '@sutazai/backup-core';
 import { authenticateManifest, AUTHENTICATION_FIELD, checkManifestAuthentication, type Authenticator } from './manifest-auth.js';
@@ -11,6 +12,10 @@ export { deriveKey, OpenPgpDecryptor, OpenPgpEncryptor, s2kCount, S2K_COUNT_OCTE
 export { authenticateManifest, AUTHENTICATION_FIELD, macSalt, manifestMac, SCRYPT_PARAMS, type MacKdf } from './manifest-auth.js';
 
 const NAME = 'gpg';
+
+/** The OpenPGP module, loadable on its own by a verifying thread (not from the TypeScript sources). */
+const OPENPGP_MODULE = new URL('./openpgp.js', import.meta.url);
+const OPENPGP_THREADABLE = OPENPGP_MODULE.protocol === 'file:' && existsSync(fileURLToPath(OPENPGP_MODULE));
 
 const oneLine = (what: string) => (v: string) => !/[\r\n]/.test(v) || `${what} must be one line (gpg reads it up to the first newline)`;
 
@@ -194,6 +199,8 @@ export default definePlugin({
           extension: '.gpg',
           create: () => chunkEncoderStream(new OpenPgpEncryptor(passphrase)),
           chunked: () => new OpenPgpEncryptor(passphrase),
+          // The run verifies the artifact while it is written, decrypting in that thread.
+          ...(OPENPGP_THREADABLE ? { threadDecoder: () => ({ module: OPENPGP_MODULE.href, data: { passphrase: new Uint8Array(passphrase), label } }) } : {}),
           info: { method: NAME, mode: 'symmetric', cipher: SYMMETRIC_CIPHER },
         });
       } else if (gpg.mode === 'recipients') {

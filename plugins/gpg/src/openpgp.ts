@@ -1,5 +1,8 @@
 import { createCipheriv, createDecipheriv, createHash, randomBytes, timingSafeEqual, type Cipher, type Hash } from 'node:crypto';
-import { BackupError, type ChunkDecoder, type ChunkEncoder } from '@sutazai/backup-core';
+import type { ChunkDecoder, ChunkEncoder } from '@sutazai/backup-core';
+// The error class from its own module: a verifying thread loads this file, and the whole core
+// (config, schemas) would cost it ~0.2 s.
+import { BackupError } from '@sutazai/backup-core/errors';
 
 /**
  * OpenPGP passphrase encryption in-process (RFC 4880; RFC 9580's version 1 packets): the message
@@ -749,4 +752,9 @@ class Refusal extends Error {
 
 function integrity(message: string): Refusal {
   return new Refusal('E_INTEGRITY', message);
+}
+
+/** The decryptor a verifying thread builds (core's ThreadDecoderSpec): the passphrase travels as bytes. */
+export function createThreadDecoder(data: { passphrase: Uint8Array; label: string }): OpenPgpDecryptor {
+  return new OpenPgpDecryptor(Buffer.from(data.passphrase), data.label);
 }

@@ -4,6 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { BackupError, type ErrorCode } from '../errors.js';
 import type { Compression } from '../manifest.js';
+import { chainDecoders } from './chunk-stages.js';
 import { createChunkDecoder, type ChunkDecoder } from './decoder.js';
 import { ExtractionGuard, type TreeStats } from './tar-extract.js';
 import { TarScanner } from './tar-scan.js';
@@ -27,6 +28,23 @@ export interface StoredScanOptions {
   label: string;
   /** A tree artifact: its tar headers are checked too. */
   tree: boolean;
+  /** The stage after compression (decryption), undone first: built in the thread from its module. */
+  decoder?: ThreadDecoderSpec | undefined;
+}
+
+/**
+ * How a worker thread undoes a stage after compression: `module` (a JavaScript file URL) exports
+ * `createThreadDecoder(data)`, which returns a ChunkDecoder. `data` is structured-cloned.
+ */
+export interface ThreadDecoderSpec {
+  module: string;
+  data: unknown;
+}
+
+/** Builds the decoder of `spec` (in the thread that uses it). */
+export async function loadThreadDecoder(spec: ThreadDecoderSpec): Promise<ChunkDecoder> {
+  const loaded = (await import(spec.module)) as { createThreadDecoder(data: unknown): ChunkDecoder };
+  return loaded.createThreadDecoder(spec.data);
 }
 
 /** What reading a stored artifact found: to be compared with what the writer recorded. */
@@ -53,10 +71,11 @@ export class StoredArtifactScan {
   #decoded = 0;
   #error: BackupError | undefined;
 
-  constructor(options: StoredScanOptions) {
+  /** `first`: the decoder of a stage after compression (decryption), run before decompression. */
+  constructor(options: StoredScanOptions, first?: ChunkDecoder) {
     const decoder = createChunkDecoder(options.compression, options.label);
     if (!decoder) throw new BackupError('E_ARCHIVE', `${options.label}: ${options.compression} cannot be verified while it is written`);
-    this.#decoder = decoder;
+    this.#decoder = first ? chainDecoders(first, decoder) : decoder;
     this.#scanner = options.tree ? verifyingTarScanner(options.label) : undefined;
     const scanner = this.#scanner;
     this.#onDecoded = (data) => {

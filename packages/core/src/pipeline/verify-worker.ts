@@ -3,7 +3,7 @@
 import { closeSync, openSync, readlinkSync, readSync } from 'node:fs';
 import { setPriority } from 'node:os';
 import { parentPort, workerData } from 'node:worker_threads';
-import { FollowState, StoredArtifactScan, type StoredScanOptions } from './follow-verify.js';
+import { FollowState, loadThreadDecoder, StoredArtifactScan, type StoredScanOptions } from './follow-verify.js';
 
 const READ_CHUNK = 1024 * 1024;
 /** A wait is woken by every change; the timeout only guards against a lost wake-up. */
@@ -11,7 +11,7 @@ const WAIT_MS = 1000;
 
 const { file, options, state } = workerData as { file: string; options: StoredScanOptions; state: BigInt64Array };
 lowerPriority();
-const scan = new StoredArtifactScan(options);
+const scan = new StoredArtifactScan(options, options.decoder ? await loadThreadDecoder(options.decoder) : undefined);
 const buffer = Buffer.allocUnsafe(READ_CHUNK);
 const fd = openSync(file, 'r');
 try {
