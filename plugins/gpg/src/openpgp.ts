@@ -202,11 +202,7 @@ export class OpenPgpEncryptor implements ChunkEncoder {
   update(data: Buffer): Buffer {
     if (this.#ended) throw new Error('OpenPgpEncryptor: update after final');
     const plain: Buffer[] = [];
-    if (this.#plainHead) {
-      plain.push(this.#plainHead);
-      this.#plainHead = undefined;
-      this.#literal.push(Buffer.of(0x62, 0, 0, 0, 0, 0), plain);
-    }
+    this.#begin(plain);
     this.#literal.push(data, plain);
     const out: Buffer[] = [];
     this.#encryptInto(plain, out);
@@ -216,11 +212,7 @@ export class OpenPgpEncryptor implements ChunkEncoder {
   final(): Buffer {
     if (this.#ended) throw new Error('OpenPgpEncryptor: final twice');
     const plain: Buffer[] = [];
-    if (this.#plainHead) {
-      plain.push(this.#plainHead);
-      this.#plainHead = undefined;
-      this.#literal.push(Buffer.of(0x62, 0, 0, 0, 0, 0), plain);
-    }
+    this.#begin(plain);
     this.#literal.end(plain);
     plain.push(Buffer.of(0xc0 | TAG.MDC, 20));
     const out: Buffer[] = [];
@@ -234,10 +226,17 @@ export class OpenPgpEncryptor implements ChunkEncoder {
     return this.#join(out);
   }
 
+  /** The first plaintext, once: the random prefix, the literal packet's tag, its body's header. */
+  #begin(plain: Buffer[]): void {
+    if (!this.#plainHead) return;
+    plain.push(this.#plainHead);
+    this.#plainHead = undefined;
+    this.#literal.push(Buffer.of(0x62, 0, 0, 0, 0, 0), plain);
+  }
+
   #encryptInto(plain: Buffer[], out: Buffer[], hash = true): void {
     for (const piece of plain) {
-      // In steps small enough that OpenSSL's output comes from the heap, not a fresh mapping
-      // (page faults on 2 MiB of new memory per call cost more than the encryption).
+      // In STEP-sized calls: each returns a new buffer (see STEP).
       for (let offset = 0; offset < piece.length; offset += STEP) {
         const step = piece.subarray(offset, offset + STEP);
         if (hash) this.#mdc.update(step);
