@@ -15,8 +15,8 @@ import { BackupError } from '@sutazai/backup-core/errors';
  *     MDC (tag 19): SHA-1 of everything before it, integrity protection
  *
  * Packets of unknown length use partial body lengths, so the message is written as it streams.
- * The primitives are OpenSSL's (AES with the CPU's instructions, SHA-1, SHA-256): no pipe to a
- * gpg process, no copy through one, which is where most of the cost of running gpg went.
+ * The primitives are OpenSSL's (AES with the CPU's instructions, SHA-1, SHA-256): no gpg process,
+ * no pipe to it and back, and no gpg needed on the host for passphrase encryption.
  * The decoder also reads what gpg 2.2 writes for a passphrase (what this plugin wrote before it
  * encrypted in-process): SKESK v4 with any of the S2K kinds and an optional encrypted session
  * key, AES-128/192/256, old or new packet headers.
