@@ -253,7 +253,9 @@ export class OpenPgpEncryptor implements ChunkEncoder {
     }
     const length = out.reduce((n, b) => n + b.length, 0);
     const index = this.#free.findIndex((b) => b.length >= length);
-    const buffer = index >= 0 ? this.#free.splice(index, 1)[0]! : Buffer.allocUnsafeSlow(Math.max(length, 2 * 1024 * 1024 + 4096));
+    // Rounded up so that a returned buffer fits the next output (framing varies by a few bytes);
+    // not larger, for the stream form, which never returns them.
+    const buffer = index >= 0 ? this.#free.splice(index, 1)[0]! : Buffer.allocUnsafeSlow(Math.ceil((length + 1) / 65536) * 65536);
     let position = 0;
     for (const piece of out) position += piece.copy(buffer, position);
     return buffer.subarray(0, length);
