@@ -1,28 +1,13 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { Duplex, type Readable, type Writable } from 'node:stream';
+import type { ProgramOutcome, ProgramSpec } from '@sutazai/backup-core';
 
-/** How a child process ended, for deciding whether its output can be trusted. */
-export interface ChildOutcome {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  /** The end of what it wrote on stderr. */
-  stderr: string;
-  /** What it wrote on `statusFd` (e.g. gpg's `[GNUPG:]` lines). */
-  status: string;
-}
-
-export interface ChildStreamOptions {
-  command: string;
-  args: string[];
-  /** The child's whole environment (nothing is inherited). */
-  env: NodeJS.ProcessEnv;
-  /** Bytes written to extra pipes, which are then closed: `{ 3: passphrase }` for `--passphrase-fd 3`. */
-  inputs?: Record<number, Buffer>;
-  /** A pipe the child writes status lines to, collected into `ChildOutcome.status`. */
-  statusFd?: number;
-  /** Says whether the child succeeded: undefined, or the error the stream fails with. */
-  check(outcome: ChildOutcome): Error | undefined;
-}
+/**
+ * How a child process ended, and how to run one: core's ProgramOutcome and ProgramSpec (the
+ * pipeline runs the same spec itself when a stage is alone), under the names this module exported.
+ */
+export type ChildOutcome = ProgramOutcome;
+export type ChildStreamOptions = ProgramSpec;
 
 const STDERR_KEEP = 16 * 1024;
 /** How much may wait in the child's stdin before a write waits for it to drain (its own mark is 16 KiB: a round trip per chunk). */
