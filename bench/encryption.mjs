@@ -93,8 +93,11 @@ const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const m = Object.fromEntries(Object.entries(samples).map(([k, v]) => [k, { wall: median(v.map((s) => s.wall)), rssMb: Math.max(...v.map((s) => s.rssMb)) }]));
 const toolCost = m.encrypted.wall - m.plain.wall;
 const stockCost = m.stockEnc.wall + m.stockDec.wall;
+// Which AES the plugin used (its addon, or node:crypto when the addon was not built).
+const backend = await import(path.join(root, 'plugins/gpg/dist/cfb.js')).then((m) => m.cfbBackend());
 const result = {
   date: new Date().toISOString(),
+  aes: backend,
   machine: `${os.cpus()[0]?.model ?? 'unknown'}, ${os.cpus().length} cores, ${Math.round(os.totalmem() / 2 ** 30)} GiB, load ${os.loadavg()[0].toFixed(1)}`,
   gpg: spawnSync('gpg', ['--version'], { encoding: 'utf8' }).stdout.split('\n')[0],
   dataMb: totalMb,
@@ -110,7 +113,7 @@ const result = {
 if (process.argv.includes('--json')) console.log(JSON.stringify(result, null, 2));
 else {
   const row = (name, s) => `| ${name} | ${s.wall.toFixed(2)} s | ${s.rssMb.toFixed(0)} MiB |`;
-  console.log(`${result.date}: ${result.machine}; ${result.gpg}`);
+  console.log(`${result.date}: ${result.machine}; ${result.gpg}; the plugin's AES: ${backend}`);
   console.log(`${totalMb} MiB of data (${result.compressedMb} MiB after zstd), median of ${rounds} interleaved rounds\n`);
   console.log('| what | wall | peak RSS |\n|---|---|---|');
   console.log(row('sutazai-backup run, unencrypted', m.plain));

@@ -1,5 +1,6 @@
-import { createCipheriv, createDecipheriv, createHash, randomBytes, timingSafeEqual, type Cipher, type Hash } from 'node:crypto';
+import { createDecipheriv, createHash, randomBytes, timingSafeEqual, type Hash } from 'node:crypto';
 import type { ChunkDecoder, ChunkEncoder } from '@sutazai/backup-core';
+import { cfbStage, type CfbBackend, type CfbStage } from './cfb.js';
 // The error class from its own module: a verifying thread loads this file, and the whole core
 // (config, schemas) would cost it ~0.2 s.
 import { BackupError } from '@sutazai/backup-core/errors';
@@ -170,23 +171,30 @@ class PartialBody {
   }
 }
 
+/** The smallest partial part of the encrypted packet: fewer headers; less is carried to the next call. */
+const SEIPD_PART = 64 * 1024;
+
 /** Encrypts a stream of bytes into an OpenPGP message for a passphrase (see the top of this file). */
 export class OpenPgpEncryptor implements ChunkEncoder {
-  readonly #cipher: Cipher;
+  readonly #cipher: CfbStage;
   readonly #mdc: Hash = createHash('sha1');
   readonly #literal = new PartialBody();
-  // Ciphertext comes in STEP-sized pieces: framed in parts of 64 KiB or more, not one per piece.
-  readonly #seipd = new PartialBody(64 * 1024);
+  /**
+   * The encrypted packet's body not framed yet: what the last call carried over (less than a
+   * part), then this call's ciphertext. Reused from call to call.
+   */
+  #body = Buffer.allocUnsafeSlow(SEIPD_PART * 2);
+  #carried = 0;
   #head: Buffer | undefined;
   #plainHead: Buffer | undefined;
   #ended = false;
   readonly #free: Buffer[] = [];
 
-  constructor(passphrase: Buffer, options: { countOctet?: number } = {}) {
+  constructor(passphrase: Buffer, options: { countOctet?: number; backend?: CfbBackend } = {}) {
     const countOctet = options.countOctet ?? S2K_COUNT_OCTET;
     const salt = randomBytes(8);
     const key = deriveKey(passphrase, { type: 3, hash: SHA256, salt, count: s2kCount(countOctet) }, 32);
-    this.#cipher = createCipheriv(CIPHERS[AES256]!.name, key, Buffer.alloc(BLOCK));
+    this.#cipher = cfbStage(CIPHERS[AES256]!.name, key, false, options.backend);
     // SKESK v4: version, cipher, S2K (iterated and salted: type, hash, salt, count); no session key.
     const skesk = Buffer.concat([Buffer.of(4, AES256, 3, SHA256), salt, Buffer.of(countOctet)]);
     this.#head = Buffer.concat([Buffer.of(0xc0 | TAG.SKESK), lengthOctets(skesk.length), skesk, Buffer.of(0xc0 | TAG.SEIPD)]);
@@ -195,8 +203,9 @@ export class OpenPgpEncryptor implements ChunkEncoder {
     prefix[BLOCK + 1] = prefix[BLOCK - 1]!;
     // The literal packet's header, then its body's own header: binary, no file name, date 0.
     this.#plainHead = Buffer.concat([prefix, Buffer.of(0xc0 | TAG.LITERAL)]);
-    // The SEIPD body starts with its version, 1, before the ciphertext (held until a part is full).
-    this.#seipd.push(Buffer.of(1), []);
+    // The SEIPD body starts with its version, 1, before the ciphertext.
+    this.#body[0] = 1;
+    this.#carried = 1;
   }
 
   update(data: Buffer): Buffer {
@@ -204,25 +213,30 @@ export class OpenPgpEncryptor implements ChunkEncoder {
     const plain: Buffer[] = [];
     this.#begin(plain);
     this.#literal.push(data, plain);
+    const end = this.#encrypt(plain);
     const out: Buffer[] = [];
-    this.#encryptInto(plain, out);
-    return this.#join(out);
+    const framed = this.#frame(end, out);
+    const output = this.#join(out);
+    // What was not framed moves to the start of the body, now that the output holds the rest.
+    this.#body.copyWithin(0, framed, end);
+    this.#carried = end - framed;
+    return output;
   }
 
   final(): Buffer {
     if (this.#ended) throw new Error('OpenPgpEncryptor: final twice');
+    this.#ended = true;
     const plain: Buffer[] = [];
     this.#begin(plain);
     this.#literal.end(plain);
     plain.push(Buffer.of(0xc0 | TAG.MDC, 20));
-    const out: Buffer[] = [];
-    this.#encryptInto(plain, out);
-    this.#ended = true;
+    let end = this.#encrypt(plain);
     // The MDC's value itself is encrypted, not hashed.
-    this.#encryptInto([this.#mdc.digest()], out, false);
-    const tail = this.#cipher.final();
-    if (tail.length) this.#seipd.push(tail, out, true);
-    this.#seipd.end(out);
+    end = this.#encrypt([this.#mdc.digest()], end, false);
+    const out: Buffer[] = [];
+    const framed = this.#frame(end, out);
+    const last = this.#body.subarray(framed, end);
+    out.push(lengthOctets(last.length), last);
     return this.#join(out);
   }
 
@@ -234,15 +248,35 @@ export class OpenPgpEncryptor implements ChunkEncoder {
     this.#literal.push(Buffer.of(0x62, 0, 0, 0, 0, 0), plain);
   }
 
-  #encryptInto(plain: Buffer[], out: Buffer[], hash = true): void {
-    for (const piece of plain) {
-      // In STEP-sized calls: each returns a new buffer (see STEP).
-      for (let offset = 0; offset < piece.length; offset += STEP) {
-        const step = piece.subarray(offset, offset + STEP);
-        if (hash) this.#mdc.update(step);
-        this.#seipd.push(this.#cipher.update(step), out, true);
-      }
+  /** Hashes (for the MDC) and encrypts `plain` into the body after `start`; returns where it ends. */
+  #encrypt(plain: Buffer[], start = this.#carried, hash = true): number {
+    const length = plain.reduce((n, b) => n + b.length, 0);
+    if (start + length > this.#body.length) {
+      const grown = Buffer.allocUnsafeSlow(Math.ceil((start + length) / SEIPD_PART) * SEIPD_PART);
+      this.#body.copy(grown, 0, 0, start);
+      this.#body = grown;
     }
+    let position = start;
+    for (const piece of plain) {
+      if (hash) this.#mdc.update(piece);
+      this.#cipher.update(piece, this.#body.subarray(position, position + piece.length));
+      position += piece.length;
+    }
+    return position;
+  }
+
+  /**
+   * Frames the body up to `end` in partial parts (powers of two, at least SEIPD_PART) into `out`;
+   * returns where the rest (less than a part) starts.
+   */
+  #frame(end: number, out: Buffer[]): number {
+    let position = 0;
+    while (end - position >= SEIPD_PART) {
+      const exponent = Math.min(MAX_PARTIAL_EXPONENT, 31 - Math.clz32(end - position));
+      out.push(Buffer.of(224 + exponent), this.#body.subarray(position, position + 2 ** exponent));
+      position += 2 ** exponent;
+    }
+    return position;
   }
 
   /** The pieces in one output buffer, from a small pool the writer returns them to (`release`). */
@@ -267,86 +301,11 @@ export class OpenPgpEncryptor implements ChunkEncoder {
   }
 }
 
-/**
- * How much is encrypted or decrypted per call into OpenSSL. Each call returns a new, zero-filled
- * buffer (fresh memory costs a page fault per 4 KiB here), and each call has a fixed cost: whole
- * runs measured with 4, 16, 64 and 256 KiB steps used the least CPU with 64 KiB.
- */
-const STEP = 64 * 1024;
-
 interface PacketEvents {
   /** A packet begins; `length` is undefined when unknown (partial or indeterminate). */
   start(tag: number, length: number | undefined): void;
   body(data: Buffer): void;
   end(tag: number): void;
-}
-
-/**
- * CFB decryption (full blocks, no resync: OpenPGP's SEIPD) computed as AES-ECB of the previous
- * ciphertext blocks XORed with the ciphertext. Decrypting CFB needs no block before the one it
- * decrypts, so OpenSSL's ECB runs several blocks at once: about three times OpenSSL's own CFB
- * decryption here, which goes one block at a time.
- */
-export class CfbDecipher {
-  readonly #ecb: Cipher;
-  /** The last whole ciphertext block (the zero IV at first). */
-  #prev = Buffer.alloc(BLOCK);
-  /** Ciphertext of the current incomplete block (already decrypted and handed out), and its keystream. */
-  #partial = Buffer.alloc(0);
-  #partialKeystream: Buffer | undefined;
-  /** Reused: fresh memory costs a page fault per 4 KiB, more than the decryption itself. */
-  #scratch = Buffer.alloc(0);
-
-  constructor(algorithm: string, key: Buffer) {
-    this.#ecb = createCipheriv(algorithm.replace(/-cfb$/, '-ecb'), key, null);
-    this.#ecb.setAutoPadding(false);
-  }
-
-  update(data: Buffer): Buffer {
-    const out: Buffer[] = [];
-    let offset = 0;
-    if (this.#partial.length) {
-      const start = this.#partial.length;
-      const take = data.subarray(0, BLOCK - start);
-      out.push(xorBytes(take, this.#partialKeystream!.subarray(start)));
-      this.#partial = Buffer.concat([this.#partial, take]);
-      offset = take.length;
-      if (this.#partial.length < BLOCK) return out[0]!;
-      this.#prev = this.#partial;
-      this.#partial = Buffer.alloc(0);
-      this.#partialKeystream = undefined;
-    }
-    const rest = data.subarray(offset);
-    const whole = rest.length - (rest.length % BLOCK);
-    if (whole) {
-      // The keystream of each block is the encryption of the ciphertext block before it.
-      if (this.#scratch.length < whole) this.#scratch = Buffer.allocUnsafeSlow(Math.max(whole, STEP));
-      const scratch = this.#scratch.subarray(0, whole);
-      this.#prev.copy(scratch);
-      rest.copy(scratch, BLOCK, 0, whole - BLOCK);
-      const plain = this.#ecb.update(scratch);
-      // XOR 32 bits at a time: both operands aligned (the ciphertext copied into the scratch).
-      rest.copy(scratch, 0, 0, whole);
-      const a = new Int32Array(plain.buffer, plain.byteOffset, whole / 4);
-      const b = new Int32Array(scratch.buffer, scratch.byteOffset, whole / 4);
-      for (let i = 0; i < a.length; i++) a[i]! ^= b[i]!;
-      out.push(plain);
-      this.#prev = Buffer.from(rest.subarray(whole - BLOCK, whole));
-    }
-    const tail = rest.subarray(whole);
-    if (tail.length) {
-      this.#partialKeystream = this.#ecb.update(this.#prev);
-      out.push(xorBytes(tail, this.#partialKeystream));
-      this.#partial = Buffer.from(tail);
-    }
-    return out.length === 1 ? out[0]! : Buffer.concat(out);
-  }
-}
-
-function xorBytes(data: Buffer, keystream: Buffer): Buffer {
-  const out = Buffer.allocUnsafe(data.length);
-  for (let i = 0; i < data.length; i++) out[i] = data[i]! ^ keystream[i]!;
-  return out;
 }
 
 /** The packet header reader: tag and length octets, partial lengths, old and new formats. */
@@ -490,7 +449,10 @@ export class OpenPgpDecryptor implements ChunkDecoder {
   #skesk: Buffer[] | undefined;
   #seipdVersion: Gather | undefined;
   #cipherPrefix: Gather | undefined;
-  #decipher: CfbDecipher | undefined;
+  #decipher: CfbStage | undefined;
+  /** Decrypted octets, handed on before the next call overwrites them (ChunkDecoder's contract). */
+  #decrypted: Buffer | undefined;
+  readonly #backend: CfbBackend | undefined;
   #seipdDone = false;
   // The decrypted stream.
   readonly #mdc: Hash = createHash('sha1');
@@ -506,9 +468,10 @@ export class OpenPgpDecryptor implements ChunkDecoder {
   /** The outer packet being read. */
   #tagOpen = 0;
 
-  constructor(passphrase: Buffer, label: string) {
+  constructor(passphrase: Buffer, label: string, options: { backend?: CfbBackend } = {}) {
     this.#passphrase = passphrase;
     this.#label = label;
+    this.#backend = options.backend;
     this.#outer = new PacketReader({
       start: (tag) => this.#outerStart(tag),
       body: (data) => this.#outerBody(data),
@@ -658,14 +621,21 @@ export class OpenPgpDecryptor implements ChunkDecoder {
       if (!this.#cipherPrefix!.done) return;
       this.#chooseKey(this.#cipherPrefix!.value);
     }
-    for (let offset = 0; offset < data.length; offset += STEP) this.#plain(this.#decipher!.update(data.subarray(offset, offset + STEP)));
+    this.#decrypted ??= Buffer.allocUnsafeSlow(DECRYPT_STEP);
+    for (let offset = 0; offset < data.length; offset += DECRYPT_STEP) {
+      const piece = data.subarray(offset, offset + DECRYPT_STEP);
+      const plain = this.#decrypted.subarray(0, piece.length);
+      this.#decipher!.update(piece, plain);
+      this.#plain(plain);
+    }
   }
 
   /** Finds the key whose decryption of the prefix passes the quick check, and starts decrypting. */
   #chooseKey(prefixCipher: Buffer): void {
     for (const { cipher, key } of this.#keys) {
-      const decipher = new CfbDecipher(CIPHERS[cipher]!.name, key);
-      const prefix = decipher.update(prefixCipher);
+      const decipher = cfbStage(CIPHERS[cipher]!.name, key, true, this.#backend);
+      const prefix = Buffer.alloc(prefixCipher.length);
+      decipher.update(prefixCipher, prefix);
       if (prefix[BLOCK] === prefix[BLOCK - 2] && prefix[BLOCK + 1] === prefix[BLOCK - 1]) {
         this.#decipher = decipher;
         this.#mdc.update(prefix);
@@ -741,6 +711,9 @@ export class OpenPgpDecryptor implements ChunkDecoder {
     }
   }
 }
+
+/** How much is decrypted at a time into the decryptor's reused buffer. */
+const DECRYPT_STEP = 256 * 1024;
 
 /** An error whose code and message are given as they are (prefixed with the artifact's name). */
 class Refusal extends Error {

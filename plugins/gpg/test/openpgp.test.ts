@@ -9,14 +9,15 @@ import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { BackupError } from '@sutazai/backup-core';
+import { cfbBackend, cfbStage, type CfbBackend } from '../src/cfb.js';
 import { OpenPgpDecryptor, OpenPgpEncryptor } from '../src/openpgp.js';
 import { stockGpg } from './keys.js';
 
 const passphrase = Buffer.from('a long test passphrase');
 
 /** Encrypts `data`, handing it to the encryptor in pieces of random sizes. */
-function encrypt(data: Buffer, pass = passphrase): Buffer {
-  const encryptor = new OpenPgpEncryptor(pass);
+function encrypt(data: Buffer, pass = passphrase, backend?: CfbBackend): Buffer {
+  const encryptor = new OpenPgpEncryptor(pass, { backend });
   const out: Buffer[] = [];
   for (let offset = 0; offset < data.length; ) {
     const n = Math.min(data.length - offset, 1 + Math.floor(Math.random() * 300_000));
@@ -30,8 +31,8 @@ function encrypt(data: Buffer, pass = passphrase): Buffer {
 }
 
 /** Decrypts in pieces of `step` bytes; throws unless `end()` accepts it. */
-function decrypt(message: Buffer, pass = passphrase, step = 4099): Buffer {
-  const decryptor = new OpenPgpDecryptor(pass, 'art');
+function decrypt(message: Buffer, pass = passphrase, step = 4099, backend?: CfbBackend): Buffer {
+  const decryptor = new OpenPgpDecryptor(pass, 'art', { backend });
   const out: Buffer[] = [];
   for (let offset = 0; offset < message.length; offset += step) {
     decryptor.update(message.subarray(offset, offset + step), (d) => out.push(Buffer.from(d)));
@@ -132,5 +133,49 @@ describe('in-process OpenPGP encryption', () => {
   it('says how to read what it does not decrypt itself (gpg compressed inside)', () => {
     const compressed = gpgEncrypt(Buffer.alloc(10_000, 'a'));
     expect(caught(() => decrypt(compressed)).message).toMatch(/compressed packet.*decrypt it with `gpg --decrypt`/);
+  });
+});
+
+describe('AES-CFB: the addon and node:crypto', () => {
+  it('this setup built the addon, and it is what encrypts (scripts/build-native.mjs, run by npm run build)', () => {
+    expect(cfbBackend()).toBe('addon');
+  });
+
+  it.each(['aes-128-cfb', 'aes-192-cfb', 'aes-256-cfb'])('%s: the addon computes what node:crypto does, in pieces of any size, in place or not', (algorithm) => {
+    const key = randomBytes(Number(algorithm.split('-')[1]) / 8);
+    const data = randomBytes(700_001);
+    for (const decrypt of [false, true]) {
+      const results = (['addon', 'node:crypto'] as const).map((backend, b) => {
+        const stage = cfbStage(algorithm, key, decrypt, backend);
+        const out = Buffer.alloc(data.length);
+        const sizes = [1, 15, 16, 17, 31, 64 * 1024 - 1, 64 * 1024 + 1, 300_000];
+        for (let offset = 0, i = 0; offset < data.length; i++) {
+          const n = Math.min(data.length - offset, sizes[(i + b) % sizes.length]!);
+          const src = data.subarray(offset, offset + n);
+          if (i % 2) {
+            const target = out.subarray(offset, offset + n);
+            src.copy(target);
+            stage.update(target, target);
+          } else {
+            stage.update(src, out.subarray(offset, offset + n));
+          }
+          offset += n;
+        }
+        return out;
+      });
+      expect(results[0]!.equals(results[1]!), `${decrypt ? 'decryption' : 'encryption'} differs`).toBe(true);
+      expect(results[0]!.equals(data)).toBe(false);
+    }
+  });
+
+  it('a message written with either is read by the other, and by stock gpg', () => {
+    const data = randomBytes(2 * 1024 * 1024 + 5);
+    for (const [writer, reader] of [['addon', 'node:crypto'], ['node:crypto', 'addon']] as const) {
+      const message = encrypt(data, passphrase, writer);
+      expect(decrypt(message, passphrase, 65_537, reader).equals(data), `${writer} -> ${reader}`).toBe(true);
+      const stock = stockGpg(['--passphrase', passphrase.toString(), '--decrypt'], message);
+      expect(stock.status, stock.stderr).toBe(0);
+      expect(stock.stdout.equals(data)).toBe(true);
+    }
   });
 });
