@@ -3,9 +3,11 @@
 // against stock gpg on the same compressed data (what a user would otherwise script), in the
 // same run, rounds interleaved so that load on the machine hits every variant alike.
 //
-// The tool's encrypted run also decrypts every artifact once (the verify stage), so its cost is
-// compared with stock `gpg --symmetric` plus `gpg --decrypt` of the same .tar.zst; `--compress-algo
-// none` is what the tool runs (the data is already zstd-compressed), stock default is also shown.
+// The target: the tool's encryption (encrypted run − unencrypted run) costs no more than stock
+// `gpg --symmetric` of the same .tar.zst, within 10%; exits 1 otherwise. The encrypted run also
+// decrypts every artifact once (its verification), so stock `gpg --symmetric` + `gpg --decrypt` is
+// shown too, like for like. `--compress-algo none` is what the tool writes (the data is already
+// zstd-compressed); stock gpg's default options (zlib again) are shown as well.
 //
 //   node bench/encryption.mjs [--mb 256] [--rounds 3] [--json]
 import { spawnSync } from 'node:child_process';
@@ -106,8 +108,11 @@ const result = {
   medians: m,
   toolEncryptionCostSeconds: +toolCost.toFixed(2),
   stockGpgSeconds: { symmetric: m.stockEnc.wall, symmetricDefault: m.stockEncDefault.wall, decrypt: m.stockDec.wall, symmetricPlusDecrypt: +stockCost.toFixed(2) },
-  ratio: +(toolCost / stockCost).toFixed(2),
-  withinTenPercent: toolCost <= stockCost * 1.1,
+  // The target (issue 6): no more than stock `gpg --symmetric` alone, within 10%, although the
+  // run also decrypts everything once to verify it.
+  ratio: +(toolCost / m.stockEnc.wall).toFixed(2),
+  ratioToEncryptPlusDecrypt: +(toolCost / stockCost).toFixed(2),
+  withinTenPercent: toolCost <= m.stockEnc.wall * 1.1,
 };
 
 if (process.argv.includes('--json')) console.log(JSON.stringify(result, null, 2));
@@ -122,6 +127,9 @@ else {
   console.log(row('stock gpg --symmetric, default options', m.stockEncDefault));
   console.log(row('stock gpg --decrypt', m.stockDec));
   console.log(
-    `\nencryption in the tool (encrypted run − unencrypted run): ${toolCost.toFixed(2)} s; stock gpg encrypt + decrypt of the same data: ${stockCost.toFixed(2)} s; ratio ${result.ratio} (${result.withinTenPercent ? 'within' : 'NOT within'} 10%)`,
+    `\nencryption in the tool (encrypted run − unencrypted run, which includes decrypting once to verify): ${toolCost.toFixed(2)} s\n` +
+      `stock gpg --symmetric alone: ${m.stockEnc.wall.toFixed(2)} s: ratio ${result.ratio} (${result.withinTenPercent ? 'within' : 'NOT within'} 10%)\n` +
+      `stock gpg encrypt + decrypt (like for like): ${stockCost.toFixed(2)} s: ratio ${result.ratioToEncryptPlusDecrypt}`,
   );
 }
+process.exitCode = result.withinTenPercent ? 0 : 1;
