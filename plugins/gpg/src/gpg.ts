@@ -152,40 +152,22 @@ function statusHas(status: string, keyword: string): boolean {
   return status.split('\n').some((l) => l.startsWith(`[GNUPG:] ${keyword}`));
 }
 
-/** Symmetric: a passphrase; recipients: key files gpg encrypts to without a keyring (`--recipient-file`). */
-export type EncryptTo = { passphrase: Buffer } | { recipientFiles: string[] };
-
-/** An OpenPGP encryption stage: plaintext in, `gpg --decrypt`-able, integrity-protected (MDC) message out. */
-export function encryptStream(keyring: Keyring, home: string, to: EncryptTo, label: string): ChildProcessStream {
-  return new ChildProcessStream(encryptProgram(keyring, home, to, label));
+/**
+ * An OpenPGP encryption stage to public keys: plaintext in, a `gpg --decrypt`-able,
+ * integrity-protected (MDC) message out. `recipientFiles`: key files gpg encrypts to without a
+ * keyring (`--recipient-file`). (Passphrase encryption runs in-process: openpgp.ts.)
+ */
+export function encryptStream(keyring: Keyring, home: string, recipientFiles: string[], label: string): ChildProcessStream {
+  return new ChildProcessStream(encryptProgram(keyring, home, recipientFiles, label));
 }
 
 /** The gpg run of `encryptStream`: stdin to stdout. */
-export function encryptProgram(keyring: Keyring, home: string, to: EncryptTo, label: string): ProgramSpec {
-  const mode =
-    'passphrase' in to
-      ? [
-          // A passphrase on a file descriptor needs no gpg-agent: not starting one saves starting and stopping it.
-          '--no-autostart',
-          '--symmetric',
-          '--cipher-algo',
-          SYMMETRIC_CIPHER,
-          '--s2k-mode',
-          '3',
-          '--s2k-digest-algo',
-          'SHA512',
-          '--s2k-count',
-          '65011712',
-          '--passphrase-fd',
-          String(PASSPHRASE_FD),
-        ]
-      : ['--encrypt', ...to.recipientFiles.flatMap((f) => ['--recipient-file', f])];
+export function encryptProgram(keyring: Keyring, home: string, recipientFiles: string[], label: string): ProgramSpec {
   return {
     command: keyring.gpg,
     // Compression already happened (zstd); gpg's own would only cost time.
-    args: keyring.argsIn(home, '--quiet', '--compress-algo', 'none', ...mode, '--output', '-'),
+    args: keyring.argsIn(home, '--quiet', '--compress-algo', 'none', '--encrypt', ...recipientFiles.flatMap((f) => ['--recipient-file', f]), '--output', '-'),
     env: keyring.env(home),
-    ...('passphrase' in to ? { inputs: { [PASSPHRASE_FD]: Buffer.concat([to.passphrase, Buffer.from('\n')]) } } : {}),
     statusFd: STATUS_FD,
     check: (o) => encryptionOutcome(o, label),
   };
@@ -196,19 +178,18 @@ export function encryptionOutcome(o: ChildOutcome, label: string): Error | undef
   return new BackupError('E_ARCHIVE', `${label}: gpg encryption failed (exit ${o.code ?? o.signal}): ${lastLine(o.stderr) || 'no message'}`);
 }
 
-/** The decryption stage: a passphrase for symmetric data, or a secret key's passphrase (if it has one). */
-export function decryptStream(keyring: Keyring, home: string, passphrase: Buffer | undefined, label: string, mode: 'symmetric' | 'recipients'): ChildProcessStream {
-  return new ChildProcessStream(decryptProgram(keyring, home, passphrase, label, mode));
+/** The decryption stage of data encrypted to public keys; `passphrase`: the private key's, if it has one. */
+export function decryptStream(keyring: Keyring, home: string, passphrase: Buffer | undefined, label: string): ChildProcessStream {
+  return new ChildProcessStream(decryptProgram(keyring, home, passphrase, label));
 }
 
 /** The gpg run of `decryptStream`: stdin (a pipe, or the artifact file itself) to stdout. */
-export function decryptProgram(keyring: Keyring, home: string, passphrase: Buffer | undefined, label: string, mode: 'symmetric' | 'recipients'): ProgramSpec {
+export function decryptProgram(keyring: Keyring, home: string, passphrase: Buffer | undefined, label: string): ProgramSpec {
   return {
     command: keyring.gpg,
     // Not --quiet: the reason of a failure (Bad passphrase) is only said on stderr.
     args: keyring.argsIn(
       home,
-      ...(mode === 'symmetric' ? ['--no-autostart'] : []),
       ...(passphrase ? ['--passphrase-fd', String(PASSPHRASE_FD)] : []),
       '--decrypt',
       '--output',
@@ -217,7 +198,7 @@ export function decryptProgram(keyring: Keyring, home: string, passphrase: Buffe
     env: keyring.env(home),
     ...(passphrase ? { inputs: { [PASSPHRASE_FD]: Buffer.concat([passphrase, Buffer.from('\n')]) } } : {}),
     statusFd: STATUS_FD,
-    check: (o) => decryptionOutcome(o, label, mode),
+    check: (o) => decryptionOutcome(o, label),
   };
 }
 
@@ -225,7 +206,7 @@ export function decryptProgram(keyring: Keyring, home: string, passphrase: Buffe
  * Whether gpg's output of a decryption can be trusted: exit 0, DECRYPTION_OKAY, and an integrity
  * check that passed (GOODMDC, or AEAD). Anything else is an error that says what went wrong.
  */
-export function decryptionOutcome(o: ChildOutcome, label: string, mode: 'symmetric' | 'recipients'): Error | undefined {
+export function decryptionOutcome(o: ChildOutcome, label: string): Error | undefined {
   const info = o.status.split('\n').find((l) => l.startsWith('[GNUPG:] DECRYPTION_INFO'));
   const aead = Number(info?.split(' ')[4] ?? 0) > 0;
   const integrityOk = statusHas(o.status, 'GOODMDC') || aead;
@@ -239,12 +220,7 @@ export function decryptionOutcome(o: ChildOutcome, label: string, mode: 'symmetr
     [...o.status.matchAll(/\[GNUPG:\] ERROR \S+ (\d+)/g)].some((m) => (Number(m[1]) & 0xffff) === 11) ||
     /bad session key|bad passphrase/i.test(o.stderr);
   if (badPassphrase) {
-    return new BackupError(
-      'E_CONFIG',
-      mode === 'symmetric'
-        ? `${label}: cannot decrypt: wrong passphrase (encryption.passphrase) (gpg: ${gpgSays})`
-        : `${label}: cannot decrypt: wrong passphrase for the private key (encryption.privateKeyPassphrase) (gpg: ${gpgSays})`,
-    );
+    return new BackupError('E_CONFIG', `${label}: cannot decrypt: wrong passphrase for the private key (encryption.privateKeyPassphrase) (gpg: ${gpgSays})`);
   }
   if (statusHas(o.status, 'NO_SECKEY') || /no secret key/i.test(o.stderr)) {
     return new BackupError('E_CONFIG', `${label}: cannot decrypt: it is encrypted to a key whose private key is not configured (set encryption.privateKey) (gpg: ${gpgSays})`);

@@ -209,8 +209,8 @@ export default definePlugin({
         archive.addTransform({
           name: NAME,
           extension: '.gpg',
-          create: () => encryptStream(gpg.keyring, home, { recipientFiles }, label),
-          program: () => encryptProgram(gpg.keyring, home, { recipientFiles }, label),
+          create: () => encryptStream(gpg.keyring, home, recipientFiles, label),
+          program: () => encryptProgram(gpg.keyring, home, recipientFiles, label),
           info: { method: NAME, mode: 'recipients', recipients: [...gpg.recipientFingerprints] },
         });
       } else {
@@ -231,8 +231,8 @@ export default definePlugin({
         }
         await gpg.privateKeyReady();
         const keyPassphrase = options.privateKeyPassphrase ? Buffer.from(options.privateKeyPassphrase, 'utf8') : undefined;
-        decode.addDecoder(NAME, () => decryptStream(gpg.keyring, home, keyPassphrase, label, 'recipients'), {
-          program: () => decryptProgram(gpg.keyring, home, keyPassphrase, label, 'recipients'),
+        decode.addDecoder(NAME, () => decryptStream(gpg.keyring, home, keyPassphrase, label), {
+          program: () => decryptProgram(gpg.keyring, home, keyPassphrase, label),
         });
         return;
       }

@@ -83,48 +83,31 @@ describe('gpg streams', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  it('symmetric: round trip, and stock gpg decrypts it', async () => {
-    const encrypted = await collect(encryptStream(keyring, home, { passphrase }, 'x'), data);
-    expect(encrypted.subarray(0, 100).includes(data.subarray(0, 32))).toBe(false);
-    expect((await collect(decryptStream(keyring, home, passphrase, 'x', 'symmetric'), encrypted)).equals(data)).toBe(true);
-    const stock = stockGpg(['--passphrase', passphrase.toString(), '--decrypt'], encrypted);
-    expect(stock.status).toBe(0);
-    expect(stock.stdout.equals(data)).toBe(true);
-  });
-
-  it('a wrong passphrase fails with a clear error', async () => {
-    const encrypted = await collect(encryptStream(keyring, home, { passphrase }, 'x'), data);
-    await expect(collect(decryptStream(keyring, home, Buffer.from('not the passphrase'), 'art', 'symmetric'), encrypted)).rejects.toThrow(
-      /art: cannot decrypt: wrong passphrase \(encryption\.passphrase\)/,
-    );
-  });
-
-  it('a flipped bit or a cut makes the stream error, never end', async () => {
-    const encrypted = await collect(encryptStream(keyring, home, { passphrase }, 'x'), data);
-    const flipped = Buffer.from(encrypted);
-    flipped[flipped.length - 100]! ^= 0x01;
-    await expect(collect(decryptStream(keyring, home, passphrase, 'art', 'symmetric'), flipped)).rejects.toThrow(/art: the encrypted data failed gpg's integrity check/);
-    const cut = encrypted.subarray(0, encrypted.length - 4096);
-    await expect(collect(decryptStream(keyring, home, passphrase, 'art', 'symmetric'), cut)).rejects.toThrow(/art: .*(integrity|gpg --decrypt failed)/);
-  });
-
-  it('refuses data without integrity protection (no MDC)', async () => {
-    const plain = stockGpg(['--passphrase', passphrase.toString(), '--symmetric', '--rfc2440', '--cipher-algo', 'AES256', '--output', '-'], data);
-    expect(plain.status).toBe(0);
-    await expect(collect(decryptStream(keyring, home, passphrase, 'art', 'symmetric'), plain.stdout)).rejects.toThrow(/art: .*integrity/);
-  });
-
   it('recipients: the backup side needs only the public key; the private key decrypts; stock gpg too', async () => {
     const recipientFile = writeKey(dir, 'recipient.asc', key.publicKey);
-    const encrypted = await collect(encryptStream(keyring, home, { recipientFiles: [recipientFile] }, 'x'), data);
-    await expect(collect(decryptStream(keyring, home, undefined, 'art', 'recipients'), encrypted)).rejects.toThrow(/private key is not configured/);
+    const encrypted = await collect(encryptStream(keyring, home, [recipientFile], 'x'), data);
+    expect(encrypted.subarray(0, 100).includes(data.subarray(0, 32))).toBe(false);
+    await expect(collect(decryptStream(keyring, home, undefined, 'art'), encrypted)).rejects.toThrow(/private key is not configured/);
     await keyring.import(Buffer.from(key.secretKey));
-    await expect(collect(decryptStream(keyring, home, Buffer.from('nope'), 'art', 'recipients'), encrypted)).rejects.toThrow(
-      /wrong passphrase for the private key \(encryption\.privateKeyPassphrase\)/,
+    await expect(collect(decryptStream(keyring, home, Buffer.from('nope'), 'art'), encrypted)).rejects.toThrow(
+      /art: cannot decrypt: wrong passphrase for the private key \(encryption\.privateKeyPassphrase\)/,
     );
-    expect((await collect(decryptStream(keyring, home, Buffer.from(key.passphrase!), 'art', 'recipients'), encrypted)).equals(data)).toBe(true);
+    expect((await collect(decryptStream(keyring, home, Buffer.from(key.passphrase!), 'art'), encrypted)).equals(data)).toBe(true);
     const stock = stockGpg(['--passphrase', key.passphrase!, '--decrypt'], encrypted, [key.secretKey]);
     expect(stock.stdout.equals(data)).toBe(true);
+
+    // A flipped bit or a cut makes the stream error, never end.
+    const flipped = Buffer.from(encrypted);
+    flipped[flipped.length - 100]! ^= 0x01;
+    await expect(collect(decryptStream(keyring, home, Buffer.from(key.passphrase!), 'art'), flipped)).rejects.toThrow(/art: the encrypted data failed gpg's integrity check/);
+    const cut = encrypted.subarray(0, encrypted.length - 4096);
+    await expect(collect(decryptStream(keyring, home, Buffer.from(key.passphrase!), 'art'), cut)).rejects.toThrow(/art: .*(integrity|gpg --decrypt failed)/);
+  });
+
+  it('refuses data without integrity protection (no MDC), even when gpg decrypts it', async () => {
+    const plain = stockGpg(['--passphrase', passphrase.toString(), '--symmetric', '--rfc2440', '--cipher-algo', 'AES256', '--output', '-'], data);
+    expect(plain.status).toBe(0);
+    await expect(collect(decryptStream(keyring, home, passphrase, 'art'), plain.stdout)).rejects.toThrow(/art: .*integrity/);
   });
 
   describe('manifest authentication', () => {
