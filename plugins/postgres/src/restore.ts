@@ -18,6 +18,7 @@ import {
   dropDatabase,
   largeObjectCount,
   majorOf,
+  sequenceValues,
   serverVersion,
   tableKey,
   userObjectCount,
@@ -250,8 +251,8 @@ export async function restoreInto(ctx: RestoreIntoContext & { plugin: PluginCont
 }
 
 /**
- * Restore test: pg_restore into a scratch database `<db>_restoretest_<id>`, compare row counts and
- * large objects with the manifest, run the configured checks, and drop the scratch database
+ * Restore test: pg_restore into a scratch database `<db>_restoretest_<id>`, compare row counts,
+ * sequence values and large objects with the manifest, run the configured checks, and drop the scratch database
  * whatever happened.
  */
 export async function restoreTest(ctx: RestoreTestContext & { plugin: PluginContext }, options: PostgresOptions): Promise<void> {
@@ -296,6 +297,20 @@ export async function restoreTest(ctx: RestoreTestContext & { plugin: PluginCont
       }
       const skipped = Object.keys(meta.tables).length - exact.length;
       if (skipped > 0) ctx.logger.info(`${skipped} table(s) have estimated row counts in the manifest and were not compared`);
+      // Sequences: what the next nextval() continues from (manifests before they were recorded have none).
+      const sequences = Object.entries(meta.sequences ?? {});
+      if (sequences.length) {
+        const restored = await sequenceValues(client);
+        for (const [sequence, expected] of sequences) {
+          const got = restored[sequence];
+          const ok = got !== undefined && String(got) === String(expected);
+          ctx.addCheck(
+            `sequence ${sequence}`,
+            ok,
+            ok ? `at ${got ?? 'its start'}` : `sequence ${sequence}: ${got === undefined ? 'missing' : `restored at ${got ?? 'its start'}`}, the manifest says ${expected ?? 'its start'}`,
+          );
+        }
+      }
       const objects = await largeObjectCount(client);
       ctx.addCheck('large objects', objects === meta.largeObjects, `${objects} restored, the manifest says ${meta.largeObjects}`);
       for (const check of options.checks) {

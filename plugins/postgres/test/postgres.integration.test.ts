@@ -167,15 +167,19 @@ checks:
     const shop = result.artifacts.find((a: { file: string }) => a.file === 'pg.shop.pgdump.zst');
     const names = shop.checks.map((c: { name: string }) => c.name);
     expect(names).toEqual(expect.arrayContaining(['pg_restore', 'rows sales.orders', 'rows public.customers', 'large objects', 'check shop has orders']));
+    expect(names.some((n: string) => n.startsWith('sequence '))).toBe(true);
     expect(await scratchDatabases()).toBe('');
   });
 
-  it('fails restore-test, naming the table, when a restored row count differs from the manifest', async () => {
+  it('fails restore-test, naming the table or sequence, when a restored row count or sequence value differs from the manifest', async () => {
     const copy = path.join(work, 'tampered');
     await fsp.cp(backupRoot, copy, { recursive: true });
     const manifestFile = path.join(copy, 'snapshots', snapshot, 'manifest.json');
     const edited = JSON.parse(await fsp.readFile(manifestFile, 'utf8'));
-    edited.artifacts.find((a: { file: string }) => a.file === 'pg.crm.pgdump.zst').meta.tables['sales.orders'].rows += 1;
+    const crm = edited.artifacts.find((a: { file: string }) => a.file === 'pg.crm.pgdump.zst').meta;
+    crm.tables['sales.orders'].rows += 1;
+    const [sequence, value] = Object.entries(crm.sequences as Record<string, number>).find(([, v]) => typeof v === 'number')!;
+    crm.sequences[sequence] = value + 5;
     await fsp.writeFile(manifestFile, JSON.stringify(edited, null, 2));
     const dir = path.join(work, 'rc-tampered');
     await fsp.mkdir(dir);
@@ -185,6 +189,7 @@ checks:
     expect(test.code).toBe(1);
     expect(test.stdout).toMatch(/FAILED .*pg\.crm\.pgdump\.zst/);
     expect(test.stdout).toContain('table sales.orders: 108 rows restored, the manifest says 109');
+    expect(test.stdout).toContain(`sequence ${sequence}: restored at ${value}, the manifest says ${value + 5}`);
     expect(test.stdout).not.toMatch(/FAILED .*pg\.shop\.pgdump\.zst/);
     expect(await scratchDatabases()).toBe('');
   });
