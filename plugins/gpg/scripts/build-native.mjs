@@ -4,7 +4,7 @@
 // plugin encrypts through node:crypto (slower, same bytes), so a machine without a compiler or
 // headers gets a note, not a failed install. `--strict` makes any failure an error (CI).
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, renameSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, renameSync, rmSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -13,7 +13,10 @@ const here = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const source = path.join(here, 'native', 'cfb.c');
 const target = path.join(here, 'build', 'cfb.node');
 
+let partial;
+
 function skip(why) {
+  if (partial) rmSync(partial, { force: true });
   const message = `@sutazai/backup-plugin-gpg: addon not built (${why}); encryption uses node:crypto instead (same output, slower)`;
   if (strict) {
     console.error(message);
@@ -35,12 +38,18 @@ const built = existsSync(target) && statSync(target).mtimeMs;
 if (built && built >= statSync(source).mtimeMs && built >= statSync(fileURLToPath(import.meta.url)).mtimeMs && !process.argv.includes('--force')) process.exit(0);
 
 mkdirSync(path.dirname(target), { recursive: true });
-const partial = `${target}.${process.pid}.tmp`;
-const cc = process.env.CC || 'cc';
+partial = `${target}.${process.pid}.tmp`;
 // Node's own OpenSSL headers first: the addon calls the OpenSSL inside Node, whatever the system has.
 const flags = ['-O3', '-fPIC', '-shared', '-Wall', '-Wextra', '-Werror', `-I${include}`];
 if (process.platform === 'darwin') flags.push('-undefined', 'dynamic_lookup');
-const r = spawnSync(cc, [...flags, '-o', partial, source], { encoding: 'utf8' });
+// $CC, else the first C compiler found (a C++ driver compiles it as C with -x c).
+const compilers = process.env.CC ? [[process.env.CC]] : [['cc'], ['gcc'], ['clang'], ['c++', '-x', 'c'], ['g++', '-x', 'c']];
+let cc;
+let r;
+for ([cc, ...r] of compilers) {
+  r = spawnSync(cc, [...flags, ...r, source, '-o', partial], { encoding: 'utf8' });
+  if (r.error?.code !== 'ENOENT') break;
+}
 if (r.error) skip(`${cc}: ${r.error.message}`);
 if (r.status !== 0) skip(`${cc} failed: ${(r.stderr || r.stdout).trim().split('\n').slice(0, 5).join(' | ')}`);
 renameSync(partial, target);
