@@ -1,120 +1,15 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import type { Readable } from 'node:stream';
-import { BackupError, type ErrorCode, type Logger, type SecretRegistry } from '@sutazai/backup-core';
+import { runChild, startChild, type Child, type ChildOptions } from '@sutazai/backup-core';
 import type { Tool } from './tools.js';
 
-const TAIL_BYTES = 4096;
-
-/** The last few KB a child wrote on stderr: enough for pg_dump's error, never its whole chatter. */
-export class OutputTail {
-  #text = '';
-
-  push(chunk: Buffer): void {
-    this.#text = (this.#text + chunk.toString('utf8')).slice(-TAIL_BYTES);
-  }
-
-  toString(): string {
-    return this.#text.trim();
-  }
-}
-
-export interface Child {
-  process: ChildProcess;
-  stderr: OutputTail;
-  /** Resolves when the program exited 0; rejects (naming what ran, with its stderr tail, redacted) otherwise. */
-  exited: Promise<void>;
-}
-
-export interface SpawnOptions {
-  env: NodeJS.ProcessEnv;
-  /** What this is, for messages: `sources.app-db: pg_dump of database "app"`. */
-  what: string;
-  code: ErrorCode;
-  secrets: SecretRegistry;
-  logger: Logger;
-  signal?: AbortSignal | undefined;
-  stdin?: 'pipe' | 'ignore';
-  stdout?: 'pipe' | 'ignore';
-}
+export type SpawnOptions = ChildOptions;
 
 /** Starts a PostgreSQL client program. Its arguments never carry a password: the connection is in `env`. */
 export function startTool(tool: Tool, args: string[], options: SpawnOptions): Child {
-  options.logger.debug(`running ${tool.path} ${args.join(' ')}`);
-  const child = spawn(tool.path, args, {
-    env: options.env,
-    stdio: [options.stdin ?? 'ignore', options.stdout ?? 'pipe', 'pipe'],
-  });
-  const stderr = new OutputTail();
-  child.stderr!.on('data', (b: Buffer) => stderr.push(b));
-  const onAbort = () => child.kill('SIGTERM');
-  options.signal?.addEventListener('abort', onAbort, { once: true });
-  const exited = new Promise<void>((resolve, reject) => {
-    let spawnError: Error | undefined;
-    child.once('error', (err) => (spawnError = err));
-    child.once('close', (code, signal) => {
-      options.signal?.removeEventListener('abort', onAbort);
-      if (code === 0 && !spawnError) return resolve();
-      if (options.signal?.aborted) {
-        // We stopped it: the reason the run was aborted is reported elsewhere.
-        return reject(new BackupError('E_ABORTED', `${options.what}: stopped because the run was aborted`));
-      }
-      const how = spawnError
-        ? `could not be run (${spawnError.message})`
-        : signal
-          ? `was killed by ${signal}`
-          : `exited with code ${code}`;
-      const tail = stderr.toString();
-      reject(
-        new BackupError(options.code, options.secrets.redact(`${options.what} failed: ${tool.name} ${how}${tail ? `: ${tail}` : ''}`), {
-          details: { program: tool.path, exitCode: code, signal },
-        }),
-      );
-    });
-  });
-  // Callers attach their own handlers; this one keeps an unobserved failure from crashing the process.
-  exited.catch(() => undefined);
-  return { process: child, stderr, exited };
+  return startChild(tool, args, options);
 }
 
-/**
- * Runs a program to the end, feeding `input` on stdin if given; resolves with its stdout. When the
- * program fails because its input failed (an artifact that does not decode), the input's error is
- * the one reported.
- */
-export async function runTool(tool: Tool, args: string[], options: SpawnOptions & { input?: Readable }): Promise<string> {
-  const child = startTool(tool, args, { ...options, stdin: options.input ? 'pipe' : 'ignore' });
-  let stdout = '';
-  child.process.stdout!.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-  const fed = options.input ? feed(options.input, child) : Promise.resolve(undefined);
-  try {
-    await child.exited;
-  } catch (err) {
-    throw (await fed) ?? err;
-  }
-  return stdout;
-}
-
-/**
- * Pipes a stream into a child's stdin; resolves with the input's error, if it failed. A program may
- * stop reading early on purpose (`pg_restore --list` reads only the table of contents): EPIPE then
- * is not an error, and the rest of the input is dropped. An input that fails kills the child, so
- * it cannot finish on partial data.
- */
-export function feed(input: Readable, child: Child): Promise<Error | undefined> {
-  const stdin = child.process.stdin!;
-  return new Promise((resolve) => {
-    let failed: Error | undefined;
-    stdin.on('error', () => input.destroy());
-    input.on('error', (err) => {
-      failed ??= err;
-      child.process.kill('SIGTERM');
-      stdin.destroy();
-    });
-    child.process.once('close', () => {
-      input.destroy();
-      // Let an error the input raised while being torn down arrive first.
-      setImmediate(() => resolve(failed));
-    });
-    input.pipe(stdin);
-  });
+/** Runs a PostgreSQL client program to the end (see core's `runChild`); resolves with its stdout. */
+export function runTool(tool: Tool, args: string[], options: SpawnOptions & { input?: Readable }): Promise<string> {
+  return runChild(tool, args, options);
 }

@@ -1,7 +1,7 @@
 import type { Readable } from 'node:stream';
-import { BackupError, isBackupError, type ArtifactStream, type Logger, type SecretRegistry } from '@sutazai/backup-core';
+import { BackupError, isBackupError, type ArtifactStream, type Child, type Logger, type SecretRegistry } from '@sutazai/backup-core';
 import { databaseInfo, countRows, largeObjectCount, sequenceValues, type DatabaseMeta, type GlobalsMeta } from './catalog.js';
-import { startTool, type Child } from './child.js';
+import { startTool } from './child.js';
 import { childEnv, connect, type Connection } from './connection.js';
 import type { PostgresOptions } from './options.js';
 import type { Tool } from './tools.js';

@@ -1,0 +1,125 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import type { Readable } from 'node:stream';
+import { BackupError, type ErrorCode } from './errors.js';
+import type { Logger } from './log.js';
+import type { SecretRegistry } from './secrets.js';
+
+const TAIL_BYTES = 4096;
+
+/** The last few KB a child wrote on stderr: enough for its error message, never its whole chatter. */
+export class OutputTail {
+  #text = '';
+
+  push(chunk: Buffer): void {
+    this.#text = (this.#text + chunk.toString('utf8')).slice(-TAIL_BYTES);
+  }
+
+  toString(): string {
+    return this.#text.trim();
+  }
+}
+
+export interface Child {
+  process: ChildProcess;
+  stderr: OutputTail;
+  /** Resolves when the program exited 0; rejects (naming what ran, with its stderr tail, redacted) otherwise. */
+  exited: Promise<void>;
+}
+
+export interface ChildOptions {
+  env: NodeJS.ProcessEnv;
+  /** What this is, for messages: `sources.app-db: pg_dump of database "app"`. */
+  what: string;
+  /** The error code of a failure (E_SOURCE for a dump, E_RESTORE for a restore, ...). */
+  code: ErrorCode;
+  secrets: SecretRegistry;
+  logger: Logger;
+  /** Stops the program (SIGTERM) when aborted; it then fails with E_ABORTED. */
+  signal?: AbortSignal | undefined;
+  cwd?: string | undefined;
+  stdin?: 'pipe' | 'ignore';
+  stdout?: 'pipe' | 'ignore';
+}
+
+/**
+ * Starts a program for a plugin (a dump, a restore, a check). Its arguments are logged at debug
+ * level, redacted, so secrets belong in `env` or a file, never in `args`. `name` is how messages
+ * call it (`pg_dump`).
+ */
+export function startChild(program: { path: string; name: string }, args: readonly string[], options: ChildOptions): Child {
+  options.logger.debug(options.secrets.redact(`running ${program.path} ${args.join(' ')}`));
+  const child = spawn(program.path, args, {
+    env: options.env,
+    cwd: options.cwd,
+    stdio: [options.stdin ?? 'ignore', options.stdout ?? 'pipe', 'pipe'],
+  });
+  const stderr = new OutputTail();
+  child.stderr!.on('data', (b: Buffer) => stderr.push(b));
+  const onAbort = () => child.kill('SIGTERM');
+  options.signal?.addEventListener('abort', onAbort, { once: true });
+  const exited = new Promise<void>((resolve, reject) => {
+    let spawnError: Error | undefined;
+    child.once('error', (err) => (spawnError = err));
+    child.once('close', (code, signal) => {
+      options.signal?.removeEventListener('abort', onAbort);
+      if (code === 0 && !spawnError) return resolve();
+      if (options.signal?.aborted) {
+        // We stopped it: the reason the run was aborted is reported elsewhere.
+        return reject(new BackupError('E_ABORTED', `${options.what}: stopped because the run was aborted`));
+      }
+      const how = spawnError ? `could not be run (${spawnError.message})` : signal ? `was killed by ${signal}` : `exited with code ${code}`;
+      const tail = stderr.toString();
+      reject(
+        new BackupError(options.code, options.secrets.redact(`${options.what} failed: ${program.name} ${how}${tail ? `: ${tail}` : ''}`), {
+          details: { program: program.path, exitCode: code, signal },
+        }),
+      );
+    });
+  });
+  // Callers attach their own handlers; this one keeps an unobserved failure from crashing the process.
+  exited.catch(() => undefined);
+  return { process: child, stderr, exited };
+}
+
+/**
+ * Runs a program to the end, feeding `input` on stdin if given; resolves with its stdout. When the
+ * program fails because its input failed (an artifact that does not decode), the input's error is
+ * the one reported.
+ */
+export async function runChild(program: { path: string; name: string }, args: readonly string[], options: ChildOptions & { input?: Readable }): Promise<string> {
+  const child = startChild(program, args, { ...options, stdin: options.input ? 'pipe' : 'ignore' });
+  let stdout = '';
+  child.process.stdout!.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+  const fed = options.input ? feedChild(options.input, child) : Promise.resolve(undefined);
+  try {
+    await child.exited;
+  } catch (err) {
+    throw (await fed) ?? err;
+  }
+  return stdout;
+}
+
+/**
+ * Pipes a stream into a child's stdin; resolves with the input's error, if it failed. A program may
+ * stop reading early on purpose (`pg_restore --list` reads only the table of contents): EPIPE then
+ * is not an error, and the rest of the input is dropped. An input that fails kills the child, so
+ * it cannot finish on partial data.
+ */
+export function feedChild(input: Readable, child: Child): Promise<Error | undefined> {
+  const stdin = child.process.stdin!;
+  return new Promise((resolve) => {
+    let failed: Error | undefined;
+    stdin.on('error', () => input.destroy());
+    input.on('error', (err) => {
+      failed ??= err;
+      child.process.kill('SIGTERM');
+      stdin.destroy();
+    });
+    child.process.once('close', () => {
+      input.destroy();
+      // Let an error the input raised while being torn down arrive first.
+      setImmediate(() => resolve(failed));
+    });
+    input.pipe(stdin);
+  });
+}
