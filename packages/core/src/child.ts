@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import type { Readable } from 'node:stream';
+import { PassThrough, type Readable } from 'node:stream';
 import { BackupError, type ErrorCode } from './errors.js';
 import type { Logger } from './log.js';
 import type { SecretRegistry } from './secrets.js';
@@ -21,7 +21,15 @@ export class OutputTail {
 
 export interface Child {
   process: ChildProcess;
+  /**
+   * The program's stdout (unless `stdout: 'ignore'`), read from the start: Node drops what a
+   * child printed if nobody reads its stdout by the time it exits, and a quick program can exit
+   * before its consumer is ready. Destroying it before its end stops the program (SIGTERM).
+   */
+  stdout: Readable | undefined;
   stderr: OutputTail;
+  /** Sends `signal` (SIGTERM by default) to the program, or to its whole process group with `group`. */
+  kill(signal?: NodeJS.Signals): void;
   /** Resolves when the program exited 0; rejects (naming what ran, with its stderr tail, redacted) otherwise. */
   exited: Promise<void>;
 }
@@ -39,6 +47,11 @@ export interface ChildOptions {
   cwd?: string | undefined;
   stdin?: 'pipe' | 'ignore';
   stdout?: 'pipe' | 'ignore';
+  /**
+   * Run the program in a process group of its own, and stop the whole group: for shell lines and
+   * scripts whose own children would otherwise keep running (and keep stdout open) after it.
+   */
+  group?: boolean;
 }
 
 /**
@@ -52,10 +65,34 @@ export function startChild(program: { path: string; name: string }, args: readon
     env: options.env,
     cwd: options.cwd,
     stdio: [options.stdin ?? 'ignore', options.stdout ?? 'pipe', 'pipe'],
+    detached: options.group === true,
   });
+  const kill = (signal: NodeJS.Signals = 'SIGTERM') => {
+    if (options.group && child.pid !== undefined) {
+      try {
+        process.kill(-child.pid, signal);
+        return;
+      } catch {
+        // The group is gone already; the program itself may not be.
+      }
+    }
+    child.kill(signal);
+  };
   const stderr = new OutputTail();
   child.stderr!.on('data', (b: Buffer) => stderr.push(b));
-  const onAbort = () => child.kill('SIGTERM');
+  let stdout: PassThrough | undefined;
+  if (child.stdout) {
+    stdout = child.stdout.pipe(new PassThrough({ highWaterMark: 1024 * 1024 }));
+    // A consumer that failed the stream after reading it all (the program then exited non-zero)
+    // may have stopped listening: `exited` reports the failure; the stream must not crash us.
+    stdout.on('error', () => undefined);
+    stdout.once('close', () => {
+      // The consumer gave up (another artifact failed, the run was interrupted): stop the program
+      // rather than leave it writing into a pipe nobody reads.
+      if (!stdout!.readableEnded && child.exitCode === null && child.signalCode === null) kill();
+    });
+  }
+  const onAbort = () => kill();
   options.signal?.addEventListener('abort', onAbort, { once: true });
   const exited = new Promise<void>((resolve, reject) => {
     let spawnError: Error | undefined;
@@ -78,7 +115,7 @@ export function startChild(program: { path: string; name: string }, args: readon
   });
   // Callers attach their own handlers; this one keeps an unobserved failure from crashing the process.
   exited.catch(() => undefined);
-  return { process: child, stderr, exited };
+  return { process: child, stdout, stderr, kill, exited };
 }
 
 /**
@@ -89,7 +126,7 @@ export function startChild(program: { path: string; name: string }, args: readon
 export async function runChild(program: { path: string; name: string }, args: readonly string[], options: ChildOptions & { input?: Readable }): Promise<string> {
   const child = startChild(program, args, { ...options, stdin: options.input ? 'pipe' : 'ignore' });
   let stdout = '';
-  child.process.stdout!.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+  child.stdout!.setEncoding('utf8').on('data', (d: string) => (stdout += d));
   const fed = options.input ? feedChild(options.input, child) : Promise.resolve(undefined);
   try {
     await child.exited;
@@ -112,7 +149,7 @@ export function feedChild(input: Readable, child: Child): Promise<Error | undefi
     stdin.on('error', () => input.destroy());
     input.on('error', (err) => {
       failed ??= err;
-      child.process.kill('SIGTERM');
+      child.kill();
       stdin.destroy();
     });
     child.process.once('close', () => {

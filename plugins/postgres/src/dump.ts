@@ -1,4 +1,3 @@
-import type { Readable } from 'node:stream';
 import { BackupError, isBackupError, type ArtifactStream, type Child, type Logger, type SecretRegistry } from '@sutazai/backup-core';
 import { databaseInfo, countRows, largeObjectCount, sequenceValues, type DatabaseMeta, type GlobalsMeta } from './catalog.js';
 import { startTool } from './child.js';
@@ -15,18 +14,6 @@ export interface DumpContext {
   secrets: SecretRegistry;
   logger: Logger;
   signal: AbortSignal;
-}
-
-/**
- * A child's stdout as an artifact stream. If the engine gives up on the stream (another artifact
- * failed, the run was interrupted), the child is stopped rather than left writing into a pipe.
- */
-function streamOf(child: Child): Readable {
-  const stream = child.process.stdout!;
-  stream.once('close', () => {
-    if (!stream.readableEnded && child.process.exitCode === null && child.process.signalCode === null) child.process.kill('SIGTERM');
-  });
-  return stream;
 }
 
 /**
@@ -82,7 +69,7 @@ export async function dumpDatabase(ctx: DumpContext, database: string, tool: Too
       });
     })
     .finally(() => client.end().catch(() => undefined));
-  return { stream: streamOf(child), done: done as unknown as Promise<Record<string, unknown>> };
+  return { stream: child.stdout!, done: done as unknown as Promise<Record<string, unknown>> };
 }
 
 /** Streams `pg_dumpall --globals-only`: roles (with their password hashes when we may read them) and tablespaces. */
@@ -97,5 +84,5 @@ export function dumpGlobals(ctx: DumpContext, tool: Tool, maintenanceDb: string,
     signal: ctx.signal,
   });
   const meta: GlobalsMeta = { kind: 'globals', server: ctx.server, pgDump: { version: tool.version, major: tool.major }, rolePasswords: superuser };
-  return { stream: streamOf(child), done: child.exited.then(() => meta as unknown as Record<string, unknown>) };
+  return { stream: child.stdout!, done: child.exited.then(() => meta as unknown as Record<string, unknown>) };
 }
