@@ -119,8 +119,8 @@ export default defineSource({
   name: 'command',
   options: commandOptions,
   async collect(ctx, options) {
-    // Values of secret-looking variables (PASSWORD, TOKEN, ...) are redacted wherever they could appear.
-    for (const [name, value] of Object.entries(options.env)) if (isSecretKey(name)) ctx.secrets.add(value);
+    // Values of secret-looking variables (PASSWORD, TOKEN, REDISCLI_AUTH, ...) are redacted wherever they could appear.
+    for (const [name, value] of Object.entries(options.env)) if (isSecretKey(name) || /auth|cred/i.test(name)) ctx.secrets.add(value);
     const cwd = options.cwd ? path.resolve(ctx.configDir, expandHome(options.cwd)) : ctx.configDir;
     const { program, args } = argv(options.command);
     const shown = display(options.command, ctx.secrets);

@@ -127,13 +127,17 @@ describe('command source', () => {
 
   it('gives the command its env but not the rest of ours (unless inheritEnv), and its secrets appear in no log, message or manifest', async () => {
     const marker = 'Mk7-secret-9f3a1c';
-    const printEnv = `echo "user=$DB_USER parent=$SUTAZAI_TEST_PARENT"; echo "connecting with $DB_PASSWORD" >&2; exit 2`;
-    const dir = await project('secrets', `command: ${JSON.stringify(printEnv)}\nenv: { DB_USER: backup, DB_PASSWORD: "\${TEST_DB_PASSWORD}" }`);
+    // REDISCLI_AUTH is not a name core knows for a secret, and its value is written in the rc file
+    // itself: the plugin's own rule (auth, cred) is what hides it.
+    const literal = 'Lt4-auth-77e0b2';
+    const printEnv = `echo "user=$DB_USER parent=$SUTAZAI_TEST_PARENT"; echo "connecting with $DB_PASSWORD and $REDISCLI_AUTH" >&2; exit 2`;
+    const dir = await project('secrets', `command: ${JSON.stringify(printEnv)}\nenv: { DB_USER: backup, DB_PASSWORD: "\${TEST_DB_PASSWORD}", REDISCLI_AUTH: ${literal} }`);
     const env = { TEST_DB_PASSWORD: marker, SUTAZAI_TEST_PARENT: 'from-the-parent' };
     const failed = await runCli(['run', '--json'], { cwd: dir, env });
     expect(failed.code).toBe(1);
-    expect(failed.json().errors[0].message).toMatch(/exited with code 2: connecting with \*\*\*/);
+    expect(failed.json().errors[0].message).toMatch(/exited with code 2: connecting with \*\*\* and \*\*\*/);
     expect(failed.stdout + failed.stderr).not.toContain(marker);
+    expect(failed.stdout + failed.stderr).not.toContain(literal);
 
     // The same without the failure: what the command saw of the environment is in the artifact.
     const ok = await project('env', `command: 'echo "user=$DB_USER parent=$SUTAZAI_TEST_PARENT"'\nenv: { DB_USER: backup, DB_PASSWORD: "\${TEST_DB_PASSWORD}" }`);
