@@ -29,6 +29,8 @@ const REQUIRED = [
   ['psql', 'postgresql-client-15'],
   ['ps', 'procps'],
   ['prometheus', 'prometheus'],
+  ['promtool', 'prometheus'],
+  ['curl', 'curl'],
 ];
 
 /** Everything we install in one go when something is missing (the list in the CI contract). */
@@ -44,6 +46,7 @@ const PACKAGES = [
   'postgresql-client-15',
   'procps',
   'prometheus',
+  'curl',
 ];
 
 const SEARCH_PATH = [

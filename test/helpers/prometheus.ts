@@ -7,22 +7,38 @@ import { freePort, LOOPBACK } from './servers.js';
 
 export interface PrometheusServer {
   url: string;
+  /** Its TSDB folder (`--storage.tsdb.path`). */
+  dataDir: string;
   /** Runs an instant query; resolves with the result vector. */
   query(expr: string): Promise<{ metric: Record<string, string>; value: [number, string] }[]>;
   stop(): Promise<void>;
 }
 
-export async function startPrometheus(targets: string[]): Promise<PrometheusServer> {
+export interface PrometheusOptions {
+  /** Also scrape itself, as job "prometheus". */
+  self?: boolean;
+  /** Its TSDB folder (e.g. restored blocks); by default a new one, removed by stop(). */
+  storage?: string;
+  /** More command-line flags (`--web.enable-admin-api`). */
+  args?: string[];
+}
+
+export async function startPrometheus(targets: string[], options: PrometheusOptions = {}): Promise<PrometheusServer> {
   const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'sutazai-prometheus-'));
   const port = await freePort();
+  const dataDir = options.storage ?? path.join(dir, 'data');
+  const jobs = [
+    ...(targets.length ? [`  - job_name: sutazai-backup\n    static_configs:\n      - targets: [${targets.map((t) => `"${t}"`).join(', ')}]\n`] : []),
+    ...(options.self ? [`  - job_name: prometheus\n    static_configs:\n      - targets: ["${LOOPBACK}:${port}"]\n`] : []),
+  ];
   await fsp.writeFile(
     path.join(dir, 'prometheus.yml'),
-    `global: { scrape_interval: 1s, evaluation_interval: 1s }\nscrape_configs:\n  - job_name: sutazai-backup\n    static_configs:\n      - targets: [${targets.map((t) => `"${t}"`).join(', ')}]\n`,
+    `global: { scrape_interval: 1s, evaluation_interval: 1s }\n${jobs.length ? `scrape_configs:\n${jobs.join('')}` : ''}`,
   );
   let log = '';
   const child = spawn(
     'prometheus',
-    [`--config.file=${path.join(dir, 'prometheus.yml')}`, `--storage.tsdb.path=${path.join(dir, 'data')}`, `--web.listen-address=${LOOPBACK}:${port}`],
+    [`--config.file=${path.join(dir, 'prometheus.yml')}`, `--storage.tsdb.path=${dataDir}`, `--web.listen-address=${LOOPBACK}:${port}`, ...(options.args ?? [])],
     { stdio: ['ignore', 'ignore', 'pipe'] },
   );
   child.stderr!.on('data', (d: Buffer) => (log = (log + d.toString()).slice(-4000)));
@@ -50,6 +66,7 @@ export async function startPrometheus(targets: string[]): Promise<PrometheusServ
   }
   return {
     url,
+    dataDir,
     async query(expr) {
       const res = await fetch(`${url}/api/v1/query?query=${encodeURIComponent(expr)}`);
       const body = (await res.json()) as { status: string; data: { result: { metric: Record<string, string>; value: [number, string] }[] } };
