@@ -37,7 +37,7 @@ export const commandOptions = z
     inheritEnv: z.boolean().default(false),
     /** The command's working folder; relative to the rc file's folder. */
     cwd: z.string().min(1).optional(),
-    /** Seconds the command may run before it is stopped and the source fails. */
+    /** Seconds the command (and the check) may run before it is stopped and fails. */
     timeout: z.number().positive().optional(),
     /** Accept empty output (by default a command that prints nothing fails). */
     allowEmpty: z.boolean().default(false),
@@ -92,6 +92,8 @@ function withTimeout(child: Child, seconds: number | undefined, what: string): P
 async function runCheck(file: string, options: Options, ctx: { key: string; configDir: string; secrets: SecretRegistry; logger: Logger }): Promise<{ ok: boolean; detail: string }> {
   const { program, args } = argv(options.check!);
   const what = `${ctx.key}: check ${display(options.check!, ctx.secrets)}`;
+  // The same time limit as the command's: a check that hangs must not hang verify.
+  const signal = options.timeout !== undefined ? AbortSignal.timeout(options.timeout * 1000) : undefined;
   try {
     await runChild(program, args, {
       env: childEnvironment(options, { SUTAZAI_BACKUP_FILE: file }),
@@ -100,11 +102,13 @@ async function runCheck(file: string, options: Options, ctx: { key: string; conf
       code: 'E_VERIFY',
       secrets: ctx.secrets,
       logger: ctx.logger,
+      signal,
       group: true,
       input: createReadStream(file) as Readable,
     });
     return { ok: true, detail: 'exited 0' };
   } catch (err) {
+    if (signal?.aborted) return { ok: false, detail: `${what} failed: it did not finish within ${options.timeout} s (timeout) and was stopped` };
     return { ok: false, detail: ctx.secrets.redact((err as Error).message) };
   }
 }

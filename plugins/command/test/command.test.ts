@@ -96,6 +96,18 @@ describe('command source', () => {
     expect(Date.now() - started).toBeLessThan(20_000);
   });
 
+  it('a check that hangs is stopped by the timeout and fails verify, saying so', async () => {
+    const dir = await project('check-timeout', `command: 'echo hello'\ncheck: 'if test -e hang; then sleep 30; fi; cat > /dev/null'\ntimeout: 1`);
+    expect((await runCli(['run'], { cwd: dir })).code).toBe(0);
+    await fsp.writeFile(path.join(dir, 'hang'), '');
+    const started = Date.now();
+    const verify = await runCli(['verify', '--json'], { cwd: dir });
+    expect(verify.code).toBe(1);
+    const check = verify.json().snapshots[0].artifacts[0].checks.find((c: { name: string }) => c.name === 'check');
+    expect(check).toMatchObject({ ok: false, detail: expect.stringMatching(/did not finish within 1 s \(timeout\)/) });
+    expect(Date.now() - started).toBeLessThan(20_000);
+  });
+
   it('with allowEmpty, an empty output is a valid artifact', async () => {
     const dir = await project('empty-ok', `command: 'true'\nallowEmpty: true`);
     const run = await runCli(['run'], { cwd: dir });
