@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import type { ConnectionOptions } from 'node:tls';
-import pg from 'pg';
+import type pg from 'pg';
 import { BackupError } from '@sutazai/backup-core';
 
 /** Where and as whom to connect; the password never leaves this object except into a child's env or the pg client. */
@@ -96,7 +96,9 @@ export function childEnv(conn: Connection, database: string | undefined): NodeJS
 
 /** A connected pg client, or a BackupError that says which server refused and why. */
 export async function connect(conn: Connection, database: string, what: string, timeoutMs: number): Promise<pg.Client> {
-  const client = new pg.Client({
+  // Loaded when a connection is made (~70 ms): list, status, verify and config validate need none.
+  const { default: Pg } = await import('pg');
+  const client = new Pg.Client({
     host: conn.host,
     port: conn.port,
     user: conn.user,
