@@ -1,4 +1,5 @@
 import { createReadStream } from 'node:fs';
+import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import {
@@ -126,6 +127,10 @@ export default defineSource({
     // Values of secret-looking variables (PASSWORD, TOKEN, REDISCLI_AUTH, ...) are redacted wherever they could appear.
     for (const [name, value] of Object.entries(options.env)) if (isSecretKey(name) || /auth|cred/i.test(name)) ctx.secrets.add(value);
     const cwd = options.cwd ? path.resolve(ctx.configDir, expandHome(options.cwd)) : ctx.configDir;
+    // Otherwise spawn says the program is missing (ENOENT) when it is the folder.
+    if (!(await stat(cwd).then((s) => s.isDirectory(), () => false))) {
+      throw new BackupError('E_SOURCE', `${ctx.key}: cwd ${cwd} is not a folder`, { plugin: ctx.key });
+    }
     const { program, args } = argv(options.command);
     const shown = display(options.command, ctx.secrets);
     const what = `${ctx.key}: command ${shown}`;

@@ -83,6 +83,7 @@ describe('command source', () => {
     ['is killed', `command: 'echo partial output; kill -9 $$'`, /sources\.exported: command .* failed: sh -c was killed by SIGKILL/],
     ['prints nothing', `command: 'true'`, /sources\.exported: exported produced no data/],
     ['runs past its timeout', `command: 'echo started; sleep 30'\ntimeout: 1`, /sources\.exported: command .* failed: it did not finish within 1 s \(timeout\)/],
+    ['runs in a folder that is not there', `command: [ls]\ncwd: ./no-such-folder`, /sources\.exported: cwd \/.*\/no-such-folder is not a folder/],
     ['cannot be run', `command: [/nonexistent/dump-tool, --all]`, /sources\.exported: command \/nonexistent\/dump-tool --all failed: dump-tool could not be run \(spawn \/nonexistent\/dump-tool ENOENT\)/],
   ])('a command that %s fails the run, naming the source, and no snapshot is committed', async (name, source, message) => {
     const dir = await project(`fails-${name.replace(/\W+/g, '-')}`, source);
