@@ -43,6 +43,36 @@ export function integrityCheck(file: string): string {
 }
 
 /**
+ * A consistent copy of `file` at `copy` (0600), through SQLite's online backup API: safe under a
+ * concurrent writer, WAL or not. The copy is a self-contained rollback-journal database (one file).
+ * `what` names the source in errors.
+ */
+export async function onlineCopy(file: string, copy: string, options: { busyTimeout: number; what: string }): Promise<void> {
+  let source: Database.Database;
+  try {
+    source = new Database(file, { fileMustExist: true, timeout: options.busyTimeout });
+  } catch (err) {
+    throw new BackupError('E_SOURCE', `${options.what}: cannot open ${file}: ${(err as Error).message}`, { cause: err });
+  }
+  try {
+    // After the first step, copy all remaining pages in one step: that step reads one
+    // consistent snapshot, so a concurrent writer cannot make the copy start over forever.
+    await source.backup(copy, { progress: () => 0x7fffffff });
+  } catch (err) {
+    throw new BackupError('E_SOURCE', `${options.what}: online backup of ${file} failed: ${(err as Error).message}`, { cause: err });
+  } finally {
+    source.close();
+  }
+  await fsp.chmod(copy, 0o600);
+  const db = new Database(copy, { fileMustExist: true });
+  try {
+    db.pragma('journal_mode = DELETE');
+  } finally {
+    db.close();
+  }
+}
+
+/**
  * `use: sqlite` — a consistent copy through SQLite's online backup API, safe under a concurrent
  * writer (WAL or not), with per-table row counts in the manifest for restore tests.
  */
@@ -68,27 +98,10 @@ export default defineSource({
         filename: path.basename(file),
         async open({ tempDir }) {
           const copy = path.join(tempDir, 'copy.sqlite');
-          let source: Database.Database;
-          try {
-            source = new Database(file, { fileMustExist: true, timeout: options.busyTimeout });
-          } catch (err) {
-            throw new BackupError('E_SOURCE', `${ctx.key}: cannot open ${file}: ${(err as Error).message}`, { cause: err });
-          }
-          try {
-            // After the first step, copy all remaining pages in one step: that step reads one
-            // consistent snapshot, so a concurrent writer cannot make the copy start over forever.
-            await source.backup(copy, { progress: () => 0x7fffffff });
-          } catch (err) {
-            throw new BackupError('E_SOURCE', `${ctx.key}: online backup of ${file} failed: ${(err as Error).message}`, { cause: err });
-          } finally {
-            source.close();
-          }
-          await fsp.chmod(copy, 0o600);
+          await onlineCopy(file, copy, { busyTimeout: options.busyTimeout, what: ctx.key });
           const db = new Database(copy, { fileMustExist: true });
           let meta: Record<string, unknown>;
           try {
-            // The copy is a self-contained rollback-journal database: restore gets one file.
-            db.pragma('journal_mode = DELETE');
             meta = {
               path: file,
               tables: tableCounts(db),
