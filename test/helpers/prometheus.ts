@@ -76,3 +76,27 @@ export async function startPrometheus(targets: string[], options: PrometheusOpti
     stop,
   };
 }
+
+/**
+ * A Prometheus with its admin API on that scrapes itself (job "prometheus"), started and given
+ * a few seconds of samples: something to snapshot.
+ */
+export async function startScrapingPrometheus(): Promise<PrometheusServer> {
+  const prometheus = await startPrometheus([], { self: true, args: ['--web.enable-admin-api'] });
+  const deadline = Date.now() + 30_000;
+  while ((await prometheus.query('up{job="prometheus"}')).length === 0) {
+    if (Date.now() > deadline) {
+      await prometheus.stop();
+      throw new Error('prometheus scraped nothing in 30 s');
+    }
+    await new Promise((r) => setTimeout(r, 500));
+  }
+  await new Promise((r) => setTimeout(r, 3000));
+  return prometheus;
+}
+
+/** How many samples of its own `up` a Prometheus holds for the last hour (on restored blocks: what came back). */
+export async function selfSamples(prometheus: PrometheusServer): Promise<number> {
+  const result = await prometheus.query('count_over_time(up{job="prometheus"}[1h])');
+  return Number(result[0]?.value[1] ?? 0);
+}

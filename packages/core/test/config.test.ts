@@ -98,8 +98,8 @@ describe('loadConfig', () => {
   });
 
   it('says which package to add for a plugin that is not installed', async () => {
-    const issues = await issuesOf(load('backupRoot: ./r\nsources:\n  s: { use: prometheus }\n'));
-    expect(issues).toEqual(['sources.s.use: plugin "prometheus" is not installed: add it with `npm install @sutazai/backup-plugin-prometheus`']);
+    const issues = await issuesOf(load('backupRoot: ./r\nsources:\n  s: { use: mongodb }\n'));
+    expect(issues).toEqual(['sources.s.use: plugin "mongodb" is not installed: add it with `npm install @sutazai/backup-plugin-mongodb`']);
   });
 
   it('reads the sutazai-backup key of package.json', async () => {

@@ -9,7 +9,7 @@ import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { REPO_ROOT, runCli, tempDir, writeRc } from '../../../test/helpers/cli.js';
-import { startPrometheus, type PrometheusServer } from '../../../test/helpers/prometheus.js';
+import { selfSamples, startPrometheus, startScrapingPrometheus, type PrometheusServer } from '../../../test/helpers/prometheus.js';
 
 /** The rc file of docs/recipes.md's Prometheus recipe, pointed at `url` and `dataDir`. */
 async function recipe(url: string, dataDir: string): Promise<string> {
@@ -26,14 +26,7 @@ describe('Prometheus through the command source (docs/recipes.md)', () => {
 
   beforeAll(async () => {
     work = await tempDir('sutazai-prom-recipe-');
-    // Prometheus scrapes itself every second; the admin API makes snapshots.
-    prometheus = await startPrometheus([], { self: true, args: ['--web.enable-admin-api'] });
-    const deadline = Date.now() + 30_000;
-    while ((await prometheus.query('up{job="prometheus"}')).length === 0) {
-      if (Date.now() > deadline) throw new Error('prometheus scraped nothing in 30 s');
-      await new Promise((r) => setTimeout(r, 500));
-    }
-    await new Promise((r) => setTimeout(r, 3000));
+    prometheus = await startScrapingPrometheus();
   });
   afterAll(async () => {
     await prometheus?.stop();
@@ -63,9 +56,7 @@ describe('Prometheus through the command source (docs/recipes.md)', () => {
     // A Prometheus that scrapes nothing, on the restored blocks: what it knows came from the backup.
     const restored = await startPrometheus([], { storage: blocks });
     try {
-      const samples = await restored.query('count_over_time(up{job="prometheus"}[1h])');
-      expect(samples.length).toBe(1);
-      expect(Number(samples[0]!.value[1])).toBeGreaterThan(2);
+      expect(await selfSamples(restored)).toBeGreaterThan(2);
     } finally {
       await restored.stop();
     }
