@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// Compiles the plugin's addon (native/cfb.c -> build/cfb.node) against the headers of the Node
+// Compiles the plugin's addon (native/openpgp.c -> build/openpgp.node) against the headers of the Node
 // running this script, with the C compiler in $CC or `cc`. The addon is optional: without it the
 // plugin encrypts through node:crypto (slower, same bytes), so a machine without a compiler or
 // headers gets a note, not a failed install. `--strict` makes any failure an error (CI).
@@ -10,8 +10,8 @@ import { fileURLToPath } from 'node:url';
 
 const strict = process.argv.includes('--strict');
 const here = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const source = path.join(here, 'native', 'cfb.c');
-const target = path.join(here, 'build', 'cfb.node');
+const source = path.join(here, 'native', 'openpgp.c');
+const target = path.join(here, 'build', 'openpgp.node');
 
 let partial;
 

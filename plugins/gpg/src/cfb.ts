@@ -1,10 +1,10 @@
 import { createCipheriv, type Cipher } from 'node:crypto';
-import { createRequire } from 'node:module';
+import { loadAddon } from './native.js';
 
 /**
  * AES in OpenPGP's CFB mode (zero IV, no resync), written into the caller's buffer.
  *
- * Through the plugin's addon (native/cfb.c, built by scripts/build-native.mjs) when it is there:
+ * Through the plugin's addon (native/openpgp.c, built by scripts/build-native.mjs) when it is there:
  * the same OpenSSL, no memory allocated per call. Otherwise through node:crypto, whose every
  * `update()` returns a new buffer: the same bytes, at the cost of fresh memory per call (a page
  * fault per 4 KiB on virtual machines: more than the AES itself).
@@ -17,42 +17,6 @@ export interface CfbStage {
 export type CfbBackend = 'addon' | 'node:crypto';
 
 const BLOCK = 16;
-
-interface Addon {
-  create(key: Uint8Array, decrypt: boolean): object;
-  update(handle: object, src: Uint8Array, dst: Uint8Array): void;
-}
-
-let addon: Addon | null | undefined;
-
-/**
- * The addon, if it was built, loads, and computes what node:crypto computes (checked once on a
- * few blocks, both directions); `SUTAZAI_BACKUP_GPG_ADDON=0` turns it off.
- */
-function loadAddon(): Addon | null {
-  if (addon !== undefined) return addon;
-  addon = null;
-  if (process.env.SUTAZAI_BACKUP_GPG_ADDON === '0') return addon;
-  let candidate: Addon;
-  try {
-    candidate = createRequire(import.meta.url)('../build/cfb.node') as Addon;
-  } catch {
-    return addon;
-  }
-  try {
-    const key = Buffer.from('000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f', 'hex');
-    const plain = Buffer.alloc(3 * BLOCK + 5, 0xa5);
-    const expected = createCipheriv('aes-256-cfb', key, Buffer.alloc(BLOCK)).update(plain);
-    const encrypted = Buffer.alloc(plain.length);
-    candidate.update(candidate.create(key, false), plain, encrypted);
-    const decrypted = Buffer.alloc(plain.length);
-    candidate.update(candidate.create(key, true), encrypted, decrypted);
-    if (encrypted.equals(expected) && decrypted.equals(plain)) addon = candidate;
-  } catch {
-    // A build that does not work: node:crypto does the same.
-  }
-  return addon;
-}
 
 /** Which implementation `cfbStage` uses by default here. */
 export function cfbBackend(): CfbBackend {

@@ -2,7 +2,7 @@ import { existsSync, promises as fsp } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import { BackupError, chunkDecoderStream, chunkEncoderStream, definePlugin, expandHome, z, type PluginContext } from '@sutazai/backup-core';
-import { authenticateManifest, AUTHENTICATION_FIELD, checkManifestAuthentication, type Authenticator } from './manifest-auth.js';
+import { authenticateManifest, AUTHENTICATION_FIELD, checkManifestAuthentication, prepareMacKey, type Authenticator } from './manifest-auth.js';
 import { decryptProgram, decryptStream, encryptProgram, encryptStream, Keyring, SYMMETRIC_CIPHER, type KeyInfo } from './gpg.js';
 import { OpenPgpDecryptor, OpenPgpEncryptor } from './openpgp.js';
 
@@ -187,6 +187,12 @@ export default definePlugin({
   async apply(hooks, ctx, options) {
     const gpg = new GpgEncryption(options, ctx);
     await gpg.prepare();
+
+    // The manifest's MAC key is slow to derive on purpose: started when the run starts, it is
+    // ready at the commit instead of holding it up.
+    hooks.beforeRun.tapPromise(ctx.key, async (run) => {
+      if (gpg.mode === 'symmetric' && gpg.passphrase) prepareMacKey(gpg.passphrase, run.host);
+    });
 
     hooks.archive.tapPromise(ctx.key, async (archive) => {
       const label = `${archive.source}: ${archive.spec.name}`;

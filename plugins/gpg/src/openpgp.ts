@@ -1,6 +1,7 @@
 import { createDecipheriv, createHash, randomBytes, timingSafeEqual, type Hash } from 'node:crypto';
 import type { ChunkDecoder, ChunkEncoder } from '@sutazai/backup-core';
 import { cfbStage, type CfbBackend, type CfbStage } from './cfb.js';
+import { loadAddon } from './native.js';
 // The error class from its own module: a verifying thread loads this file, and the whole core
 // (config, schemas) would cost it ~0.2 s.
 import { BackupError } from '@sutazai/backup-core/errors';
@@ -43,7 +44,7 @@ export function s2kCount(octet: number): number {
   return (16 + (octet & 15)) << ((octet >> 4) + 6);
 }
 
-interface S2kSpec {
+export interface S2kSpec {
   type: 0 | 1 | 3;
   hash: number;
   salt: Buffer;
@@ -78,6 +79,41 @@ export function deriveKey(passphrase: Buffer, s2k: S2kSpec, keyLength: number): 
   if (!cache) keyCache.set(passphrase, (cache = new Map()));
   cache.set(id, key);
   return key;
+}
+
+const pending = new WeakMap<Buffer, Map<string, Promise<Buffer>>>();
+
+/**
+ * `deriveKey`, off the main thread when the addon can (iterated and salted, SHA-256, a key of at
+ * most 32 octets: the manifest MAC's key): the run keeps archiving while it is derived. Cached
+ * with `deriveKey`'s results; calls with the same arguments share one derivation.
+ */
+export function deriveKeyAsync(passphrase: Buffer, s2k: S2kSpec, keyLength: number): Promise<Buffer> {
+  const id = `${s2k.type}:${s2k.hash}:${s2k.salt.toString('hex')}:${s2k.count}:${keyLength}`;
+  const cached = keyCache.get(passphrase)?.get(id);
+  if (cached) return Promise.resolve(cached);
+  const inFlight = pending.get(passphrase)?.get(id);
+  if (inFlight) return inFlight;
+  const native = loadAddon();
+  if (!native || s2k.type !== 3 || s2k.hash !== SHA256 || keyLength > 32) {
+    try {
+      return Promise.resolve(deriveKey(passphrase, s2k, keyLength));
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+  const promise = native.s2kSha256(Buffer.concat([s2k.salt, passphrase]), s2k.count).then((digest) => {
+    const key = digest.subarray(0, keyLength);
+    let cache = keyCache.get(passphrase);
+    if (!cache) keyCache.set(passphrase, (cache = new Map()));
+    cache.set(id, key);
+    return key;
+  });
+  let map = pending.get(passphrase);
+  if (!map) pending.set(passphrase, (map = new Map()));
+  map.set(id, promise);
+  void promise.finally(() => map!.delete(id)).catch(() => undefined);
+  return promise;
 }
 
 /** Hashes `count` octets of `data` repeated, in large pieces. */

@@ -10,7 +10,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { BackupError } from '@sutazai/backup-core';
 import { cfbBackend, cfbStage, type CfbBackend } from '../src/cfb.js';
-import { OpenPgpDecryptor, OpenPgpEncryptor } from '../src/openpgp.js';
+import { deriveKey, deriveKeyAsync, OpenPgpDecryptor, OpenPgpEncryptor, s2kCount } from '../src/openpgp.js';
 import { stockGpg } from './keys.js';
 
 const passphrase = Buffer.from('a long test passphrase');
@@ -176,6 +176,23 @@ describe('AES-CFB: the addon and node:crypto', () => {
       const stock = stockGpg(['--passphrase', passphrase.toString(), '--decrypt'], message);
       expect(stock.status, stock.stderr).toBe(0);
       expect(stock.stdout.equals(data)).toBe(true);
+    }
+  });
+
+  it('the S2K off the main thread derives the keys the synchronous one does', async () => {
+    for (const [passphrase, count] of [
+      ['a long test passphrase', s2kCount(0xff)],
+      ['short', 1024],
+      ['x'.repeat(70_000), 65_536],
+      ['pass', 3],
+    ] as const) {
+      const salt = randomBytes(8);
+      const spec = { type: 3 as const, hash: 8, salt, count };
+      const expected = deriveKey(Buffer.from(passphrase), spec, 32);
+      // A fresh Buffer each time: the cache is per passphrase Buffer, so this really derives.
+      const [a, b] = await Promise.all([deriveKeyAsync(Buffer.from(passphrase), spec, 32), deriveKeyAsync(Buffer.from(passphrase), spec, 16)]);
+      expect(a.equals(expected), `${passphrase.slice(0, 10)} / ${count}`).toBe(true);
+      expect(b.equals(expected.subarray(0, 16))).toBe(true);
     }
   });
 });

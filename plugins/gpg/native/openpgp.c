@@ -1,19 +1,25 @@
 /*
- * AES in OpenPGP's CFB mode (full 16-octet blocks, zero IV, no resync: the SEIPD v1 packet),
- * written into a buffer the caller owns.
+ * The OpenPGP primitives the gpg plugin runs often, through the OpenSSL inside Node (its EVP
+ * symbols are exported to addons):
+ *
+ * - create/update: AES in OpenPGP's CFB mode (full 16-octet blocks, zero IV, no resync: the SEIPD
+ *   v1 packet), written into a buffer the caller owns.
+ * - s2kSha256: the iterated and salted S2K with SHA-256 (RFC 4880 3.7.1.3) for a key of at most
+ *   32 octets, on libuv's thread pool: the manifest MAC's key is derived while the run archives,
+ *   not on the main thread at the commit.
  *
  * Node's cipher.update() returns a new buffer for every call: two allocations (one of them
  * zero-filled) and a copy per call, and memory that is fresh to the process costs a page fault
  * per 4 KiB on virtual machines. For a 64 MiB artifact that is more time than the AES itself.
- * This addon does the same OpenSSL calls (the OpenSSL inside Node: its EVP symbols are exported
- * to addons) into reused memory. Encryption is OpenSSL's CFB-128; decryption is AES-ECB of the
+ * This addon does the same OpenSSL calls into reused memory. Encryption is OpenSSL's CFB-128; decryption is AES-ECB of the
  * previous ciphertext blocks, batched (CFB decryption needs no block before the one it decrypts),
  * XORed with the ciphertext.
  *
- * The plugin works without it (src/cfb.ts falls back to node:crypto); scripts/build-native.mjs
+ * The plugin works without it (src/native.ts: node:crypto instead); scripts/build-native.mjs
  * compiles it against the running Node's headers.
  */
 #include <node_api.h>
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -170,11 +176,96 @@ static napi_value update(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* ---- s2kSha256(data: Uint8Array (salt || passphrase), count: number) -> Promise<Buffer(32)> ---- */
+
+typedef struct {
+  napi_async_work work;
+  napi_deferred deferred;
+  uint8_t *data;
+  size_t length;
+  double count;
+  uint8_t digest[32];
+  int ok;
+} s2k_job;
+
+static void s2k_execute(napi_env env, void *hint) {
+  (void)env;
+  s2k_job *job = hint;
+  EVP_MD_CTX *md = EVP_MD_CTX_new();
+  uint8_t *block = NULL;
+  job->ok = 0;
+  if (!md || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1) goto done;
+  /* count octets of data repeated (at least data once), hashed in pieces of ~64 KiB */
+  size_t times = job->length >= 65536 ? 1 : 65536 / job->length;
+  size_t block_length = job->length * times;
+  block = malloc(block_length);
+  if (!block) goto done;
+  for (size_t i = 0; i < times; i++) memcpy(block + i * job->length, job->data, job->length);
+  double left = job->count < (double)job->length ? (double)job->length : job->count;
+  while (left >= (double)block_length) {
+    if (EVP_DigestUpdate(md, block, block_length) != 1) goto done;
+    left -= (double)block_length;
+  }
+  if (left > 0 && EVP_DigestUpdate(md, block, (size_t)left) != 1) goto done;
+  unsigned int out = 0;
+  job->ok = EVP_DigestFinal_ex(md, job->digest, &out) == 1 && out == 32;
+done:
+  free(block);
+  if (md) EVP_MD_CTX_free(md);
+}
+
+static void s2k_complete(napi_env env, napi_status status, void *hint) {
+  s2k_job *job = hint;
+  napi_value result;
+  if (status == napi_ok && job->ok) {
+    void *copy;
+    napi_create_buffer_copy(env, 32, job->digest, &copy, &result);
+    napi_resolve_deferred(env, job->deferred, result);
+  } else {
+    napi_value message;
+    napi_create_string_utf8(env, "s2kSha256: OpenSSL failed", NAPI_AUTO_LENGTH, &message);
+    napi_create_error(env, NULL, message, &result);
+    napi_reject_deferred(env, job->deferred, result);
+  }
+  napi_delete_async_work(env, job->work);
+  OPENSSL_cleanse(job->data, job->length);
+  OPENSSL_cleanse(job->digest, sizeof job->digest);
+  free(job->data);
+  free(job);
+}
+
+static napi_value s2k_sha256(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  uint8_t *data;
+  size_t length;
+  double count;
+  if (argc < 2 || !bytes_of(env, argv[0], &data, &length) || length == 0) return fail(env, "s2kSha256(data, count): data must be a non-empty Uint8Array");
+  if (napi_get_value_double(env, argv[1], &count) != napi_ok || !(count >= 0) || count > 1e12) return fail(env, "s2kSha256: count must be a number of octets");
+  s2k_job *job = calloc(1, sizeof *job);
+  if (!job || !(job->data = malloc(length))) {
+    free(job);
+    return fail(env, "s2kSha256: out of memory");
+  }
+  /* A copy: the caller may reuse its buffer while the work runs. */
+  memcpy(job->data, data, length);
+  job->length = length;
+  job->count = count;
+  napi_value promise, name;
+  napi_create_promise(env, &job->deferred, &promise);
+  napi_create_string_utf8(env, "sutazai-s2k", NAPI_AUTO_LENGTH, &name);
+  napi_create_async_work(env, NULL, name, s2k_execute, s2k_complete, job, &job->work);
+  napi_queue_async_work(env, job->work);
+  return promise;
+}
+
 NAPI_MODULE_INIT() {
   napi_property_descriptor props[] = {
     {"create", NULL, create, NULL, NULL, NULL, napi_default, NULL},
     {"update", NULL, update, NULL, NULL, NULL, napi_default, NULL},
+    {"s2kSha256", NULL, s2k_sha256, NULL, NULL, NULL, napi_default, NULL},
   };
-  napi_define_properties(env, exports, 2, props);
+  napi_define_properties(env, exports, 3, props);
   return exports;
 }
