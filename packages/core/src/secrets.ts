@@ -2,7 +2,8 @@
  * Secrets never come back out: every value registered here is printed as `***` by the logger,
  * reports, manifests, alerts and `config show`.
  */
-const SECRET_KEY = /(pass(word|phrase)?|pwd|secret|token|api[-_]?key|access[-_]?key|private[-_]?key|credential|auth[-_]?token|^key$|[-_]key$|signing)/i;
+// `webhook`: a Slack, Discord or Teams incoming-webhook URL is itself the credential.
+const SECRET_KEY = /(pass(word|phrase)?|pwd|secret|token|api[-_]?key|access[-_]?key|private[-_]?key|credential|auth[-_]?token|^key$|[-_]key$|signing|webhook)/i;
 
 /** Names of options that hold where a secret is (`passwordFile`, `privateKeyPath`), not the secret. */
 const LOCATION_KEY = /(file|path)$/i;

@@ -61,6 +61,9 @@ describe('secrets in the rc file', () => {
     expect(isSecretKey('privateKeyFile')).toBe(false);
     expect(isSecretKey('passwordFile')).toBe(false);
     expect(isSecretKey('passphrase')).toBe(true);
+    // An incoming-webhook URL (Slack) is the credential itself.
+    expect(isSecretKey('webhook')).toBe(true);
+    expect(isSecretKey('BACKUP_SLACK_WEBHOOK')).toBe(true);
   });
 
   it('finds literal secrets, not ${VAR} references', () => {
