@@ -73,6 +73,12 @@ function display(line: string | string[], secrets: SecretRegistry): string {
   return secrets.redact(typeof line === 'string' ? line : line.map((a) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`)).join(' '));
 }
 
+/** A command line for a message: on one line, and not a whole script (the manifest has it all). */
+function brief(shown: string): string {
+  const line = shown.replace(/\s+/g, ' ').trim();
+  return line.length > 120 ? `${line.slice(0, 117)}...` : line;
+}
+
 /** Stops the child after `timeout` seconds; the failure then says so. */
 function withTimeout(child: Child, seconds: number | undefined, what: string): Promise<void> {
   if (seconds === undefined) return child.exited;
@@ -92,7 +98,7 @@ function withTimeout(child: Child, seconds: number | undefined, what: string): P
 /** Runs `check` on one file; resolves with the check's outcome (a failure is a failed check, not an error). */
 async function runCheck(file: string, options: Options, ctx: { key: string; configDir: string; secrets: SecretRegistry; logger: Logger }): Promise<{ ok: boolean; detail: string }> {
   const { program, args } = argv(options.check!);
-  const what = `${ctx.key}: check ${display(options.check!, ctx.secrets)}`;
+  const what = `${ctx.key}: check ${brief(display(options.check!, ctx.secrets))}`;
   // The same time limit as the command's: a check that hangs must not hang verify.
   const signal = options.timeout !== undefined ? AbortSignal.timeout(options.timeout * 1000) : undefined;
   try {
@@ -133,7 +139,7 @@ export default defineSource({
     }
     const { program, args } = argv(options.command);
     const shown = display(options.command, ctx.secrets);
-    const what = `${ctx.key}: command ${shown}`;
+    const what = `${ctx.key}: command ${brief(shown)}`;
     return [
       {
         type: 'file' as const,

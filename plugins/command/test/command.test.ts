@@ -109,6 +109,16 @@ describe('command source', () => {
     expect(Date.now() - started).toBeLessThan(20_000);
   });
 
+  it('names a multi-line script on one line, shortened, in its error', async () => {
+    const script = `set -eu\n${'echo "a long line of the script that goes on and on"\n'.repeat(5)}echo "gave up" >&2\nexit 9`;
+    const dir = await project('long-script', `command: ${JSON.stringify(script)}`);
+    const run = await runCli(['run', '--json'], { cwd: dir });
+    expect(run.code).toBe(1);
+    const message = run.json().errors[0].message as string;
+    expect(message).toMatch(/^sources\.exported: command set -eu echo "a long line .{60,}\.\.\. failed: sh -c exited with code 9: gave up$/);
+    expect(message).not.toContain('\n');
+  });
+
   it('with allowEmpty, an empty output is a valid artifact', async () => {
     const dir = await project('empty-ok', `command: 'true'\nallowEmpty: true`);
     const run = await runCli(['run'], { cwd: dir });
