@@ -54,9 +54,14 @@ export interface S2kSpec {
 /** Derived keys, per passphrase (the same Buffer) and S2K parameters: a run's verify reuses its archive's. */
 const keyCache = new WeakMap<Buffer, Map<string, Buffer>>();
 
+/** What `keyCache` files a derived key under: everything the key depends on but the passphrase. */
+function keyId(s2k: S2kSpec, keyLength: number): string {
+  return `${s2k.type}:${s2k.hash}:${s2k.salt.toString('hex')}:${s2k.count}:${keyLength}`;
+}
+
 /** The key of a passphrase by an S2K specifier (RFC 4880 3.7.1), for a cipher of `keyLength` octets. */
 export function deriveKey(passphrase: Buffer, s2k: S2kSpec, keyLength: number): Buffer {
-  const id = `${s2k.type}:${s2k.hash}:${s2k.salt.toString('hex')}:${s2k.count}:${keyLength}`;
+  const id = keyId(s2k, keyLength);
   let cache = keyCache.get(passphrase);
   const cached = cache?.get(id);
   if (cached) return cached;
@@ -89,7 +94,7 @@ const pending = new WeakMap<Buffer, Map<string, Promise<Buffer>>>();
  * with `deriveKey`'s results; calls with the same arguments share one derivation.
  */
 export function deriveKeyAsync(passphrase: Buffer, s2k: S2kSpec, keyLength: number): Promise<Buffer> {
-  const id = `${s2k.type}:${s2k.hash}:${s2k.salt.toString('hex')}:${s2k.count}:${keyLength}`;
+  const id = keyId(s2k, keyLength);
   const cached = keyCache.get(passphrase)?.get(id);
   if (cached) return Promise.resolve(cached);
   const inFlight = pending.get(passphrase)?.get(id);
@@ -142,6 +147,11 @@ function lengthOctets(n: number): Buffer {
 const MIN_PARTIAL = 512;
 const MAX_PARTIAL_EXPONENT = 30;
 
+/** The exponent of the largest partial body length that fits in `available` octets (2^exponent, at most 2^30). */
+function partExponent(available: number): number {
+  return Math.min(MAX_PARTIAL_EXPONENT, 31 - Math.clz32(available));
+}
+
 /**
  * The body of a packet whose length is not known in advance: partial body lengths (each a power
  * of two, the first at least 512 octets) for what is available, a definite length for the rest.
@@ -149,26 +159,17 @@ const MAX_PARTIAL_EXPONENT = 30;
 class PartialBody {
   #held: Buffer[] = [];
   #heldLength = 0;
-  readonly #smallest: number;
 
-  /** `smallest`: the smallest part written (at least 512), fewer headers; less is held until the end. */
-  constructor(smallest = MIN_PARTIAL) {
-    this.#smallest = Math.max(MIN_PARTIAL, smallest);
-  }
-
-  /**
-   * Appends the framed pieces of every whole part now available to `out`; keeps the rest, copied
-   * unless `owned` (the caller never changes `data` afterwards).
-   */
-  push(data: Buffer, out: Buffer[], owned = false): void {
+  /** Appends the framed pieces of every whole part now available to `out`; keeps a copy of the rest. */
+  push(data: Buffer, out: Buffer[]): void {
     let available = this.#heldLength + data.length;
-    if (available < this.#smallest) {
-      if (data.length) this.#hold(owned ? data : Buffer.from(data));
+    if (available < MIN_PARTIAL) {
+      if (data.length) this.#hold(Buffer.from(data));
       return;
     }
     let offset = 0;
-    while (available >= this.#smallest) {
-      const exponent = Math.min(MAX_PARTIAL_EXPONENT, 31 - Math.clz32(available));
+    while (available >= MIN_PARTIAL) {
+      const exponent = partExponent(available);
       let need = 2 ** exponent;
       out.push(Buffer.of(224 + exponent));
       available -= need;
@@ -191,7 +192,7 @@ class PartialBody {
         offset += need;
       }
     }
-    if (offset < data.length) this.#hold(owned ? data.subarray(offset) : Buffer.from(data.subarray(offset)));
+    if (offset < data.length) this.#hold(Buffer.from(data.subarray(offset)));
   }
 
   /** The last part, with a definite length (possibly zero). */
@@ -308,7 +309,7 @@ export class OpenPgpEncryptor implements ChunkEncoder {
   #frame(end: number, out: Buffer[]): number {
     let position = 0;
     while (end - position >= SEIPD_PART) {
-      const exponent = Math.min(MAX_PARTIAL_EXPONENT, 31 - Math.clz32(end - position));
+      const exponent = partExponent(end - position);
       out.push(Buffer.of(224 + exponent), this.#body.subarray(position, position + 2 ** exponent));
       position += 2 ** exponent;
     }
