@@ -1,6 +1,5 @@
-import { BackupError, isBackupError, type ArtifactStream, type Child, type Logger, type SecretRegistry } from '@sutazai/backup-core';
+import { BackupError, isBackupError, startChild, type ArtifactStream, type Child, type Logger, type SecretRegistry } from '@sutazai/backup-core';
 import { databaseInfo, countRows, largeObjectCount, sequenceValues, type DatabaseMeta, type GlobalsMeta } from './catalog.js';
-import { startTool } from './child.js';
 import { childEnv, connect, type Connection } from './connection.js';
 import type { PostgresOptions } from './options.js';
 import type { Tool } from './tools.js';
@@ -38,7 +37,7 @@ export async function dumpDatabase(ctx: DumpContext, database: string, tool: Too
       `--snapshot=${rows[0]!.snapshot}`,
       ...(options.lockWaitTimeout ? [`--lock-wait-timeout=${options.lockWaitTimeout.replace(/\s+/g, '')}`] : []),
     ];
-    child = startTool(tool, args, { env: childEnv(ctx.conn, database), what, code: 'E_SOURCE', secrets: ctx.secrets, logger: ctx.logger, signal: ctx.signal });
+    child = startChild(tool, args, { env: childEnv(ctx.conn, database), what, code: 'E_SOURCE', secrets: ctx.secrets, logger: ctx.logger, signal: ctx.signal });
   } catch (err) {
     await client.end().catch(() => undefined);
     throw err;
@@ -75,7 +74,7 @@ export async function dumpDatabase(ctx: DumpContext, database: string, tool: Too
 /** Streams `pg_dumpall --globals-only`: roles (with their password hashes when we may read them) and tablespaces. */
 export function dumpGlobals(ctx: DumpContext, tool: Tool, maintenanceDb: string, superuser: boolean): ArtifactStream {
   const args = ['--globals-only', '--no-password', `--database=${maintenanceDb}`, ...(superuser ? [] : ['--no-role-passwords'])];
-  const child = startTool(tool, args, {
+  const child = startChild(tool, args, {
     env: childEnv(ctx.conn, undefined),
     what: `${ctx.key}: pg_dumpall --globals-only`,
     code: 'E_SOURCE',

@@ -5,6 +5,7 @@ import { pipeline } from 'node:stream/promises';
 import {
   BackupError,
   isBackupError,
+  runChild,
   type PluginContext,
   type RestoreIntoContext,
   type RestoreTestContext,
@@ -25,7 +26,6 @@ import {
   type DatabaseMeta,
   type GlobalsMeta,
 } from './catalog.js';
-import { runTool } from './child.js';
 import { childEnv, connect, conninfoValue, describe, parseUrl, type Connection } from './connection.js';
 import { sourceConnection, type PostgresOptions } from './options.js';
 import { findTool, type Tool } from './tools.js';
@@ -85,7 +85,7 @@ export async function verifyArtifact(ctx: VerifyContext & { plugin: PluginContex
   }
   if (meta?.kind !== 'database') return;
   const tool = await pgRestoreFor(meta, options, ctx.plugin.key);
-  const listing = await runTool(tool, ['--list'], {
+  const listing = await runChild(tool, ['--list'], {
     input: await ctx.openDecoded(),
     env: process.env,
     what: `${ctx.plugin.key}: pg_restore --list of ${ctx.artifact.file}`,
@@ -132,7 +132,7 @@ async function pgRestore(r: RestoreRun): Promise<void> {
     ...r.extraArgs,
     ...('file' in r.input ? [r.input.file] : []),
   ];
-  await runTool(r.tool, args, {
+  await runChild(r.tool, args, {
     ...('open' in r.input ? { input: await r.input.open() } : {}),
     env: childEnv(r.conn, r.target),
     what: `${r.key}: pg_restore of ${r.meta.database} into ${describe(r.conn, r.target)}`,
