@@ -3,7 +3,7 @@
  * or a cron job would.
  */
 import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
-import { promises as fsp } from 'node:fs';
+import { existsSync, promises as fsp } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -80,6 +80,22 @@ export async function writeRc(dir: string, yaml: string, name = '.sutazai-backup
   const file = path.join(dir, name);
   await fsp.writeFile(file, yaml, { mode: 0o600 });
   return file;
+}
+
+/**
+ * A project folder `dir` (made) whose rc file backs up one source into ./backups:
+ * `source: { use, ...body }`, `body` being the source's options as YAML lines.
+ */
+export async function sourceProject(dir: string, source: string, use: string, body: string): Promise<string> {
+  await fsp.mkdir(dir, { recursive: true });
+  await writeRc(dir, `backupRoot: ./backups\nsources:\n  ${source}:\n    use: ${use}\n${body.replace(/^/gm, '    ')}\n`);
+  return dir;
+}
+
+/** The ids of the snapshots committed in a project's ./backups (none when nothing ever was). */
+export async function committedSnapshots(dir: string): Promise<string[]> {
+  const folder = path.join(dir, 'backups', 'snapshots');
+  return existsSync(folder) ? (await fsp.readdir(folder)).filter((f) => !f.startsWith('.')) : [];
 }
 
 /** The messages the CLI logged on stderr (JSON lines off a TTY), one per line, for matching. */

@@ -4,10 +4,10 @@
  * run and leaves no snapshot; secrets given to the command in `env` appear nowhere.
  */
 import { createHash } from 'node:crypto';
-import { existsSync, promises as fsp } from 'node:fs';
+import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { logMessages, runCli, tempDir, writeRc } from '../../../test/helpers/cli.js';
+import { committedSnapshots, logMessages, runCli, sourceProject, tempDir } from '../../../test/helpers/cli.js';
 
 /** 5 MB of deterministic bytes (all 256 values, NULs included), printed by a Node one-liner. */
 const GENERATOR = [
@@ -37,17 +37,10 @@ afterAll(async () => {
   await fsp.rm(work, { recursive: true, force: true });
 });
 
-async function project(name: string, source: string): Promise<string> {
-  const dir = path.join(work, name);
-  await fsp.mkdir(dir);
-  await writeRc(dir, `backupRoot: ./backups\nsources:\n  exported:\n    use: command\n${source.replace(/^/gm, '    ')}\n`);
-  return dir;
+function project(name: string, source: string): Promise<string> {
+  return sourceProject(path.join(work, name), 'exported', 'command', source);
 }
 
-async function snapshots(dir: string): Promise<string[]> {
-  const folder = path.join(dir, 'backups', 'snapshots');
-  return existsSync(folder) ? (await fsp.readdir(folder)).filter((f) => !f.startsWith('.')) : [];
-}
 
 describe('command source', () => {
   it('stores what the command prints, restores it byte for byte, and runs the check in verify and restore-test', async () => {
@@ -57,7 +50,7 @@ describe('command source', () => {
     const report = run.json();
     expect(report.status).toBe('success');
 
-    const [id] = await snapshots(dir);
+    const [id] = await committedSnapshots(dir);
     const manifest = JSON.parse(await fsp.readFile(path.join(dir, 'backups', 'snapshots', id!, 'manifest.json'), 'utf8'));
     const artifact = manifest.artifacts[0];
     expect(artifact).toMatchObject({ source: 'exported', plugin: 'command', file: 'exported.bin.zst', rawBytes: 5e6 });
@@ -92,7 +85,7 @@ describe('command source', () => {
     expect(run.code).toBe(1);
     expect(run.stderr).toMatch(message);
     expect(logMessages(run.stderr)).toMatch(/run failed: profile default, no snapshot committed/);
-    expect(await snapshots(dir)).toEqual([]);
+    expect(await committedSnapshots(dir)).toEqual([]);
     // The timeout stops the command: the run does not wait for its 30 s.
     expect(Date.now() - started).toBeLessThan(20_000);
   });
@@ -123,7 +116,7 @@ describe('command source', () => {
     const dir = await project('empty-ok', `command: 'true'\nallowEmpty: true`);
     const run = await runCli(['run'], { cwd: dir });
     expect(run.code, run.stderr).toBe(0);
-    expect(await snapshots(dir)).toHaveLength(1);
+    expect(await committedSnapshots(dir)).toHaveLength(1);
   });
 
   it('a failing check fails the run (nothing committed), and later verify and restore-test, with what the check said', async () => {
@@ -132,7 +125,7 @@ describe('command source', () => {
     const run = await runCli(['run'], { cwd: bad });
     expect(run.code).toBe(1);
     expect(run.stderr).toMatch(/check .* failed: sh -c exited with code 4: stale export in \//);
-    expect(await snapshots(bad)).toEqual([]);
+    expect(await committedSnapshots(bad)).toEqual([]);
 
     // Good at backup time, bad later: verify and restore-test say why.
     const dir = await project('bad-later', `command: 'echo hello'\n${check}`);
@@ -176,7 +169,7 @@ describe('command source', () => {
       expect(await fsp.readFile(path.join(d, 'out', 'exported', 'exported.out'), 'utf8')).toBe(expected);
     }
     for (const d of [dir, ok]) {
-      for (const id of await snapshots(d)) {
+      for (const id of await committedSnapshots(d)) {
         expect(await fsp.readFile(path.join(d, 'backups', 'snapshots', id, 'manifest.json'), 'utf8')).not.toContain(marker);
       }
     }

@@ -8,7 +8,7 @@ import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runCli, tempDir, writeRc } from '../../../test/helpers/cli.js';
+import { runCli, sourceProject, tempDir, writeRc } from '../../../test/helpers/cli.js';
 import { iniValue } from '../src/index.js';
 
 const SECRET_KEY = 'Gk9-secret-key-4d1f';
@@ -46,11 +46,8 @@ afterAll(async () => {
   await fsp.rm(work, { recursive: true, force: true });
 });
 
-async function project(home: { root: string; dataDir: string; configDir: string }, extra = ''): Promise<string> {
-  const dir = path.join(home.root, 'project');
-  await fsp.mkdir(dir, { recursive: true });
-  await writeRc(dir, `backupRoot: ./backups\nsources:\n  grafana:\n    use: grafana\n    dataDir: ${JSON.stringify(home.dataDir)}\n    configDir: ${JSON.stringify(home.configDir)}\n${extra.replace(/^/gm, '    ')}\n`);
-  return dir;
+function project(home: { root: string; dataDir: string; configDir: string }, extra = ''): Promise<string> {
+  return sourceProject(path.join(home.root, 'project'), 'grafana', 'grafana', `dataDir: ${JSON.stringify(home.dataDir)}\nconfigDir: ${JSON.stringify(home.configDir)}\n${extra}`);
 }
 
 describe('grafana source', () => {

@@ -5,10 +5,10 @@
  * their real sha256, two models sharing one blob, and a model from another registry.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, promises as fsp } from 'node:fs';
+import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runCli, tempDir, writeRc } from '../../../test/helpers/cli.js';
+import { committedSnapshots, runCli, sourceProject, tempDir } from '../../../test/helpers/cli.js';
 import { manifestPath } from '../src/index.js';
 
 interface Blob {
@@ -56,11 +56,8 @@ afterAll(async () => {
   await fsp.rm(work, { recursive: true, force: true });
 });
 
-async function project(name: string, source: string): Promise<string> {
-  const dir = path.join(work, name);
-  await fsp.mkdir(dir);
-  await writeRc(dir, `backupRoot: ./backups\nsources:\n  models:\n    use: ollama\n${source.replace(/^/gm, '    ')}\n`);
-  return dir;
+function project(name: string, source: string): Promise<string> {
+  return sourceProject(path.join(work, name), 'models', 'ollama', source);
 }
 
 /** Every file under `dir`, relative, with its content's sha256. */
@@ -110,7 +107,7 @@ describe('ollama source', () => {
     const r1 = await runCli(['run'], { cwd: absent });
     expect(r1.code).toBe(1);
     expect(r1.stderr).toMatch(/sources\.models: model \\?"llama3:70b\\?" is not in .* \(it has: other:7b, registry\.example\.com\/team\/private:v1, tiny:latest\)/);
-    expect(existsSync(path.join(absent, 'backups', 'snapshots')) ? await fsp.readdir(path.join(absent, 'backups', 'snapshots')) : []).toEqual([]);
+    expect(await committedSnapshots(absent)).toEqual([]);
 
     const broken = path.join(work, 'broken-models');
     await addModel(broken, 'half:latest', [blob(Buffer.from('{}')), blob(randomBytes(1000))]);

@@ -4,10 +4,10 @@
  * by a second Prometheus; and what a user gets wrong said clearly.
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, promises as fsp } from 'node:fs';
+import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runCli, tempDir, writeRc } from '../../../test/helpers/cli.js';
+import { committedSnapshots, runCli, sourceProject, tempDir } from '../../../test/helpers/cli.js';
 import { freePort } from '../../../test/helpers/servers.js';
 import { selfSamples, startPrometheus, startScrapingPrometheus, type PrometheusServer } from '../../../test/helpers/prometheus.js';
 
@@ -23,17 +23,10 @@ afterAll(async () => {
   await fsp.rm(work, { recursive: true, force: true });
 });
 
-async function project(name: string, source: string): Promise<string> {
-  const dir = path.join(work, name);
-  await fsp.mkdir(dir);
-  await writeRc(dir, `backupRoot: ./backups\nsources:\n  metrics:\n    use: prometheus\n${source.replace(/^/gm, '    ')}\n`);
-  return dir;
+function project(name: string, source: string): Promise<string> {
+  return sourceProject(path.join(work, name), 'metrics', 'prometheus', source);
 }
 
-async function snapshots(dir: string): Promise<string[]> {
-  const folder = path.join(dir, 'backups', 'snapshots');
-  return existsSync(folder) ? await fsp.readdir(folder) : [];
-}
 
 describe('prometheus source', () => {
   it('backs up a snapshot and removes it; the restore test checks every block; the blocks serve queries again', async () => {
@@ -41,7 +34,7 @@ describe('prometheus source', () => {
     const run = await runCli(['run', '--json'], { cwd: dir });
     expect(run.code, run.stderr).toBe(0);
     expect(await fsp.readdir(path.join(prometheus.dataDir, 'snapshots'))).toEqual([]);
-    const [id] = await snapshots(dir);
+    const [id] = await committedSnapshots(dir);
     const manifest = JSON.parse(await fsp.readFile(path.join(dir, 'backups', 'snapshots', id!, 'manifest.json'), 'utf8'));
     const blocks = manifest.artifacts[0].meta.blocks as { ulid: string; numSamples: number }[];
     expect(blocks.length).toBeGreaterThan(0);
@@ -68,7 +61,7 @@ describe('prometheus source', () => {
   it('the restore test names a block that does not match the manifest', async () => {
     const dir = await project('tampered', `url: ${prometheus.url}\ndataDir: ${JSON.stringify(prometheus.dataDir)}`);
     expect((await runCli(['run'], { cwd: dir })).code).toBe(0);
-    const [id] = await snapshots(dir);
+    const [id] = await committedSnapshots(dir);
     const file = path.join(dir, 'backups', 'snapshots', id!, 'manifest.json');
     const manifest = JSON.parse(await fsp.readFile(file, 'utf8'));
     const block = manifest.artifacts[0].meta.blocks[0];
@@ -86,7 +79,7 @@ describe('prometheus source', () => {
       const r1 = await runCli(['run'], { cwd: off });
       expect(r1.code).toBe(1);
       expect(r1.stderr).toContain('the admin API is off: start Prometheus with --web.enable-admin-api');
-      expect(await snapshots(off)).toEqual([]);
+      expect(await committedSnapshots(off)).toEqual([]);
     } finally {
       await plain.stop();
     }
@@ -100,7 +93,7 @@ describe('prometheus source', () => {
     const r3 = await runCli(['run'], { cwd: elsewhere });
     expect(r3.code).toBe(1);
     expect(r3.stderr).toMatch(/Prometheus wrote snapshot \S+, but .*not-the-data-dir\/snapshots\/\S+ cannot be read here \(ENOENT\): dataDir must be Prometheus's --storage\.tsdb\.path/);
-    expect(await snapshots(elsewhere)).toEqual([]);
+    expect(await committedSnapshots(elsewhere)).toEqual([]);
     // That snapshot stays in Prometheus's real folder (this host could not see it): remove it.
     await fsp.rm(path.join(prometheus.dataDir, 'snapshots'), { recursive: true, force: true });
   });
