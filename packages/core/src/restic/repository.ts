@@ -18,6 +18,11 @@ export interface OpenOptions {
   packSize?: number;
   /** Packs uploading at once (each holds its memory until done). */
   uploads?: number;
+  /**
+   * Load the index when opening (default). Without it, `has`/`load` know only blobs saved since;
+   * a check opens so, to report a damaged index file instead of failing on it.
+   */
+  loadIndex?: boolean;
 }
 
 export interface InitOptions extends OpenOptions {
@@ -89,7 +94,7 @@ export class ResticRepository implements BlobStore, JsonFileStore {
     const key = await findKey(destination, options.password);
     const config = parseRepoConfig(openJson(key, configBytes, `${where}: config`, { compressed: false }), `${where}: config`);
     const repo = new ResticRepository(destination, key, config, options);
-    await repo.#loadIndex();
+    if (options.loadIndex !== false) await repo.#loadIndex();
     return repo;
   }
 
@@ -255,7 +260,7 @@ export async function getBytes(destination: Destination, key: string): Promise<B
   return readAll(await destination.get(key));
 }
 
-async function readAll(body: Readable): Promise<Buffer> {
+export async function readAll(body: Readable): Promise<Buffer> {
   const parts: Buffer[] = [];
   for await (const chunk of body as AsyncIterable<Buffer>) parts.push(chunk);
   return parts.length === 1 ? (parts[0] as Buffer) : Buffer.concat(parts);
