@@ -7,7 +7,7 @@ import { LocalDestination } from '../../src/destination.js';
 import { checkData, checkStructure, type CheckFinding } from '../../src/restic/check.js';
 import type { IndexJson } from '../../src/restic/index-file.js';
 import { ResticRepository } from '../../src/restic/repository.js';
-import { restic, saveHandTree, sha, snapshotJson, TEST_KDF } from './helpers.js';
+import { restic, saveHandTree, sha, snapshotJson, TEST_KDF } from '../../../../test/helpers/restic.js';
 
 let dir: string;
 let repoDir: string;

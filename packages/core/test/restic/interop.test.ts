@@ -5,7 +5,7 @@ import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { LocalDestination } from '../../src/destination.js';
 import { ResticRepository } from '../../src/restic/repository.js';
-import { nodeAt, restic, saveHandTree, sha, snapshotJson, TEST_KDF } from './helpers.js';
+import { nodeAt, restic, saveHandTree, sha, snapshotJson, TEST_KDF } from '../../../../test/helpers/restic.js';
 
 /** Stock restic 0.14 (Debian 12's) against repositories we write, and the other way round. */
 

@@ -6,7 +6,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { LocalDestination } from '../../src/destination.js';
 import { isStale, RepositoryLock, thisHost, type LockHost, type LockJson } from '../../src/restic/locks.js';
 import { ResticRepository } from '../../src/restic/repository.js';
-import { RESTIC, restic, TEST_KDF } from './helpers.js';
+import { RESTIC, restic, TEST_KDF } from '../../../../test/helpers/restic.js';
 
 let dir: string;
 let repo: ResticRepository;

@@ -7,7 +7,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { LocalDestination, type Destination, type PutInfo } from '../../src/destination.js';
 import { BackupError } from '../../src/errors.js';
 import { ResticRepository } from '../../src/restic/repository.js';
-import { sha, TEST_KDF } from './helpers.js';
+import { sha, TEST_KDF } from '../../../../test/helpers/restic.js';
 
 
 let dir: string;

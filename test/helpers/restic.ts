@@ -1,8 +1,9 @@
+/** Stock restic 0.14 (Debian 12's /usr/bin/restic) for interoperability tests, and snapshot trees built by hand. */
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
-import type { BlobStore } from '../../src/restic/store.js';
+import type { BlobStore } from '../../packages/core/src/restic/store.js';
 
 /** Cheap scrypt for tests; real repositories use DEFAULT_KDF. */
 export const TEST_KDF = { N: 1024, r: 8, p: 1 };
