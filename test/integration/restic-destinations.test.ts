@@ -6,12 +6,13 @@
 import { randomBytes } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
+import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { S3Destination, s3Options } from '../../plugins/s3/src/index.js';
 import { SftpDestination, sftpOptions } from '../../plugins/sftp/src/index.js';
 import { PrefixedDestination, type Destination } from '../../packages/core/src/destination.js';
 import { checkData, checkStructure } from '../../packages/core/src/restic/check.js';
-import { ResticRepository } from '../../packages/core/src/restic/repository.js';
+import { readAll, ResticRepository } from '../../packages/core/src/restic/repository.js';
 import { tempDir } from '../helpers/cli.js';
 import { restic, saveHandTree, sha, snapshotJson, TEST_KDF } from '../helpers/restic.js';
 import { startS3, startSshd, type S3Server, type SshServer } from '../helpers/servers.js';
@@ -122,6 +123,23 @@ describe.each(Object.keys(remotes))('a restic repository on the %s destination',
       expect(blobs).toBe(again.blobCount);
       expect((await checkStructure(again)).findings).toEqual([]);
       expect((await checkData(again)).findings).toEqual([]);
+    } finally {
+      await dest.close?.();
+    }
+  });
+
+  it('reads byte ranges of an object, which is how a blob is loaded', async () => {
+    const dest = remote.destination();
+    try {
+      const body = randomBytes(3 * 1024 * 1024 + 17);
+      await dest.put('ranges/object', Readable.from([body]), { size: body.length });
+      expect(dest.getRange).toBeDefined();
+      const range = async (offset: number, length: number) => readAll(await dest.getRange!('ranges/object', offset, length));
+      expect((await range(0, 10)).equals(body.subarray(0, 10))).toBe(true);
+      expect((await range(1_000_003, 1_500_000)).equals(body.subarray(1_000_003, 2_500_003))).toBe(true);
+      expect((await range(body.length - 5, 100)).equals(body.subarray(body.length - 5))).toBe(true);
+      expect(await range(body.length + 10, 5)).toHaveLength(0);
+      await expect(dest.getRange!('ranges/missing', 0, 5)).rejects.toMatchObject({ code: 'E_NOT_FOUND' });
     } finally {
       await dest.close?.();
     }
