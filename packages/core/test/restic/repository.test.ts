@@ -70,6 +70,7 @@ describe('ResticRepository on a local folder', () => {
     const b = randomBytes(5000);
     await repo.save('data', sha(b), b);
     await repo.save('data', sha(b), b);
+    await expect(repo.save('data', 'not-an-id', b)).rejects.toMatchObject({ code: 'E_INTERNAL', message: 'not a blob id: "not-an-id"' });
     await repo.flush();
     const again = await ResticRepository.open(dest, { password: 'pw' });
     await again.save('data', sha(b), b);
