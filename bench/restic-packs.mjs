@@ -86,8 +86,11 @@ try {
   rmSync(dir, { recursive: true, force: true });
 }
 
-if (process.argv.includes('--json')) console.log(JSON.stringify(Object.fromEntries(results)));
+// Packs in memory are bounded (two uploading, one filling per type): peak RSS must not grow with --mb.
+const peakRssMiB = +(process.resourceUsage().maxRSS / 1024).toFixed(0);
+if (process.argv.includes('--json')) console.log(JSON.stringify({ ...Object.fromEntries(results), peakRssMiB }));
 else {
   console.log(`${totalMb} MiB in ${(chunk / 1024).toFixed(0)} KiB chunks, one thread:`);
   for (const [label, mibs] of results) console.log(`  ${label.padEnd(78)} ${String(mibs).padStart(5)} MiB/s`);
+  console.log(`  peak RSS of the process: ${peakRssMiB} MiB`);
 }
