@@ -294,26 +294,16 @@ export class SftpDestination implements Destination {
     }
   }
 
-  async get(key: string): Promise<Readable> {
-    const file = this.remotePath(key);
-    return this.#op(`reading ${key}`, async (sftp) => {
-      let handle: Buffer;
-      try {
-        handle = await call<Buffer>(sftp, (cb) => sftp.open(file, 'r', cb));
-      } catch (err) {
-        if ((err as { code?: number }).code === NO_SUCH_FILE) throw new BackupError('E_NOT_FOUND', `${this.description}: ${key} does not exist`);
-        throw err;
-      }
-      const st = await call<Stats>(sftp, (cb) => sftp.fstat(handle, cb)).catch(async (err) => {
-        await call<void>(sftp, (cb) => sftp.close(handle, cb)).catch(() => {});
-        throw err;
-      });
-      return Readable.from(readRemoteFile(sftp, handle, st.size), { objectMode: false });
-    });
+  get(key: string): Promise<Readable> {
+    return this.#read(key, 0, Infinity);
   }
 
   /** Reads only the range, with the same pipelined requests as `get`. */
-  async getRange(key: string, offset: number, length: number): Promise<Readable> {
+  getRange(key: string, offset: number, length: number): Promise<Readable> {
+    return this.#read(key, offset, Math.max(0, length));
+  }
+
+  #read(key: string, offset: number, length: number): Promise<Readable> {
     const file = this.remotePath(key);
     return this.#op(`reading ${key}`, async (sftp) => {
       let handle: Buffer;
@@ -327,7 +317,7 @@ export class SftpDestination implements Destination {
         await call<void>(sftp, (cb) => sftp.close(handle, cb)).catch(() => {});
         throw err;
       });
-      const end = Math.min(st.size, offset + Math.max(0, length));
+      const end = Math.min(st.size, offset + length);
       return Readable.from(readRemoteFile(sftp, handle, end, 16, Math.min(offset, end)), { objectMode: false });
     });
   }
