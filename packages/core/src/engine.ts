@@ -1,6 +1,7 @@
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
+import { crashPoint } from './crash-point.js';
 import { loadConfig, type LoadConfigOptions, type ProfileConfig, type ResolvedConfig } from './config.js';
 import { LocalDestination, type Destination, type DestinationTraits } from './destination.js';
 import { BackupError, isBackupError } from './errors.js';
@@ -417,10 +418,12 @@ export class Engine {
         manifest.finishedAt = this.now().toISOString();
         await this.#hooks.commit.promise({ run, manifest });
         await writeFileAtomic(path.join(stagingDir, MANIFEST_FILE), serializeManifest(manifest));
+        crashPoint('after-manifest');
         const finalDir = path.join(this.config.backupRoot, 'snapshots', id);
         await ensureDir(path.dirname(finalDir));
         await fsp.rename(stagingDir, finalDir);
         await fsyncDir(path.dirname(finalDir));
+        crashPoint('after-rename');
         committed = true;
         report.snapshot = id;
         logger.info(`snapshot ${id} committed: ${records.length} artifact(s), ${manifestBytes(manifest)} bytes`);
