@@ -1,8 +1,8 @@
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
-import { crashPoint } from './crash-point.js';
 import { loadConfig, type LoadConfigOptions, type ProfileConfig, type ResolvedConfig } from './config.js';
+import { crashPoint } from './crash-point.js';
 import { LocalDestination, type Destination, type DestinationTraits } from './destination.js';
 import { BackupError, isBackupError } from './errors.js';
 import { DIR_MODE, ensureDir, fsyncDir, writeFileAtomic } from './fs.js';
