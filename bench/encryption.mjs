@@ -8,17 +8,20 @@
 // decrypts every artifact once (its verification), so stock `gpg --symmetric` + `gpg --decrypt` is
 // shown too, like for like. `--compress-algo none` is what the tool writes (the data is already
 // zstd-compressed); stock gpg's default options (zlib again) are shown as well.
+// A warm-up round of every contestant comes first, uncounted; each measured round then runs the
+// contestants in an order rotated by one, so none always runs first or last. Peak RSS is of each
+// command's whole process tree (the sum over its processes). Without gpg: a FAIL line, exit 1.
 //
 //   node bench/encryption.mjs [--mb 256] [--rounds 3] [--json]
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { requireCompetitors } from './lib/competitors.mjs';
+import { CLI as cli, REPO_ROOT as root, measure } from './lib/measure.mjs';
 
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const cli = path.join(root, 'packages/cli/dist/bin.js');
+const { gpg } = requireCompetitors([{ name: 'gpg', command: 'gpg', install: 'apt-get install gnupg' }]);
 const arg = (name, fallback) => {
   const i = process.argv.indexOf(`--${name}`);
   return i >= 0 ? process.argv[i + 1] : fallback;
@@ -46,49 +49,77 @@ function rc(dir, encrypted) {
   );
 }
 
-/** Runs a command under /usr/bin/time: wall seconds and peak RSS (MiB) of the process tree's largest member. */
-function timed(cmd, args, options = {}) {
-  const r = spawnSync('/usr/bin/time', ['-f', '%e %M', cmd, ...args], { ...options, encoding: 'buffer', maxBuffer: 1 << 30 });
-  const [wall, rssKb] = r.stderr.toString().trim().split('\n').at(-1).split(' ').map(Number);
-  if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed (${r.status}): ${r.stderr.toString().slice(-2000)}`);
-  return { wall, rssMb: rssKb / 1024 };
+/** Runs a command: wall seconds and the peak RSS (MiB) of its process tree. */
+async function timed(cmd, args, options = {}) {
+  const r = await measure(cmd, args, options);
+  if (r.code !== 0) throw new Error(`${cmd} ${args.join(' ')} failed (${r.code}): ${r.stderr.slice(-2000)}`);
+  return { wall: r.wallMs / 1000, rssMb: r.maxRssKb / 1024 };
 }
 
-function toolRun(encrypted, round) {
+/** One `sutazai-backup run` of the data, encrypted or not; returns its timing and its artifact. */
+async function toolRun(encrypted, round) {
   const dir = path.join(work, `${encrypted ? 'enc' : 'plain'}-${round}`);
   rc(dir, encrypted);
-  const t = timed(process.execPath, [cli, 'run', '--log-level', 'warn'], { cwd: dir, env: { ...process.env, PW: passphrase } });
+  const t = await timed(process.execPath, [cli, 'run', '--log-level', 'warn'], { cwd: dir, env: { PW: passphrase } });
   const snapshots = path.join(dir, 'backups/snapshots');
   const id = readdirSync(snapshots)[0];
-  return { ...t, artifact: path.join(snapshots, id, readdirSync(path.join(snapshots, id)).find((f) => f !== 'manifest.json')) };
+  return { ...t, dir, artifact: path.join(snapshots, id, readdirSync(path.join(snapshots, id)).find((f) => f !== 'manifest.json')) };
 }
 
-function stockGpg(args, input, output) {
+async function stockGpg(args, input, output) {
   const home = mkdtempSync(path.join(work, 'gnupg-'));
   const pw = path.join(home, 'pw');
   writeFileSync(pw, passphrase, { mode: 0o600 });
   try {
-    return timed('gpg', ['--homedir', home, '--batch', '--yes', '--quiet', '--pinentry-mode', 'loopback', '--passphrase-file', pw, ...args, '--output', output, input]);
+    return await timed(gpg, ['--homedir', home, '--batch', '--yes', '--quiet', '--pinentry-mode', 'loopback', '--passphrase-file', pw, ...args, '--output', output, input]);
   } finally {
     spawnSync('gpgconf', ['--homedir', home, '--kill', 'all']);
+    rmSync(output, { force: true });
   }
 }
 
-const samples = { plain: [], encrypted: [], stockEnc: [], stockEncDefault: [], stockDec: [] };
-let compressedBytes = 0;
+// Stock gpg encrypts the tool's own .tar.zst and decrypts stock gpg's own encryption of it,
+// both made once before the rounds, so every contestant is independent of the others' order.
+const STOCK_OPTIONS = ['--symmetric', '--cipher-algo', 'AES256', '--compress-algo', 'none', '--s2k-mode', '3', '--s2k-digest-algo', 'SHA512', '--s2k-count', '65011712'];
+const zst = path.join(work, 'input.tar.zst');
+const encryptedInput = path.join(work, 'input.tar.zst.gpg');
+const contestants = {
+  plain: async (round) => {
+    const r = await toolRun(false, round);
+    rmSync(r.dir, { recursive: true, force: true });
+    return r;
+  },
+  encrypted: async (round) => {
+    const r = await toolRun(true, round);
+    rmSync(r.dir, { recursive: true, force: true });
+    return r;
+  },
+  stockEnc: (round) => stockGpg(STOCK_OPTIONS, zst, path.join(work, `stock-${round}.gpg`)),
+  stockEncDefault: (round) => stockGpg(['--symmetric'], zst, path.join(work, `stock-${round}.default.gpg`)),
+  stockDec: (round) => stockGpg(['--decrypt'], encryptedInput, path.join(work, `stock-${round}.zst`)),
+};
+
+{
+  const first = await toolRun(false, 'input');
+  copyFileSync(first.artifact, zst);
+  rmSync(first.dir, { recursive: true, force: true });
+  const home = mkdtempSync(path.join(work, 'gnupg-'));
+  writeFileSync(path.join(home, 'pw'), passphrase, { mode: 0o600 });
+  const made = spawnSync(gpg, ['--homedir', home, '--batch', '--yes', '--quiet', '--pinentry-mode', 'loopback', '--passphrase-file', path.join(home, 'pw'), ...STOCK_OPTIONS, '--output', encryptedInput, zst]);
+  spawnSync('gpgconf', ['--homedir', home, '--kill', 'all']);
+  if (made.status !== 0) throw new Error(`gpg --symmetric failed: ${made.stderr}`);
+}
+const compressedBytes = statSync(zst).size;
+
+const names = Object.keys(contestants);
+const samples = Object.fromEntries(names.map((n) => [n, []]));
+const orders = [];
+// The warm-up round (not counted), then the measured rounds, each in a rotated order.
+for (const n of names) await contestants[n]('warm-up');
 for (let round = 0; round < rounds; round++) {
-  const plain = toolRun(false, round);
-  samples.plain.push(plain);
-  samples.encrypted.push(toolRun(true, round));
-  const zst = plain.artifact;
-  compressedBytes = Number(spawnSync('stat', ['-c', '%s', zst], { encoding: 'utf8' }).stdout.trim());
-  const out = path.join(work, `stock-${round}.gpg`);
-  samples.stockEnc.push(stockGpg(['--symmetric', '--cipher-algo', 'AES256', '--compress-algo', 'none', '--s2k-mode', '3', '--s2k-digest-algo', 'SHA512', '--s2k-count', '65011712'], zst, out));
-  samples.stockEncDefault.push(stockGpg(['--symmetric'], zst, `${out}.default`));
-  samples.stockDec.push(stockGpg(['--decrypt'], out, path.join(work, `stock-${round}.zst`)));
-  for (const f of [out, `${out}.default`, path.join(work, `stock-${round}.zst`)]) rmSync(f, { force: true });
-  rmSync(path.join(work, `plain-${round}`), { recursive: true, force: true });
-  rmSync(path.join(work, `enc-${round}`), { recursive: true, force: true });
+  const order = names.map((_, i) => names[(i + round) % names.length]);
+  orders.push(order);
+  for (const n of order) samples[n].push(await contestants[n](round));
 }
 
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
@@ -101,10 +132,11 @@ const result = {
   date: new Date().toISOString(),
   aes: backend,
   machine: `${os.cpus()[0]?.model ?? 'unknown'}, ${os.cpus().length} cores, ${Math.round(os.totalmem() / 2 ** 30)} GiB, load ${os.loadavg()[0].toFixed(1)}`,
-  gpg: spawnSync('gpg', ['--version'], { encoding: 'utf8' }).stdout.split('\n')[0],
+  gpg: spawnSync(gpg, ['--version'], { encoding: 'utf8' }).stdout.split('\n')[0],
   dataMb: totalMb,
   compressedMb: +(compressedBytes / 2 ** 20).toFixed(1),
   rounds,
+  orders,
   medians: m,
   toolEncryptionCostSeconds: +toolCost.toFixed(2),
   stockGpgSeconds: { symmetric: m.stockEnc.wall, symmetricDefault: m.stockEncDefault.wall, decrypt: m.stockDec.wall, symmetricPlusDecrypt: +stockCost.toFixed(2) },
@@ -119,7 +151,7 @@ if (process.argv.includes('--json')) console.log(JSON.stringify(result, null, 2)
 else {
   const row = (name, s) => `| ${name} | ${s.wall.toFixed(2)} s | ${s.rssMb.toFixed(0)} MiB |`;
   console.log(`${result.date}: ${result.machine}; ${result.gpg}; the plugin's AES: ${backend}`);
-  console.log(`${totalMb} MiB of data (${result.compressedMb} MiB after zstd), median of ${rounds} interleaved rounds\n`);
+  console.log(`${totalMb} MiB of data (${result.compressedMb} MiB after zstd), median of ${rounds} rounds after a warm-up; orders: ${orders.map((o) => o.join(' > ')).join('; ')}\n`);
   console.log('| what | wall | peak RSS |\n|---|---|---|');
   console.log(row('sutazai-backup run, unencrypted', m.plain));
   console.log(row('sutazai-backup run, encryption: gpg', m.encrypted));

@@ -4,12 +4,21 @@
 //   node bench/memory.mjs [sizeGB=2] [--single] [--work DIR]
 // The default dataset is the mixed one of bench/backup.mjs (logs, model blobs, configs) of
 // sizeGB decimal gigabytes; --single is one incompressible file of sizeGB GiB.
-import { existsSync, promises as fsp } from 'node:fs';
+// Peak RSS is of each command's whole process tree: the sum over its processes, sampled. One
+// measurement of each, no warm-up: the page cache, which a warm-up fills, is not part of RSS.
+// Without tar or zstd (the baseline): a FAIL line and exit code 1.
+import { promises as fsp } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import os from 'node:os';
 import path from 'node:path';
+import { requireCompetitors } from './lib/competitors.mjs';
 import { ensureDataset } from './lib/dataset.mjs';
 import { CLI, measure, mib } from './lib/measure.mjs';
+
+requireCompetitors([
+  { name: 'tar', command: 'tar', install: 'apt-get install tar' },
+  { name: 'zstd', command: 'zstd', install: 'apt-get install zstd' },
+]);
 
 const args = process.argv.slice(2);
 const single = args.includes('--single');
@@ -48,13 +57,12 @@ const restored = path.join(runDir, 'restored');
 const restore = await measure(process.execPath, [CLI, 'restore', 'latest', '--to', restored], { cwd: runDir, env });
 if (restore.code !== 0) throw new Error(`sutazai-backup restore failed: ${restore.stderr}`);
 await fsp.rm(restored, { recursive: true, force: true });
-const baseline = existsSync('/usr/bin/zstd')
-  ? await measure('sh', ['-c', `tar -cf - -C "${path.dirname(dataRoot)}" "${path.basename(dataRoot)}" | zstd -3 -T0 -q -o "${runDir}/baseline.tar.zst"`])
-  : undefined;
+const baseline = await measure('sh', ['-c', `tar -cf - -C "${path.dirname(dataRoot)}" "${path.basename(dataRoot)}" | zstd -3 -T0 -q -o "${runDir}/baseline.tar.zst"`]);
+if (baseline.code !== 0) throw new Error(`tar | zstd failed: ${baseline.stderr}`);
 
 console.log(`sutazai-backup run:     ${(backup.wallMs / 1000).toFixed(1)} s, peak RSS ${mib(backup.maxRssKb)} (limit ${LIMIT_MIB} MiB)`);
 console.log(`sutazai-backup restore: ${(restore.wallMs / 1000).toFixed(1)} s, peak RSS ${mib(restore.maxRssKb)} (limit ${LIMIT_MIB} MiB)`);
-if (baseline) console.log(`tar | zstd -3 -T0:      ${(baseline.wallMs / 1000).toFixed(1)} s, peak RSS ${mib(baseline.maxRssKb)}`);
+console.log(`tar | zstd -3 -T0:      ${(baseline.wallMs / 1000).toFixed(1)} s, peak RSS ${mib(baseline.maxRssKb)} (largest process ${mib(baseline.largestProcessKb)})`);
 const ok = Math.max(backup.maxRssKb, restore.maxRssKb) / 1024 < LIMIT_MIB;
 console.log(ok ? 'memory: flat (under the limit)' : 'memory: OVER THE LIMIT');
 await fsp.rm(runDir, { recursive: true, force: true });

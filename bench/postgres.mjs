@@ -2,7 +2,8 @@
 // The postgres source against plain `pg_dump -Fc`: a pgbench database (scale 30 by default) is
 // backed up with `sutazai-backup run` (dump, compression, sha256, the run's own verification with
 // pg_restore --list, commit) and dumped with `pg_dump -Fc -f FILE`, interleaved in the same run,
-// several times; prints the median wall times, their ratio and the peak RSS of each.
+// several times; prints the median wall times, their ratio and the peak RSS of each (of the
+// whole process tree: the run's own pg_dump counts). Without pg_dump: a FAIL line and exit 1.
 //
 // Usage: node bench/postgres.mjs [--scale 30] [--reps 7] [--set option=value]... [--keep]
 //   --set passes an option to the postgres source (e.g. --set dumpCompression=0) to compare choices.
@@ -15,6 +16,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
+import { requireCompetitors } from './lib/competitors.mjs';
 import { CLI, measure, median, mib } from './lib/measure.mjs';
 
 const { values: args } = parseArgs({
@@ -27,6 +29,7 @@ const { values: args } = parseArgs({
 });
 const BUDGET = 1.1;
 const BIN = process.env.BENCH_PG_BIN ?? '/usr/lib/postgresql/15/bin';
+requireCompetitors([{ name: 'pg_dump', command: path.join(BIN, 'pg_dump'), install: 'apt-get install postgresql-15, or BENCH_PG_BIN=<the server programs>' }]);
 const scale = Number(args.scale);
 const reps = Number(args.reps);
 

@@ -1,14 +1,19 @@
 #!/usr/bin/env node
 // Replication to S3: `sutazai-backup run` replicating its snapshot to an S3-compatible server
 // (s3rver on loopback), beside `rclone copy` of the same snapshot files to the same server, in
-// the same run. Prints per-round times, medians, the ratio and peak RSS.
+// the same run. A warm-up round of both comes first, uncounted. Prints per-round times, medians,
+// the ratio and peak RSS (of each command's whole process tree). Without rclone: a FAIL line and
+// exit code 1.
 // Usage: node bench/replicate-s3.mjs [sizeMiB=512] [rounds=3] [workDir]
 import { createRequire } from 'node:module';
 import { randomBytes } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { requireCompetitors } from './lib/competitors.mjs';
 import { CLI, REPO_ROOT, measure, median, mib } from './lib/measure.mjs';
+
+const { rclone: rcloneBin } = requireCompetitors([{ name: 'rclone', command: 'rclone', install: 'apt-get install rclone' }]);
 
 const sizeMiB = Number(process.argv[2] ?? 512);
 const rounds = Number(process.argv[3] ?? 3);
@@ -72,7 +77,8 @@ const rcloneEnv = {
 console.log(`dataset: ${sizeMiB} MiB model + 300 small files; ${os.cpus().length} cores, node ${process.version}; part size ${PART_MB} MiB, ${QUEUE} parts at once for both tools`);
 const results = [];
 try {
-  for (let round = 1; round <= rounds; round++) {
+  // Round 0 is the warm-up: printed, not counted.
+  for (let round = 0; round <= rounds; round++) {
     const reportFile = path.join(work, `report-${round}.json`);
     const tool = await measure('sh', ['-c', `"${process.execPath}" "${CLI}" run --json > "${reportFile}"`], {
       cwd: work,
@@ -83,15 +89,15 @@ try {
     const offsite = report.destinations.find((d) => d.name === 'offsite');
     const snapshotDir = path.join(work, 'repo', 'snapshots', report.snapshot);
     const rclone = await measure(
-      'rclone',
+      rcloneBin,
       ['copy', snapshotDir, `bench:${BUCKET}/rclone/${report.snapshot}`, '--s3-chunk-size', `${PART_MB}M`, '--s3-upload-concurrency', String(QUEUE), '--transfers', '4'],
       { env: rcloneEnv },
     );
     if (rclone.code !== 0) throw new Error(`rclone copy failed: ${rclone.stderr}`);
     const r = { round, bytes: offsite.bytes, toolMs: offsite.durationMs, toolRunMs: tool.wallMs, toolRss: tool.maxRssKb, rcloneMs: rclone.wallMs, rcloneRss: rclone.maxRssKb };
-    results.push(r);
+    if (round > 0) results.push(r);
     console.log(
-      `round ${round}: ${(r.bytes / 1048576).toFixed(0)} MiB; sutazai-backup replicate ${(r.toolMs / 1000).toFixed(2)} s ` +
+      `${round > 0 ? `round ${round}` : 'warm-up'}: ${(r.bytes / 1048576).toFixed(0)} MiB; sutazai-backup replicate ${(r.toolMs / 1000).toFixed(2)} s ` +
         `(whole run ${(r.toolRunMs / 1000).toFixed(1)} s, peak RSS ${mib(r.toolRss)}); rclone copy ${(r.rcloneMs / 1000).toFixed(2)} s (peak RSS ${mib(r.rcloneRss)})`,
     );
   }

@@ -338,6 +338,8 @@ export async function main(argv: string[], io: Io = defaultIo()): Promise<number
   } catch (err) {
     if (err instanceof CommanderError) {
       if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help') return ExitCode.ok;
+      // A script that asked for JSON gets its one document on stdout, usage errors included.
+      if (argv.includes('--json')) printJson({ error: { code: 'E_USAGE', message: err.message.replace(/^error: /, '') } });
       return ExitCode.usage;
     }
     const wantsJson = argv.includes('--json');

@@ -28,6 +28,12 @@ export async function serveMetrics(engine: Engine, logger: Logger, host: string,
       },
     );
   });
+  // Catch the signals before saying where it serves: whoever reads that may stop it at once.
+  const stopped = new Promise<void>((resolve) => {
+    const stop = () => server.close(() => resolve());
+    process.once('SIGINT', stop);
+    process.once('SIGTERM', stop);
+  });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(port, host, resolve);
@@ -35,9 +41,5 @@ export async function serveMetrics(engine: Engine, logger: Logger, host: string,
   const address = server.address() as AddressInfo;
   onListening(`${address.address}:${address.port}`);
   logger.info(`serving metrics on http://${address.address}:${address.port}/metrics`);
-  await new Promise<void>((resolve) => {
-    const stop = () => server.close(() => resolve());
-    process.once('SIGINT', stop);
-    process.once('SIGTERM', stop);
-  });
+  await stopped;
 }

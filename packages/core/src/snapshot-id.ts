@@ -8,7 +8,7 @@ const ID = /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z-([A-Za-z0-9][A-Za-z0-9
  * same second still sort in the order they were taken.
  */
 export function makeSnapshotId(time: Date, profile: string): string {
-  const stamp = time.toISOString().replace(/[-:]/g, '').replace(/\.\d{3}Z$/, 'Z');
+  const stamp = stampOf(time);
   const suffix = (time.getUTCMilliseconds() * 16 + (randomBytes(1)[0]! & 0xf)).toString(16).padStart(4, '0');
   return `${stamp}-${profile}-${suffix}`;
 }
@@ -23,11 +23,15 @@ export function parseSnapshotId(id: string): ParsedSnapshotId | undefined {
   if (!m) return undefined;
   const [, y, mo, d, h, mi, s, profile] = m;
   const time = new Date(Date.UTC(Number(y), Number(mo) - 1, Number(d), Number(h), Number(mi), Number(s)));
-  // Reject impossible dates (month 13, day 99) instead of letting Date roll them over.
-  if (Number.isNaN(time.getTime()) || time.getUTCMonth() !== Number(mo) - 1 || time.getUTCDate() !== Number(d) || time.getUTCHours() !== Number(h)) {
-    return undefined;
-  }
+  // Reject impossible times (month 13, day 99, second 60) and years Date reads as 19xx, instead
+  // of letting Date roll them over: the time must write back as the same stamp.
+  if (!id.startsWith(stampOf(time))) return undefined;
   return { time, profile: profile! };
+}
+
+/** `20261126T020000Z`: the time to the second, UTC. */
+function stampOf(time: Date): string {
+  return time.toISOString().replace(/[-:]/g, '').replace(/\.\d{3}Z$/, 'Z');
 }
 
 export function isSnapshotId(id: string): boolean {

@@ -43,6 +43,25 @@ export function integrityCheck(file: string): string {
 }
 
 /**
+ * Opens a read transaction on `db`, waiting up to `busyTimeout` for a writer's exclusive lock.
+ * Without it, better-sqlite3's `backup()` resolves as if it were done, having copied nothing,
+ * when its first step finds the database locked.
+ */
+function holdReadLock(db: Database.Database, file: string, options: { busyTimeout: number; what: string }): void {
+  try {
+    db.exec('BEGIN');
+    db.prepare('SELECT count(*) FROM sqlite_schema').get();
+  } catch (err) {
+    if ((err as { code?: string }).code !== 'SQLITE_BUSY') throw err;
+    throw new BackupError(
+      'E_SOURCE',
+      `${options.what}: ${file} stayed locked by another writer for longer than busyTimeout (${options.busyTimeout} ms); raise ${options.what}.busyTimeout or back up while the writer is idle`,
+      { cause: err, details: { path: file } },
+    );
+  }
+}
+
+/**
  * A consistent copy of `file` at `copy` (0600), through SQLite's online backup API: safe under a
  * concurrent writer, WAL or not. The copy is a self-contained rollback-journal database (one file).
  * `what` names the source in errors.
@@ -55,10 +74,13 @@ export async function onlineCopy(file: string, copy: string, options: { busyTime
     throw new BackupError('E_SOURCE', `${options.what}: cannot open ${file}: ${(err as Error).message}`, { cause: err });
   }
   try {
+    holdReadLock(source, file, options);
     // After the first step, copy all remaining pages in one step: that step reads one
     // consistent snapshot, so a concurrent writer cannot make the copy start over forever.
-    await source.backup(copy, { progress: () => 0x7fffffff });
+    const progress = await source.backup(copy, { progress: () => 0x7fffffff });
+    if (progress.totalPages === 0) throw new Error('no page was copied');
   } catch (err) {
+    if (err instanceof BackupError) throw err;
     throw new BackupError('E_SOURCE', `${options.what}: online backup of ${file} failed: ${(err as Error).message}`, { cause: err });
   } finally {
     source.close();
