@@ -25,3 +25,11 @@ export async function resticBlob(repo: string, id: string): Promise<Buffer> {
   });
   return stdout;
 }
+
+/** The newest snapshot restic lists, as `restic cat snapshot` prints it (0.14 has no `cat snapshot latest`). */
+export async function latestSnapshot(repo: string): Promise<{ id: string; tree: string; paths: string[]; time: string; tags?: string[] }> {
+  const list = JSON.parse(await restic(repo, ['snapshots', '--json'])) as { id: string; time: string }[];
+  if (!list.length) throw new Error(`${repo} has no snapshots`);
+  const newest = list.sort((a, b) => a.time.localeCompare(b.time)).at(-1)!;
+  return { ...JSON.parse(await restic(repo, ['cat', 'snapshot', newest.id])), id: newest.id };
+}
