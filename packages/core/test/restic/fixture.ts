@@ -32,3 +32,61 @@ export async function makeFixture(root: string): Promise<void> {
   execFileSync('mknod', [path.join(root, 'chr'), 'c', '1', '3']);
   execFileSync('python3', ['-c', 'import socket,sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1])', path.join(root, 'sock')]);
 }
+
+export interface TreeDifference {
+  path: string;
+  what: string;
+}
+
+/**
+ * Compares two trees entry by entry (lstat, never following links): type, permission bits,
+ * mtime to the microsecond (what utimes keeps), file bytes, link targets. `expectLink` maps a
+ * source link target to the one the restore should have written (absolute links are rewritten);
+ * `skip` leaves out entries a restore does not create (FIFOs, devices, sockets). Names are
+ * compared as bytes.
+ */
+export async function compareTrees(
+  source: string,
+  restored: string,
+  options: { keepSetuid?: boolean; expectLink?: (linkPath: string, target: string) => string; skip?: (st: import('node:fs').Stats) => boolean } = {},
+): Promise<TreeDifference[]> {
+  const { lstat, readdir, readFile, readlink } = await import('node:fs/promises');
+  const diffs: TreeDifference[] = [];
+  const walk = async (a: Buffer, b: Buffer, rel: string): Promise<void> => {
+    const names = (await readdir(a, { encoding: 'buffer' })).sort(Buffer.compare);
+    const restoredNames = new Set((await readdir(b, { encoding: 'buffer' })).map((n) => n.toString('latin1')));
+    for (const name of names) {
+      const pa = Buffer.concat([a, Buffer.from('/'), name]);
+      const pb = Buffer.concat([b, Buffer.from('/'), name]);
+      const here = `${rel}/${name.toString()}`;
+      const sa = await lstat(pa, { bigint: true });
+      if (options.skip?.(await lstat(pa))) {
+        if (restoredNames.has(name.toString('latin1'))) diffs.push({ path: here, what: 'should have been left out' });
+        continue;
+      }
+      if (!restoredNames.delete(name.toString('latin1'))) {
+        diffs.push({ path: here, what: 'missing' });
+        continue;
+      }
+      const sb = await lstat(pb, { bigint: true });
+      const type = (s: typeof sa) => (s.isDirectory() ? 'dir' : s.isSymbolicLink() ? 'symlink' : s.isFile() ? 'file' : 'other');
+      if (type(sa) !== type(sb)) diffs.push({ path: here, what: `type ${type(sa)} became ${type(sb)}` });
+      if (!sa.isSymbolicLink()) {
+        const perm = Number(sa.mode) & (options.keepSetuid ? 0o7777 : 0o1777);
+        if ((Number(sb.mode) & 0o7777) !== perm) diffs.push({ path: here, what: `mode ${perm.toString(8)} became ${(Number(sb.mode) & 0o7777).toString(8)}` });
+      }
+      if (sa.mtimeNs / 1000n !== sb.mtimeNs / 1000n) diffs.push({ path: here, what: `mtime ${sa.mtimeNs} became ${sb.mtimeNs}` });
+      if (sa.isFile() && !(await readFile(pa)).equals(await readFile(pb))) diffs.push({ path: here, what: 'content differs' });
+      if (sa.isSymbolicLink()) {
+        const ta = (await readlink(pa)).toString();
+        const want = options.expectLink ? options.expectLink(here, ta) : ta;
+        const tb = (await readlink(pb)).toString();
+        if (tb !== want) diffs.push({ path: here, what: `link ${want} became ${tb}` });
+      }
+      if (sa.isDirectory()) await walk(pa, pb, here);
+    }
+    for (const extra of restoredNames) diffs.push({ path: `${rel}/${Buffer.from(extra, 'latin1').toString()}`, what: 'not in the source' });
+  };
+  await walk(Buffer.from(source), Buffer.from(restored), '');
+  return diffs;
+}
