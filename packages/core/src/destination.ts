@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { BackupError } from './errors.js';
 import { ensureDir, replaceFile } from './fs.js';
@@ -39,6 +39,12 @@ export interface Destination {
   readonly description: string;
   put(key: string, body: Readable, info?: PutInfo): Promise<void>;
   get(key: string): Promise<Readable>;
+  /**
+   * `length` bytes of an object from `offset` (a restic repository reads one blob of a pack this
+   * way). Optional: without it, readers take `get` and skip to the range (see `getRange`). A range
+   * past the end yields fewer bytes; a missing key throws like `get`.
+   */
+  getRange?(key: string, offset: number, length: number): Promise<Readable>;
   list(prefix: string): Promise<ObjectInfo[]>;
   delete(key: string): Promise<void>;
   stat(key: string): Promise<ObjectInfo | undefined>;
@@ -106,6 +112,19 @@ export class LocalDestination implements Destination {
       throw err;
     });
     return handle.createReadStream({ highWaterMark: 1024 * 1024 });
+  }
+
+  async getRange(key: string, offset: number, length: number): Promise<Readable> {
+    const file = this.path(key);
+    const handle = await fsp.open(file, 'r').catch((err: NodeJS.ErrnoException) => {
+      if (err.code === 'ENOENT') throw new BackupError('E_NOT_FOUND', `${this.description}: ${key} does not exist`);
+      throw err;
+    });
+    if (length <= 0) {
+      await handle.close();
+      return Readable.from([]);
+    }
+    return handle.createReadStream({ start: offset, end: offset + length - 1, highWaterMark: Math.min(length, 1024 * 1024) });
   }
 
   async list(prefix: string): Promise<ObjectInfo[]> {
@@ -199,6 +218,10 @@ export class PrefixedDestination implements Destination {
     return this.inner.get(this.prefix + key);
   }
 
+  getRange(key: string, offset: number, length: number): Promise<Readable> {
+    return getRange(this.inner, this.prefix + key, offset, length);
+  }
+
   async list(prefix: string): Promise<ObjectInfo[]> {
     const n = this.prefix.length;
     return (await this.inner.list(this.prefix + prefix)).map((o) => ({ ...o, key: o.key.slice(n) }));
@@ -219,5 +242,27 @@ export class PrefixedDestination implements Destination {
 
   close(): Promise<void> {
     return this.inner.close ? this.inner.close() : Promise.resolve();
+  }
+}
+
+/** A range of an object: through the destination's `getRange`, or by skipping through `get`. */
+export async function getRange(destination: Destination, key: string, offset: number, length: number): Promise<Readable> {
+  if (destination.getRange) return destination.getRange(key, offset, length);
+  return Readable.from(skipTo(await destination.get(key), offset, length), { objectMode: false });
+}
+
+async function* skipTo(body: Readable, offset: number, length: number): AsyncGenerator<Buffer> {
+  let pos = 0;
+  const end = offset + length;
+  try {
+    for await (const chunk of body as AsyncIterable<Buffer>) {
+      const from = Math.max(offset - pos, 0);
+      const to = Math.min(end - pos, chunk.length);
+      if (to > from) yield chunk.subarray(from, to);
+      pos += chunk.length;
+      if (pos >= end) break;
+    }
+  } finally {
+    body.destroy();
   }
 }

@@ -1,0 +1,129 @@
+import { createCipheriv, createDecipheriv, randomBytes, randomFillSync, timingSafeEqual, type Cipher } from 'node:crypto';
+import { poly1305 } from '@noble/ciphers/_poly1305.js';
+import { BackupError } from '../errors.js';
+
+/**
+ * restic's authenticated encryption (doc/design.rst, "Keys, Encryption and MAC"): AES-256-CTR
+ * under a random 16-byte IV, then Poly1305-AES over the ciphertext, stored as IV ‖ CIPHERTEXT ‖ MAC.
+ */
+
+export const IV_SIZE = 16;
+export const MAC_SIZE = 16;
+/** Bytes a sealed object has beyond its plaintext. */
+export const SEAL_OVERHEAD = IV_SIZE + MAC_SIZE;
+
+/** Poly1305's clamp of r, applied to the stored key as restic does. */
+const R_MASK = [0xff, 0xff, 0xff, 0x0f, 0xfc, 0xff, 0xff, 0x0f, 0xfc, 0xff, 0xff, 0x0f, 0xfc, 0xff, 0xff, 0x0f];
+
+/** The master key as restic's key files store it (`restic cat masterkey`). */
+export interface MasterKeyJson {
+  mac: { k: string; r: string };
+  encrypt: string;
+}
+
+/**
+ * A repository's master key: 32 bytes for AES-256 and 32 for Poly1305-AES (an AES-128 key `k`
+ * that encrypts each nonce, and the polynomial key `r`). Holds reusable buffers, so one instance
+ * is not for concurrent use from several threads (JavaScript on one thread is fine).
+ */
+export class MasterKey {
+  readonly #encrypt: Buffer;
+  readonly #macK: Buffer;
+  readonly #macR: Buffer;
+  /** AES-128-ECB under `k`: encrypts the nonce into Poly1305's `s`; ECB keeps no state between blocks. */
+  readonly #nonceCipher: Cipher;
+  /** r ‖ AES_k(nonce): the one-time Poly1305 key, rebuilt for each object. */
+  readonly #polyKey = Buffer.alloc(32);
+  readonly #mac = Buffer.alloc(MAC_SIZE);
+
+  constructor(encrypt: Uint8Array, macK: Uint8Array, macR: Uint8Array) {
+    if (encrypt.length !== 32 || macK.length !== 16 || macR.length !== 16) {
+      throw new BackupError('E_INTEGRITY', 'a repository key has the wrong length (want 32 + 16 + 16 bytes)');
+    }
+    if (isZero(encrypt) || isZero(macK) || isZero(macR)) {
+      throw new BackupError('E_INTEGRITY', 'a repository key is all zeros');
+    }
+    this.#encrypt = Buffer.from(encrypt);
+    this.#macK = Buffer.from(macK);
+    this.#macR = Buffer.from(macR.map((b, i) => b & (R_MASK[i] as number)));
+    this.#nonceCipher = createCipheriv('aes-128-ecb', this.#macK, null).setAutoPadding(false);
+    this.#macR.copy(this.#polyKey, 0);
+  }
+
+  static random(): MasterKey {
+    return new MasterKey(randomBytes(32), randomBytes(16), randomBytes(16));
+  }
+
+  /** From 64 bytes: the encryption key, then k, then r (the layout of scrypt's output for key files). */
+  static fromBytes(bytes: Uint8Array): MasterKey {
+    return new MasterKey(bytes.subarray(0, 32), bytes.subarray(32, 48), bytes.subarray(48, 64));
+  }
+
+  static fromJson(json: unknown): MasterKey {
+    const j = json as Partial<MasterKeyJson> | null;
+    if (!j || typeof j.encrypt !== 'string' || typeof j.mac?.k !== 'string' || typeof j.mac?.r !== 'string') {
+      throw new BackupError('E_INTEGRITY', 'the master key is not {"mac":{"k","r"},"encrypt"}');
+    }
+    return new MasterKey(Buffer.from(j.encrypt, 'base64'), Buffer.from(j.mac.k, 'base64'), Buffer.from(j.mac.r, 'base64'));
+  }
+
+  toJson(): MasterKeyJson {
+    return { mac: { k: this.#macK.toString('base64'), r: this.#macR.toString('base64') }, encrypt: this.#encrypt.toString('base64') };
+  }
+
+  /**
+   * Encrypts `plaintext` into `out` at `at` as IV ‖ CIPHERTEXT ‖ MAC and returns the bytes written
+   * (`plaintext.length + SEAL_OVERHEAD`). `out` must have the room.
+   */
+  sealInto(plaintext: Uint8Array, out: Buffer, at: number): number {
+    const iv = out.subarray(at, at + IV_SIZE);
+    randomFillSync(iv);
+    const body = at + IV_SIZE;
+    const cipher = createCipheriv('aes-256-ctr', this.#encrypt, iv);
+    // CTR has no final block: update returns every byte. Copying it in is cheaper than the
+    // allocation a fresh output per object would cost the caller.
+    const n = cipher.update(plaintext).copy(out, body);
+    this.#macInto(iv, out.subarray(body, body + n), out.subarray(body + n, body + n + MAC_SIZE));
+    return n + SEAL_OVERHEAD;
+  }
+
+  seal(plaintext: Uint8Array): Buffer {
+    const out = Buffer.allocUnsafe(plaintext.length + SEAL_OVERHEAD);
+    this.sealInto(plaintext, out, 0);
+    return out;
+  }
+
+  /**
+   * Checks the MAC, then decrypts. `what` names the object in the error (`index/3f2a…`,
+   * `blob 9c1e… in data/ab/ab12…`) when the MAC does not match: the bytes were altered, or were
+   * sealed by another repository's key.
+   */
+  open(sealed: Uint8Array, what: string): Buffer {
+    if (!this.verify(sealed)) {
+      throw new BackupError('E_INTEGRITY', `${what}: the MAC does not match (the data was altered or belongs to another repository)`, {
+        details: { object: what },
+      });
+    }
+    const iv = sealed.subarray(0, IV_SIZE);
+    const decipher = createDecipheriv('aes-256-ctr', this.#encrypt, iv);
+    return decipher.update(sealed.subarray(IV_SIZE, sealed.length - MAC_SIZE));
+  }
+
+  /** Whether the MAC of a sealed object matches, without decrypting it. */
+  verify(sealed: Uint8Array): boolean {
+    if (sealed.length < SEAL_OVERHEAD) return false;
+    const macAt = sealed.length - MAC_SIZE;
+    this.#macInto(sealed.subarray(0, IV_SIZE), sealed.subarray(IV_SIZE, macAt), this.#mac);
+    return timingSafeEqual(this.#mac, sealed.subarray(macAt));
+  }
+
+  /** Poly1305-AES (Bernstein 2005): Poly1305 keyed with r and s = AES_k(nonce). */
+  #macInto(nonce: Uint8Array, ciphertext: Uint8Array, out: Uint8Array): void {
+    this.#nonceCipher.update(nonce).copy(this.#polyKey, 16);
+    poly1305.create(this.#polyKey).update(ciphertext).digestInto(out);
+  }
+}
+
+function isZero(bytes: Uint8Array): boolean {
+  return bytes.every((b) => b === 0);
+}
