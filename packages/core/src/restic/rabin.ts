@@ -1,5 +1,6 @@
 import { BackupError } from '../errors.js';
 import { MAX_CHUNK, MIN_CHUNK, type ContentChunker } from './chunker.js';
+import { degree, isIrreducible, mod, parsePolynomial } from './polynomial.js';
 
 /**
  * restic's chunker (github.com/restic/chunker): a Rabin fingerprint over a 64-byte window, modulo
@@ -25,29 +26,12 @@ interface Tables {
 
 const tableCache = new Map<bigint, Tables>();
 
-function degree(x: bigint): number {
-  return x === 0n ? -1 : x.toString(2).length - 1;
-}
-
-function polMod(x: bigint, d: bigint): bigint {
-  const dDeg = degree(d);
-  for (let diff = degree(x) - dDeg; diff >= 0; diff = degree(x) - dDeg) x ^= d << BigInt(diff);
-  return x;
-}
-
-/** A polynomial as restic's config stores it (`"3dea92648f6e83"`), checked. */
-export function parsePolynomial(value: string | bigint): bigint {
-  let pol: bigint;
-  try {
-    pol = typeof value === 'bigint' ? value : BigInt(`0x${value}`);
-  } catch {
-    throw new BackupError('E_INTEGRITY', `restic config: chunker_polynomial ${JSON.stringify(value)} is not a hex number`);
-  }
-  const deg = degree(pol);
-  // 53 is what restic generates and the most its tables allow (the fingerprint must fit 53 bits).
-  if (deg < 40 || deg > 53 || (pol & 1n) === 0n) {
-    throw new BackupError('E_INTEGRITY', `restic config: chunker_polynomial ${pol.toString(16)} has degree ${deg}; restic's are of degree 53`);
-  }
+/** A polynomial as restic's config stores it (`"3dea92648f6e83"`), checked to be one restic's chunker can use. */
+export function chunkerPolynomial(value: string | bigint): bigint {
+  const pol = typeof value === 'bigint' ? (isIrreducible(value) ? value : undefined) : parsePolynomial(value);
+  if (pol === undefined) throw new BackupError('E_INTEGRITY', `restic config: chunker_polynomial ${JSON.stringify(String(value))} is not hex for an irreducible polynomial`);
+  // restic's tables need the fingerprint to fit 53 bits; restic makes polynomials of degree 53.
+  if (degree(pol) < 40 || degree(pol) > 53) throw new BackupError('E_INTEGRITY', `restic config: chunker_polynomial ${pol.toString(16)} has degree ${degree(pol)}; restic's are of degree 53`);
   return pol;
 }
 
@@ -68,12 +52,12 @@ function tablesFor(pol: bigint): Tables {
   };
   for (let b = 0; b < 256; b++) {
     // The fingerprint of b followed by 63 zero bytes: xoring it out removes b from the window.
-    let h = polMod(BigInt(b), pol);
-    for (let i = 0; i < WINDOW - 1; i++) h = polMod(h << 8n, pol);
+    let h = mod(BigInt(b), pol);
+    for (let i = 0; i < WINDOW - 1; i++) h = mod(h << 8n, pol);
     split('out', b, h);
     // Reduction of the 8 bits that a shift pushes above the degree, and their cancellation.
     const high = BigInt(b) << BigInt(deg);
-    split('mod', b, polMod(high, pol) | high);
+    split('mod', b, mod(high, pol) | high);
   }
   tableCache.set(pol, t);
   return t;
@@ -93,7 +77,7 @@ export class RabinChunker implements ContentChunker {
   #pre = 0;
 
   constructor(polynomial: string | bigint, sizes: { min?: number; max?: number } = {}) {
-    this.#t = tablesFor(parsePolynomial(polynomial));
+    this.#t = tablesFor(chunkerPolynomial(polynomial));
     this.minSize = sizes.min ?? MIN_CHUNK;
     this.maxSize = sizes.max ?? MAX_CHUNK;
     this.reset();

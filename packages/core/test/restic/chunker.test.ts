@@ -7,8 +7,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ChunkReader, streamSource, type ByteSource } from '../../src/restic/chunk-reader.js';
 import type { ContentChunker } from '../../src/restic/chunker.js';
 import { FastCdcChunker } from '../../src/restic/fastcdc.js';
-import { RabinChunker, parsePolynomial } from '../../src/restic/rabin.js';
-import { restic } from './restic-cli.js';
+import { RabinChunker, chunkerPolynomial } from '../../src/restic/rabin.js';
+import { latestSnapshot, restic } from './restic-cli.js';
 
 const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
 const POLY = '3dea92648f6e83';
@@ -54,13 +54,14 @@ describe("restic's Rabin chunker", () => {
     await restic(repo, ['init', '--repository-version', '2']);
     const data = randomBytes(7 * 1024 * 1024);
     await writeFile(path.join(dir, 'file'), data);
-    await restic(repo, ['backup', 'file'], { cwd: dir });
+    await restic(repo, ['backup', path.join(dir, 'file')]);
     const polynomial = JSON.parse(await restic(repo, ['cat', 'config'])).chunker_polynomial as string;
-    const listing = (await restic(repo, ['ls', '--json', 'latest'])).trim().split('\n').map((l) => JSON.parse(l));
-    expect(listing.some((e) => e.name === 'file')).toBe(true);
-    const snapshot = JSON.parse(await restic(repo, ['cat', 'snapshot', listing[0].id]));
-    const tree = JSON.parse(await restic(repo, ['cat', 'blob', snapshot.tree]));
-    const theirs: string[] = tree.nodes.find((n: { name: string }) => n.name === 'file').content;
+    const snapshot = await latestSnapshot(repo);
+    let nodes: { name: string; subtree?: string; content?: string[] }[] = JSON.parse(await restic(repo, ['cat', 'blob', snapshot.tree])).nodes;
+    for (const name of path.join(dir, 'file').split('/').slice(1, -1)) {
+      nodes = JSON.parse(await restic(repo, ['cat', 'blob', nodes.find((n) => n.name === name)!.subtree!])).nodes;
+    }
+    const theirs = nodes.find((n) => n.name === 'file')!.content!;
     expect(theirs.length).toBeGreaterThan(2);
 
     const ours: string[] = [];
@@ -73,9 +74,10 @@ describe("restic's Rabin chunker", () => {
   });
 
   it('refuses a polynomial restic would not make', () => {
-    expect(() => parsePolynomial('zz')).toThrow(/not a hex number/);
-    expect(() => parsePolynomial('ff')).toThrow(/degree 7/);
-    expect(parsePolynomial(POLY)).toBe(0x3dea92648f6e83n);
+    expect(() => chunkerPolynomial('zz')).toThrow(/not hex for an irreducible polynomial/);
+    expect(() => chunkerPolynomial('3dea92648f6e82')).toThrow(/not hex for an irreducible polynomial/);
+    expect(() => chunkerPolynomial('b')).toThrow(/degree 3/);
+    expect(chunkerPolynomial(POLY)).toBe(0x3dea92648f6e83n);
   });
 });
 

@@ -1,29 +1,17 @@
-import { execFile } from 'node:child_process';
-import { promisify } from 'node:util';
-
-const run = promisify(execFile);
+import { restic as runRestic } from '../../../../test/helpers/restic.js';
 
 export const RESTIC_PASSWORD = 'test-password';
 
-/** Runs the stock restic binary on a repository; resolves with its stdout. */
-export async function restic(repo: string, args: string[], options: { cwd?: string; env?: Record<string, string> } = {}): Promise<string> {
-  const { stdout } = await run('restic', ['-r', repo, '--no-cache', ...args], {
-    cwd: options.cwd,
-    env: { ...process.env, RESTIC_PASSWORD, ...options.env },
-    maxBuffer: 256 * 1024 * 1024,
-    encoding: 'buffer',
-  });
-  return stdout.toString('utf8');
+/** Runs stock restic on a repository (test/helpers/restic.ts); resolves with its stdout, throws if it failed. */
+export async function restic(repo: string, args: string[], env: Record<string, string> = {}): Promise<string> {
+  const result = await runRestic(repo, RESTIC_PASSWORD, args, env);
+  if (result.code !== 0) throw new Error(`restic ${args.join(' ')} exited ${result.code}: ${result.stderr}`);
+  return result.stdout;
 }
 
-/** A tree blob restic stored, as raw bytes (`restic cat blob` prints it verbatim). */
+/** A blob as `restic cat blob` prints it (tree blobs are UTF-8 JSON, so the text is their bytes). */
 export async function resticBlob(repo: string, id: string): Promise<Buffer> {
-  const { stdout } = await run('restic', ['-r', repo, '--no-cache', 'cat', 'blob', id], {
-    env: { ...process.env, RESTIC_PASSWORD },
-    maxBuffer: 256 * 1024 * 1024,
-    encoding: 'buffer',
-  });
-  return stdout;
+  return Buffer.from(await restic(repo, ['cat', 'blob', id]), 'utf8');
 }
 
 /** The newest snapshot restic lists, as `restic cat snapshot` prints it (0.14 has no `cat snapshot latest`). */

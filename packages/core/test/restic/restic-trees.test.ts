@@ -36,7 +36,7 @@ describe('trees are byte for byte the trees restic writes', () => {
     repo = path.join(dir, 'repo');
     await makeFixture(path.join(dir, 'src'));
     await restic(repo, ['init', '--repository-version', '2']);
-    await restic(repo, ['backup', path.join(dir, 'src')], { env: { TZ: ZONE } });
+    await restic(repo, ['backup', path.join(dir, 'src')], { TZ: ZONE });
     const snapshot = await latestSnapshot(repo);
     names = path.join(dir, 'src').split('/').slice(1);
     theirs = await treesAlong((id) => resticBlob(repo, id), snapshot.tree, names);
