@@ -15,6 +15,13 @@ export class Slots {
     await new Promise<void>((resolve) => this.#waiting.push(resolve));
   }
 
+  /** Takes a slot if one is free, without waiting. */
+  tryAcquire(): boolean {
+    if (this.#free === 0) return false;
+    this.#free--;
+    return true;
+  }
+
   release(): void {
     const next = this.#waiting.shift();
     if (next) next();

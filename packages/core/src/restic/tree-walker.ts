@@ -19,6 +19,8 @@ export interface WalkOptions {
   forceRead?: boolean | undefined;
   /** Files read at once. Default 8. */
   files?: number;
+  /** Folders walked at once besides the current path (listing, lstat, parent tree). Default 8. */
+  folders?: number;
 }
 
 const SLASH = Buffer.from('/');
@@ -53,7 +55,7 @@ export function fileChanged(st: BigIntStats, old: ResticNode | undefined): boole
 /**
  * Walks files, folders and symlinks (restic's other types recorded, sockets skipped as restic
  * does) and turns them into nodes, saving each folder's tree as soon as its entries are done.
- * Folders are walked one at a time, depth first; files are read several at once.
+ * Folders are walked depth first, a few side by side; files are read several at once.
  */
 export class TreeWalker {
   readonly #saver: ContentSaver;
@@ -62,6 +64,7 @@ export class TreeWalker {
   readonly #parents: ParentTrees;
   readonly #options: WalkOptions;
   readonly #files: Slots;
+  readonly #folders: Slots;
 
   constructor(saver: ContentSaver, stats: ArchiveStats, saveTree: (nodes: ResticNode[]) => Promise<string>, parents: ParentTrees, options: WalkOptions) {
     this.#saver = saver;
@@ -70,6 +73,7 @@ export class TreeWalker {
     this.#parents = parents;
     this.#options = options;
     this.#files = new Slots(options.files ?? 8);
+    this.#folders = new Slots(options.folders ?? 8);
   }
 
   #report(fsPath: Buffer | string, err: unknown): undefined {
@@ -177,7 +181,16 @@ export class TreeWalker {
         }
         const before = previous.get(nameKey(childName));
         if (childStat.isDirectory()) {
-          entries.push(Promise.resolve(await this.#saveDir(childPath, childName, childStat, before)));
+          // A free folder slot walks the subfolder beside this one; without one it is walked
+          // here and now, so the number of folders in memory stays bounded and nothing waits
+          // on a slot held by a folder that waits on it.
+          if (this.#folders.tryAcquire()) {
+            const walking = this.#saveDir(childPath, childName, childStat, before).finally(() => this.#folders.release());
+            walking.catch(() => {});
+            entries.push(walking);
+          } else {
+            entries.push(Promise.resolve(await this.#saveDir(childPath, childName, childStat, before)));
+          }
         } else if (childStat.isFile()) {
           await this.#files.acquire();
           const saving = this.#saveFile(childPath, childName, childStat, before).finally(() => this.#files.release());
