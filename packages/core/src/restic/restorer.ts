@@ -211,7 +211,7 @@ class Restorer {
         }
         written += blob.length;
         if (written > expected) break;
-        await handle.write(blob);
+        for (let off = 0; off < blob.length; ) off += (await handle.write(blob, off, blob.length - off)).bytesWritten;
       }
       if (written !== expected) {
         throw new BackupError('E_INTEGRITY', `${label}: ${here.join('/')}: its blobs hold ${written > expected ? `more than ${expected}` : written} bytes, its node says ${expected}; nothing was restored`);

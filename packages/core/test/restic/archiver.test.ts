@@ -117,6 +117,17 @@ describe('archiver', () => {
     expect(await fileText(store, run.root, `/files${dir}/data/a.txt`)).toBe('alpha');
   });
 
+  it('fails a stream that fails, and leaves it out of the snapshot', async () => {
+    const archiver = new Archiver({ store, chunker });
+    const broken = new Readable({
+      read() {
+        this.destroy(new Error('pg_dump exited 1'));
+      },
+    });
+    await expect(archiver.addStream('db', 'dump.sql', broken)).rejects.toThrow('pg_dump exited 1');
+    await expect(archiver.finish()).rejects.toThrow('pg_dump exited 1');
+  });
+
   it('refuses names that cannot be a folder or file, and an entry added twice', async () => {
     const archiver = new Archiver({ store, chunker });
     await expect(archiver.addTree('a/b', [dir])).rejects.toMatchObject({ code: 'E_USAGE' });
