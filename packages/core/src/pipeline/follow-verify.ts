@@ -1,6 +1,4 @@
 import { createHash, type Hash } from 'node:crypto';
-import { existsSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { BackupError, type ErrorCode } from '../errors.js';
 import type { Compression } from '../manifest.js';
@@ -8,6 +6,7 @@ import { chainDecoders } from './chunk-stages.js';
 import { createChunkDecoder, type ChunkDecoder } from './decoder.js';
 import { ExtractionGuard, type TreeStats } from './tar-extract.js';
 import { TarScanner } from './tar-scan.js';
+import { threadModule } from './threads.js';
 
 /**
  * A tar scanner for verification: every header is checked, and an entry a restore would refuse
@@ -151,7 +150,7 @@ export const FollowState = {
   phase: 2,
 } as const;
 
-const WORKER_URL = new URL(`./verify-worker${import.meta.url.slice(import.meta.url.lastIndexOf('.'))}`, import.meta.url);
+const THREAD = threadModule('verify-worker', import.meta.url);
 
 /**
  * Verifies an artifact file while it is being written: a worker thread reads the file behind the
@@ -160,15 +159,15 @@ const WORKER_URL = new URL(`./verify-worker${import.meta.url.slice(import.meta.u
  * the last byte. The bytes are read back from the file, never taken from the writer's buffers.
  */
 export class FollowingVerifier {
-  /** False where the worker's module cannot run (the TypeScript sources, under a test runner). */
-  static readonly available = WORKER_URL.pathname.endsWith('.js') && existsSync(fileURLToPath(WORKER_URL));
+  /** False where the thread's compiled module is missing. */
+  static readonly available = THREAD !== undefined;
 
   readonly #state = new BigInt64Array(new SharedArrayBuffer(3 * 8));
   readonly #worker: Worker;
   readonly #result: Promise<StoredScanOutcome>;
 
   constructor(file: string, options: StoredScanOptions) {
-    this.#worker = new Worker(WORKER_URL, { workerData: { file, options, state: this.#state } });
+    this.#worker = new Worker(THREAD!, { workerData: { file, options, state: this.#state } });
     this.#result = new Promise((resolve, reject) => {
       this.#worker.once('message', resolve);
       this.#worker.once('error', reject);

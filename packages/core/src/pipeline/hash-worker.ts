@@ -1,26 +1,21 @@
+import { createHash, type Hash } from 'node:crypto';
 import { Worker } from 'node:worker_threads';
+import type { HashChunkMessage } from './hash-thread.js';
+import { threadModule } from './threads.js';
 
-// CommonJS source for an eval'd worker: works the same from src (tests) and from dist. Each chunk
-// is hashed and its buffer sent back for reuse.
-const SOURCE = `
-const { parentPort } = require('node:worker_threads');
-const hash = require('node:crypto').createHash('sha256');
-parentPort.on('message', (m) => {
-  if (m === null) return parentPort.postMessage(hash.digest('hex'));
-  hash.update(new Uint8Array(m.buffer, m.offset, m.length));
-  parentPort.postMessage(m.buffer, [m.buffer]);
-});
-`;
+const THREAD = threadModule('hash-thread', import.meta.url);
 
 const BUFFERS = 8;
 
 /**
  * sha256 on a worker thread, so that on a machine with two cores hashing the stored bytes runs
  * beside decoding them. Chunks travel to the worker and back without copies, in buffers from a
- * small pool (`acquire`), so memory stays flat.
+ * small pool (`acquire`), so memory stays flat. Without the thread's compiled module it hashes on
+ * the calling thread, with the same interface.
  */
 export class HashWorker {
-  readonly #worker = new Worker(SOURCE, { eval: true });
+  readonly #worker: Worker | undefined;
+  readonly #local: Hash | undefined;
   readonly #result: Promise<string>;
   readonly #size: number;
   readonly #free: Buffer[] = [];
@@ -29,19 +24,22 @@ export class HashWorker {
 
   constructor(chunkSize: number) {
     this.#size = chunkSize;
+    if (!THREAD) {
+      this.#local = createHash('sha256');
+      this.#result = Promise.resolve('');
+      return;
+    }
+    const worker = new Worker(THREAD);
+    this.#worker = worker;
     this.#result = new Promise((resolve, reject) => {
-      this.#worker.on('message', (m: string | ArrayBuffer) => {
+      worker.on('message', (m: string | ArrayBuffer) => {
         if (typeof m === 'string') {
           resolve(m);
           return;
         }
-        const buffer = Buffer.from(m);
-        const waiter = this.#waiting;
-        this.#waiting = undefined;
-        if (waiter) waiter(buffer);
-        else this.#free.push(buffer);
+        this.#release(Buffer.from(m));
       });
-      this.#worker.once('error', reject);
+      worker.once('error', reject);
     });
     this.#result.catch(() => {});
   }
@@ -59,16 +57,30 @@ export class HashWorker {
 
   /** Hashes `chunk`, a view into a buffer from `acquire`; the buffer must not be used afterwards. */
   update(chunk: Buffer): void {
+    if (this.#local) {
+      this.#local.update(chunk);
+      this.#release(Buffer.from(chunk.buffer as ArrayBuffer));
+      return;
+    }
     const buffer = chunk.buffer as ArrayBuffer;
-    this.#worker.postMessage({ buffer, offset: chunk.byteOffset, length: chunk.length }, [buffer]);
+    const message: HashChunkMessage = { buffer, offset: chunk.byteOffset, length: chunk.length };
+    this.#worker!.postMessage(message, [buffer]);
   }
 
   async digest(): Promise<string> {
-    this.#worker.postMessage(null);
+    if (this.#local) return this.#local.digest('hex');
+    this.#worker!.postMessage(null);
     return this.#result;
   }
 
   async dispose(): Promise<void> {
-    await this.#worker.terminate();
+    await this.#worker?.terminate();
+  }
+
+  #release(buffer: Buffer): void {
+    const waiter = this.#waiting;
+    this.#waiting = undefined;
+    if (waiter) waiter(buffer);
+    else this.#free.push(buffer);
   }
 }

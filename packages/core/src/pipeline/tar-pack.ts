@@ -7,6 +7,9 @@ import { Header } from 'tar/header';
 import { Pax } from 'tar/pax';
 import { BackupError } from '../errors.js';
 import type { TreeStats } from './tar-extract.js';
+import { threadModule } from './threads.js';
+
+const READ_AHEAD_THREAD = threadModule('read-ahead-thread', import.meta.url);
 
 /** One file system object a tree artifact may include. */
 export interface TreeEntry {
@@ -189,29 +192,6 @@ async function* walkTree(roots: readonly string[], options: PackOptions): AsyncG
   }
 }
 
-// CommonJS source for an eval'd worker (the same from src and dist): reads the files it is sent,
-// in order, into one scratch buffer, skipping those the packing has reached (their number is in
-// the shared counter). What it leaves behind is the files in the page cache.
-const PREFETCH_SOURCE = `
-const { parentPort, workerData } = require('node:worker_threads');
-const reached = workerData;
-const { closeSync, openSync, readlinkSync, readSync } = require('node:fs');
-try {
-  require('node:os').setPriority(Number(readlinkSync('/proc/thread-self').split('/').pop()), 10);
-} catch {}
-const buffer = Buffer.allocUnsafe(${SMALL_FILE});
-parentPort.on('message', ({ first, paths }) => {
-  for (let i = 0; i < paths.length; i++) {
-    if (first + i <= Atomics.load(reached, 0)) continue;
-    const path = paths[i];
-    try {
-      const fd = openSync(path, 'r');
-      try { readSync(fd, buffer, 0, buffer.length, 0); } finally { closeSync(fd); }
-    } catch {}
-  }
-});
-`;
-
 /** Small files seen before the reading thread starts: a few files are not worth a thread. */
 const PREFETCH_FROM = 256;
 
@@ -240,8 +220,8 @@ class SmallFilePrefetch {
   }
 
   flush(): void {
-    if (!this.#worker && this.#seen >= PREFETCH_FROM) {
-      this.#worker = new Worker(PREFETCH_SOURCE, { eval: true, workerData: this.#reached });
+    if (!this.#worker && this.#seen >= PREFETCH_FROM && READ_AHEAD_THREAD) {
+      this.#worker = new Worker(READ_AHEAD_THREAD, { workerData: { reached: this.#reached, bufferSize: SMALL_FILE } });
       this.#worker.unref();
       this.#worker.on('error', () => {});
     }

@@ -1,16 +1,16 @@
 // The worker thread of FollowingVerifier: reads an artifact file behind its writer and posts
 // what it found (StoredScanOutcome).
-import { closeSync, openSync, readlinkSync, readSync } from 'node:fs';
-import { setPriority } from 'node:os';
+import { closeSync, openSync, readSync } from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
 import { FollowState, loadThreadDecoder, StoredArtifactScan, type StoredScanOptions } from './follow-verify.js';
+import { lowerThreadPriority } from './threads.js';
 
 const READ_CHUNK = 1024 * 1024;
 /** A wait is woken by every change; the timeout only guards against a lost wake-up. */
 const WAIT_MS = 1000;
 
 const { file, options, state } = workerData as { file: string; options: StoredScanOptions; state: BigInt64Array };
-lowerPriority();
+lowerThreadPriority(19);
 const scan = new StoredArtifactScan(options, options.decoder ? await loadThreadDecoder(options.decoder) : undefined);
 const buffer = Buffer.allocUnsafe(READ_CHUNK);
 const fd = openSync(file, 'r');
@@ -40,17 +40,4 @@ try {
   }
 } finally {
   closeSync(fd);
-}
-
-/**
- * Reading behind the writer should use what the writer leaves idle, not slow it down: on Linux a
- * thread has its own nice value (its id is in /proc/thread-self). Elsewhere it runs as it is.
- */
-function lowerPriority(): void {
-  try {
-    const tid = Number(readlinkSync('/proc/thread-self').split('/').at(-1));
-    if (Number.isInteger(tid) && tid > 0) setPriority(tid, 19);
-  } catch {
-    // Not Linux, or not allowed: verification only takes longer to catch up.
-  }
 }
