@@ -63,23 +63,27 @@ export async function restoreSnapshot(options: RestoreOptions): Promise<TreeStat
   const chain = await findPath(options.store, options.rootTree, options.include ?? '/');
   const restorer = new Restorer(options, chain);
   await restorer.check();
-  await prepareTarget(options.target, options.label);
+  const created = await prepareTarget(options.target, options.label);
   try {
     return await restorer.write();
   } catch (err) {
-    await clearTarget(options.target);
+    await clearTarget(options.target, created);
     throw err;
   }
 }
 
-async function prepareTarget(target: string, label: string): Promise<void> {
-  await fsp.mkdir(target, { recursive: true, mode: 0o700 });
+/** Makes sure the target is an empty folder; returns the first folder the restore created, if any. */
+async function prepareTarget(target: string, label: string): Promise<string | undefined> {
+  const created = await fsp.mkdir(target, { recursive: true, mode: 0o700 });
   const present = await fsp.readdir(target);
   if (present.length) throw new BackupError('E_RESTORE', `${label}: ${target} is not empty; restore into a new folder`);
+  return created;
 }
 
-async function clearTarget(target: string): Promise<void> {
-  for (const name of await fsp.readdir(target).catch(() => [])) await fsp.rm(path.join(target, name), { recursive: true, force: true });
+/** Removes what a failed restore wrote, and the folders it created for it. */
+async function clearTarget(target: string, created: string | undefined): Promise<void> {
+  if (created) await fsp.rm(created, { recursive: true, force: true });
+  else for (const name of await fsp.readdir(target).catch(() => [])) await fsp.rm(path.join(target, name), { recursive: true, force: true });
 }
 
 class Restorer {

@@ -37,14 +37,15 @@ export function nowNs(): bigint {
   return BigInt(Date.now()) * 1_000_000n + (process.hrtime.bigint() % 1_000_000n);
 }
 
-/** A snapshot as restic writes it: host and user of this process, empty fields left out. */
+/** A snapshot as restic writes it: host and user of this process, paths sorted, empty fields left out. */
 export function newSnapshot(spec: NewSnapshot): ResticSnapshot {
   const user = os.userInfo();
   const snapshot: ResticSnapshot = {
     time: formatGoTime(spec.timeNs ?? nowNs()),
     ...(spec.parent ? { parent: spec.parent } : {}),
     tree: spec.tree,
-    paths: spec.paths,
+    // restic sorts a snapshot's paths, and groups snapshots by them when it looks for a parent.
+    paths: [...spec.paths].sort(),
     hostname: spec.hostname ?? os.hostname(),
     username: user.username,
   };

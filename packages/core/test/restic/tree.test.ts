@@ -58,8 +58,9 @@ describe('tree blobs', () => {
 
 describe('snapshot files', () => {
   it('are written with restic field names and checked when read', () => {
-    const s = newSnapshot({ tree: ID, paths: ['/db', '/files'], tags: ['sutazai'], timeNs: 1_700_000_000_123_456_789n, parent: 'b'.repeat(64) });
+    const s = newSnapshot({ tree: ID, paths: ['/files', '/db'], tags: ['sutazai'], timeNs: 1_700_000_000_123_456_789n, parent: 'b'.repeat(64) });
     expect(Object.keys(s).slice(0, 4)).toEqual(['time', 'parent', 'tree', 'paths']);
+    expect(s.paths).toEqual(['/db', '/files']);
     expect(s.time).toMatch(/^2023-11-14T\d\d:13:20\.123456789/);
     expect(checkSnapshot(JSON.parse(JSON.stringify(s)), 'x')).toEqual(s);
     expect(() => checkSnapshot({ ...s, tree: 'nope' }, 'abc')).toThrow(/restic snapshot abc: no valid "tree" id/);
