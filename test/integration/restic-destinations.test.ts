@@ -1,17 +1,20 @@
 /**
  * The restic repository format on remote destinations: what ResticRepository writes through the
- * S3 plugin (to s3rver) and the SFTP plugin (to OpenSSH) is checked, listed and restored by stock
- * restic with `-r s3:…` and `-r sftp:…`, and what restic adds there is read back by us.
+ * S3 plugin (to s3rver), the SFTP plugin and the rsync plugin (to OpenSSH) is checked, listed and
+ * restored by stock restic with `-r s3:…` and `-r sftp:…`, and what restic adds there is read back
+ * by us.
  */
 import { randomBytes } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
+import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { S3Destination, s3Options } from '../../plugins/s3/src/index.js';
+import { RsyncDestination, rsyncOptions } from '../../plugins/rsync/src/index.js';
 import { SftpDestination, sftpOptions } from '../../plugins/sftp/src/index.js';
-import { PrefixedDestination, type Destination } from '../../packages/core/src/destination.js';
+import { getRange, PrefixedDestination, type Destination } from '../../packages/core/src/destination.js';
 import { checkData, checkStructure } from '../../packages/core/src/restic/check.js';
-import { ResticRepository } from '../../packages/core/src/restic/repository.js';
+import { readAll, ResticRepository } from '../../packages/core/src/restic/repository.js';
 import { tempDir } from '../helpers/cli.js';
 import { restic, saveHandTree, sha, snapshotJson, TEST_KDF } from '../helpers/restic.js';
 import { startS3, startSshd, type S3Server, type SshServer } from '../helpers/servers.js';
@@ -21,7 +24,8 @@ let sshd: SshServer;
 let work: string;
 
 beforeAll(async () => {
-  [s3, sshd] = await Promise.all([startS3({ buckets: ['restic'] }), startSshd()]);
+  // A login whose shell starts fast: rsync starts one for every object.
+  [s3, sshd] = await Promise.all([startS3({ buckets: ['restic'] }), startSshd({ user: 'sutazai-test' })]);
   work = await tempDir('sutazai-restic-remote-');
 });
 afterAll(async () => {
@@ -41,6 +45,13 @@ interface Remote {
    * even back up to s3rver itself, so only reading is tested on S3.
    */
   resticWrites: boolean;
+  /** Whether it reads ranges itself (getRange); others are read through get, skipping to the range. */
+  ranged: boolean;
+  /**
+   * Whether to load every blob back through it. rsync starts a process (and an ssh session) per
+   * object: reading blob by blob is for SFTP, which reads the same folder.
+   */
+  readsEveryBlob: boolean;
 }
 
 const remotes: Record<string, Remote> = {
@@ -56,6 +67,8 @@ const remotes: Record<string, Remote> = {
     args: () => [],
     env: () => ({ AWS_ACCESS_KEY_ID: s3.accessKeyId, AWS_SECRET_ACCESS_KEY: s3.secretAccessKey }),
     resticWrites: false,
+    ranged: true,
+    readsEveryBlob: true,
   },
   sftp: {
     destination: () =>
@@ -74,6 +87,27 @@ const remotes: Record<string, Remote> = {
     args: () => ['-o', `sftp.command=ssh ${sshd.sshArgs.join(' ')} ${sshd.user}@${sshd.host} -s sftp`],
     env: () => ({}),
     resticWrites: true,
+    ranged: true,
+    readsEveryBlob: true,
+  },
+  // rsync over ssh writes plain files into a remote folder: restic reads that folder over SFTP.
+  rsync: {
+    destination: () =>
+      new RsyncDestination(
+        rsyncOptions.parse({
+          target: `${sshd.user}@${sshd.host}:${sshd.homeDir}/restic-rsync`,
+          port: sshd.port,
+          privateKey: sshd.privateKeyPath,
+          knownHosts: sshd.knownHostsPath,
+        }),
+        { configDir: sshd.dir, backupRoot: work },
+      ),
+    repo: () => `sftp:${sshd.user}@${sshd.host}:${sshd.homeDir}/restic-rsync`,
+    args: () => ['-o', `sftp.command=ssh ${sshd.sshArgs.join(' ')} ${sshd.user}@${sshd.host} -s sftp`],
+    env: () => ({}),
+    resticWrites: true,
+    ranged: false,
+    readsEveryBlob: false,
   },
 };
 
@@ -110,6 +144,7 @@ describe.each(Object.keys(remotes))('a restic repository on the %s destination',
       }
       const again = await ResticRepository.open(dest, { password: 'remote pw' });
       expect(await again.list('snapshots')).toHaveLength(remote.resticWrites ? 2 : 1);
+      if (!remote.readsEveryBlob) return;
       let blobs = 0;
       for (const id of await again.list('index')) {
         for (const pack of (await again.loadIndexFile(id)).packs) {
@@ -122,6 +157,23 @@ describe.each(Object.keys(remotes))('a restic repository on the %s destination',
       expect(blobs).toBe(again.blobCount);
       expect((await checkStructure(again)).findings).toEqual([]);
       expect((await checkData(again)).findings).toEqual([]);
+    } finally {
+      await dest.close?.();
+    }
+  });
+
+  it('reads byte ranges of an object, which is how a blob is loaded', async () => {
+    const dest = remote.destination();
+    try {
+      const body = randomBytes(3 * 1024 * 1024 + 17);
+      await dest.put('ranges/object', Readable.from([body]), { size: body.length });
+      expect(Boolean(dest.getRange)).toBe(remote.ranged);
+      const range = async (offset: number, length: number) => readAll(await getRange(dest, 'ranges/object', offset, length));
+      expect((await range(0, 10)).equals(body.subarray(0, 10))).toBe(true);
+      expect((await range(1_000_003, 1_500_000)).equals(body.subarray(1_000_003, 2_500_003))).toBe(true);
+      expect((await range(body.length - 5, 100)).equals(body.subarray(body.length - 5))).toBe(true);
+      expect(await range(body.length + 10, 5)).toHaveLength(0);
+      await expect(getRange(dest, 'ranges/missing', 0, 5)).rejects.toMatchObject({ code: 'E_NOT_FOUND' });
     } finally {
       await dest.close?.();
     }

@@ -186,6 +186,26 @@ export class S3Destination implements Destination {
     }
   }
 
+  /** Reads only the range (an HTTP Range request). */
+  async getRange(key: string, offset: number, length: number): Promise<Readable> {
+    checkKey(key);
+    if (length <= 0) return Readable.from([]);
+    const { client, sdk } = await this.#ready();
+    try {
+      const res = await client.send(
+        new sdk.GetObjectCommand({ Bucket: this.#options.bucket, Key: key, Range: `bytes=${offset}-${offset + length - 1}` }),
+      );
+      const body = res.Body;
+      if (!(body instanceof Readable)) throw new Error('the response has no readable body');
+      return body;
+    } catch (err) {
+      if (isNotFound(err)) throw new BackupError('E_NOT_FOUND', `${this.description}${key} does not exist`, { cause: err });
+      // A range that starts past the end (416): no bytes, as for a local file.
+      if ((err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode === 416) return Readable.from([]);
+      throw this.#error(err, `reading ${key}`);
+    }
+  }
+
   async list(prefix: string): Promise<ObjectInfo[]> {
     const { client, sdk } = await this.#ready();
     const out: ObjectInfo[] = [];

@@ -312,6 +312,26 @@ export class SftpDestination implements Destination {
     });
   }
 
+  /** Reads only the range, with the same pipelined requests as `get`. */
+  async getRange(key: string, offset: number, length: number): Promise<Readable> {
+    const file = this.remotePath(key);
+    return this.#op(`reading ${key}`, async (sftp) => {
+      let handle: Buffer;
+      try {
+        handle = await call<Buffer>(sftp, (cb) => sftp.open(file, 'r', cb));
+      } catch (err) {
+        if ((err as { code?: number }).code === NO_SUCH_FILE) throw new BackupError('E_NOT_FOUND', `${this.description}: ${key} does not exist`);
+        throw err;
+      }
+      const st = await call<Stats>(sftp, (cb) => sftp.fstat(handle, cb)).catch(async (err) => {
+        await call<void>(sftp, (cb) => sftp.close(handle, cb)).catch(() => {});
+        throw err;
+      });
+      const end = Math.min(st.size, offset + Math.max(0, length));
+      return Readable.from(readRemoteFile(sftp, handle, end, 16, Math.min(offset, end)), { objectMode: false });
+    });
+  }
+
   async list(prefix: string): Promise<ObjectInfo[]> {
     const slash = prefix.lastIndexOf('/');
     const base = slash >= 0 ? prefix.slice(0, slash) : '';
@@ -486,8 +506,8 @@ class RemoteFileWriter extends Writable {
   }
 }
 
-/** Reads a remote file of known size with several requests in flight, in order, then closes it. */
-async function* readRemoteFile(sftp: SFTPWrapper, handle: Buffer, size: number, maxInFlight = 16): AsyncGenerator<Buffer> {
+/** Reads a remote file of known size (from `start`) with several requests in flight, in order, then closes it. */
+async function* readRemoteFile(sftp: SFTPWrapper, handle: Buffer, size: number, maxInFlight = 16, start = 0): AsyncGenerator<Buffer> {
   const block = (sftp as unknown as { _maxReadLen?: number })._maxReadLen ?? 32 * 1024;
   const read = (pos: number, len: number) => {
     const buf = Buffer.allocUnsafe(len);
@@ -499,7 +519,7 @@ async function* readRemoteFile(sftp: SFTPWrapper, handle: Buffer, size: number, 
     ).then((n) => buf.subarray(0, n));
   };
   const inFlight: { pos: number; len: number; data: Promise<Buffer> }[] = [];
-  let position = 0;
+  let position = start;
   try {
     while (position < size || inFlight.length) {
       while (position < size && inFlight.length < maxInFlight) {

@@ -2,13 +2,18 @@ import type { BlobType } from './store.js';
 
 /**
  * The in-memory index: where each blob is (pack number, offset, sealed length, plaintext
- * length). A million blobs must fit in a few tens of MB, so entries live in typed arrays (49
- * bytes each) and an open-addressing table of entry numbers keyed by the id's first bytes
- * (sha256 ids are uniformly random, so they are their own hash). No object per blob.
+ * length). A million blobs must fit in a few tens of MB, so entries live in typed arrays, 49
+ * bytes each, in pages of 64 Ki entries (growing never copies what is held), found through an
+ * open-addressing table of entry numbers keyed by the id's first bytes (sha256 ids are uniformly
+ * random, so they are their own hash). No object per blob.
  */
 
 const ID = 32;
 const EMPTY = 0;
+const PAGE_BITS = 16;
+const PAGE = 1 << PAGE_BITS;
+const IN_PAGE = PAGE - 1;
+const FIRST_PAGE = 1024;
 
 export interface BlobLocation {
   /** The pack's number in the repository's pack list. */
@@ -19,33 +24,27 @@ export interface BlobLocation {
   uncompressedLength: number;
 }
 
+interface Page {
+  ids: Uint8Array;
+  types: Uint8Array;
+  /** pack, offset, length, uncompressed length per entry. */
+  meta: Uint32Array;
+}
+
+function newPage(entries: number): Page {
+  return { ids: new Uint8Array(entries * ID), types: new Uint8Array(entries), meta: new Uint32Array(entries * 4) };
+}
+
 export class BlobIndex {
   #count = 0;
-  #capacity: number;
-  #ids: Uint8Array;
-  #types: Uint8Array;
-  #packs: Uint32Array;
-  #offsets: Uint32Array;
-  #lengths: Uint32Array;
-  #uncompressed: Uint32Array;
+  /** Entries the pages hold room for; only the first page is ever smaller than PAGE. */
+  #capacity = FIRST_PAGE;
+  readonly #pages: Page[] = [newPage(FIRST_PAGE)];
   /** Entry number + 1 per slot, 0 when free; at most half full. */
-  #slots: Uint32Array;
-  #mask: number;
+  #slots = new Uint32Array(FIRST_PAGE * 2);
+  #mask = FIRST_PAGE * 2 - 1;
   /** Scratch for converting hex ids without allocating. */
   readonly #key = Buffer.alloc(ID);
-
-  constructor(expected = 1024) {
-    this.#capacity = Math.max(16, expected);
-    this.#ids = new Uint8Array(this.#capacity * ID);
-    this.#types = new Uint8Array(this.#capacity);
-    this.#packs = new Uint32Array(this.#capacity);
-    this.#offsets = new Uint32Array(this.#capacity);
-    this.#lengths = new Uint32Array(this.#capacity);
-    this.#uncompressed = new Uint32Array(this.#capacity);
-    const slots = nextPowerOfTwo(this.#capacity * 2);
-    this.#slots = new Uint32Array(slots);
-    this.#mask = slots - 1;
-  }
 
   get size(): number {
     return this.#count;
@@ -62,19 +61,21 @@ export class BlobIndex {
     const t = typeCode(type);
     let found = this.#probe(t, key);
     if (found >= 0) return false;
-    if (this.#count === this.#capacity) {
-      this.#grow();
+    if (this.#count === this.#capacity) this.#grow();
+    if ((this.#count + 1) * 2 > this.#slots.length) {
+      this.#rehash(this.#slots.length * 2);
       found = this.#probe(t, key);
     }
-    const slot = -found - 1;
     const e = this.#count++;
-    this.#ids.set(key, e * ID);
-    this.#types[e] = t;
-    this.#packs[e] = where.pack;
-    this.#offsets[e] = where.offset;
-    this.#lengths[e] = where.length;
-    this.#uncompressed[e] = where.uncompressedLength;
-    this.#slots[slot] = e + 1;
+    const page = this.#pages[e >>> PAGE_BITS] as Page;
+    const i = e & IN_PAGE;
+    page.ids.set(key, i * ID);
+    page.types[i] = t;
+    page.meta[i * 4] = where.pack;
+    page.meta[i * 4 + 1] = where.offset;
+    page.meta[i * 4 + 2] = where.length;
+    page.meta[i * 4 + 3] = where.uncompressedLength;
+    this.#slots[-found - 1] = e + 1;
     return true;
   }
 
@@ -89,72 +90,70 @@ export class BlobIndex {
   }
 
   location(entry: number): BlobLocation {
-    return {
-      pack: this.#packs[entry] as number,
-      offset: this.#offsets[entry] as number,
-      length: this.#lengths[entry] as number,
-      uncompressedLength: this.#uncompressed[entry] as number,
-    };
+    const meta = (this.#pages[entry >>> PAGE_BITS] as Page).meta;
+    const at = (entry & IN_PAGE) * 4;
+    return { pack: meta[at] as number, offset: meta[at + 1] as number, length: meta[at + 2] as number, uncompressedLength: meta[at + 3] as number };
   }
 
   /** Plaintext length: stored blobs are their sealed length less the IV and MAC. */
   plaintextLength(entry: number): number {
-    return (this.#uncompressed[entry] as number) || (this.#lengths[entry] as number) - 32;
+    const where = this.location(entry);
+    return where.uncompressedLength || where.length - 32;
   }
 
   /** Calls `fn` for every entry, with the id as a view valid only during the call. */
   forEach(fn: (type: BlobType, id: Uint8Array, where: BlobLocation) => void): void {
     for (let e = 0; e < this.#count; e++) {
-      fn(this.#types[e] ? 'tree' : 'data', this.#ids.subarray(e * ID, e * ID + ID), this.location(e));
+      const page = this.#pages[e >>> PAGE_BITS] as Page;
+      const i = e & IN_PAGE;
+      fn(page.types[i] ? 'tree' : 'data', page.ids.subarray(i * ID, i * ID + ID), this.location(e));
     }
   }
 
   /** The slot holding (type, key), or -(slot + 1) for the free slot where it would go. */
   #probe(t: number, key: Uint8Array): number {
-    const ids = this.#ids;
     let slot = (((key[0] as number) | ((key[1] as number) << 8) | ((key[2] as number) << 16) | ((key[3] as number) << 24)) ^ t) & this.#mask;
     for (;;) {
       const v = this.#slots[slot] as number;
       if (v === EMPTY) return -slot - 1;
-      const at = (v - 1) * ID;
-      if (this.#types[v - 1] === t && ids[at] === key[0] && sameId(ids, at, key)) return slot;
+      const e = v - 1;
+      const page = this.#pages[e >>> PAGE_BITS] as Page;
+      const i = e & IN_PAGE;
+      if (page.types[i] === t && sameId(page.ids, i * ID, key)) return slot;
       slot = (slot + 1) & this.#mask;
     }
   }
 
   #keyOf(id: Uint8Array | string): Uint8Array {
     if (typeof id !== 'string') return id;
-    if (this.#key.write(id, 'hex') !== ID || id.length !== ID * 2) throw new TypeError(`not a blob id: ${JSON.stringify(id)}`);
+    if (id.length !== ID * 2 || this.#key.write(id, 'hex') !== ID) throw new TypeError(`not a blob id: ${JSON.stringify(id)}`);
     return this.#key;
   }
 
+  /** Doubles the first page up to a full one, then adds whole pages. */
   #grow(): void {
-    const capacity = Math.ceil(this.#capacity * 1.5);
-    const grow8 = (a: Uint8Array, n: number) => {
-      const b = new Uint8Array(n);
-      b.set(a);
-      return b;
-    };
-    const grow32 = (a: Uint32Array) => {
-      const b = new Uint32Array(capacity);
-      b.set(a);
-      return b;
-    };
-    this.#ids = grow8(this.#ids, capacity * ID);
-    this.#types = grow8(this.#types, capacity);
-    this.#packs = grow32(this.#packs);
-    this.#offsets = grow32(this.#offsets);
-    this.#lengths = grow32(this.#lengths);
-    this.#uncompressed = grow32(this.#uncompressed);
-    this.#capacity = capacity;
-    if (capacity * 2 > this.#slots.length) this.#rehash(nextPowerOfTwo(capacity * 2));
+    const first = this.#pages[0] as Page;
+    if (this.#capacity < PAGE) {
+      const size = Math.min(PAGE, this.#capacity * 2);
+      const page = newPage(size);
+      page.ids.set(first.ids);
+      page.types.set(first.types);
+      page.meta.set(first.meta);
+      this.#pages[0] = page;
+      this.#capacity = size;
+    } else {
+      this.#pages.push(newPage(PAGE));
+      this.#capacity += PAGE;
+    }
   }
 
   #rehash(size: number): void {
     this.#slots = new Uint32Array(size);
     this.#mask = size - 1;
     for (let e = 0; e < this.#count; e++) {
-      const found = this.#probe(this.#types[e] as number, this.#ids.subarray(e * ID, e * ID + ID));
+      const page = this.#pages[e >>> PAGE_BITS] as Page;
+      const i = e & IN_PAGE;
+      const found = this.#probe(page.types[i] as number, page.ids.subarray(i * ID, i * ID + ID));
       this.#slots[-found - 1] = e + 1;
     }
   }
@@ -169,11 +168,6 @@ function typeCode(type: BlobType): number {
   return type === 'tree' ? 1 : 0;
 }
 
-function nextPowerOfTwo(n: number): number {
-  let p = 16;
-  while (p < n) p *= 2;
-  return p;
-}
 
 /** Pack numbers and ids: a pack being written has its number before it has an id. */
 export class PackList {

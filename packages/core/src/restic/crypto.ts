@@ -11,6 +11,7 @@ export const IV_SIZE = 16;
 export const MAC_SIZE = 16;
 /** Bytes a sealed object has beyond its plaintext. */
 export const SEAL_OVERHEAD = IV_SIZE + MAC_SIZE;
+const SLICE = 64 * 1024;
 
 /** Poly1305's clamp of r, applied to the stored key as restic does. */
 const R_MASK = [0xff, 0xff, 0xff, 0x0f, 0xfc, 0xff, 0xff, 0x0f, 0xfc, 0xff, 0xff, 0x0f, 0xfc, 0xff, 0xff, 0x0f];
@@ -80,9 +81,13 @@ export class MasterKey {
     randomFillSync(iv);
     const body = at + IV_SIZE;
     const cipher = createCipheriv('aes-256-ctr', this.#encrypt, iv);
-    // CTR has no final block: update returns every byte. Copying it in is cheaper than the
-    // allocation a fresh output per object would cost the caller.
-    const n = cipher.update(plaintext).copy(out, body);
+    // CTR has no final block: update returns every byte. Node allocates each update's output;
+    // slices of 64 KiB come from malloc's reused arena, where a whole blob's would be fresh
+    // pages (page faults, then a GC to free them).
+    let n = 0;
+    for (let at = 0; at < plaintext.length; at += SLICE) {
+      n += cipher.update(plaintext.subarray(at, at + SLICE)).copy(out, body + n);
+    }
     this.#macInto(iv, out.subarray(body, body + n), out.subarray(body + n, body + n + MAC_SIZE));
     return n + SEAL_OVERHEAD;
   }

@@ -7,6 +7,7 @@ import { MasterKey } from './crypto.js';
 import { openJson, sealJson, sha256Hex } from './files.js';
 import { indexFiles, parseIndexJson, type IndexJson } from './index-file.js';
 import { DEFAULT_KDF, openKeyFile, sealKeyFile, type KdfParams } from './keys.js';
+import { RepositoryLock, type LockOptions } from './locks.js';
 import { DEFAULT_PACK_SIZE, DEFAULT_UPLOADS, PackWriter, packKey } from './pack-writer.js';
 import { newRepoConfig, parseRepoConfig, repoConfigJson, type RepoConfig } from './repo-config.js';
 import type { BlobId, BlobStore, BlobType, FileType, JsonFileStore } from './store.js';
@@ -124,9 +125,17 @@ export class ResticRepository implements BlobStore, JsonFileStore {
   }
 
   save(type: BlobType, id: BlobId, plaintext: Uint8Array): Promise<void> {
-    if (this.#index.has(type, id)) return Promise.resolve();
-    if (this.#idScratch.write(id, 'hex') !== 32 || id.length !== 64) throw new BackupError('E_INTERNAL', `not a blob id: ${JSON.stringify(id)}`);
+    if (id.length !== 64 || this.#idScratch.write(id, 'hex') !== 32) {
+      return Promise.reject(new BackupError('E_INTERNAL', `not a blob id: ${JSON.stringify(id)}`));
+    }
+    if (this.#index.has(type, this.#idScratch)) return Promise.resolve();
+    // The writer copies the id and the plaintext before its first await: the caller may reuse both.
     return this.#writer.add(type, this.#idScratch, plaintext);
+  }
+
+  /** Takes a lock on the repository in restic's protocol (exclusive for prune); release it in a `finally`. */
+  lock(exclusive: boolean, options: Omit<LockOptions, 'exclusive' | 'where'> = {}): Promise<RepositoryLock> {
+    return RepositoryLock.acquire(this, { ...options, exclusive, where: this.destination.description });
   }
 
   async load(type: BlobType, id: BlobId): Promise<Buffer> {

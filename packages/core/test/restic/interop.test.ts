@@ -49,6 +49,20 @@ describe('stock restic reads what ResticRepository writes', () => {
     for (const f of files) expect(sha(await fsp.readFile(path.join(target, 'data', f.name)))).toBe(sha(f.content));
   });
 
+  it('writes packs of hundreds of small blobs whose headers restic reads (beyond its first read of 15 entries)', async () => {
+    const repoDir = path.join(dir, 'repo');
+    const repo = await ResticRepository.init(new LocalDestination(repoDir), { password: 'pw', kdf: TEST_KDF });
+    const files = Array.from({ length: 300 }, (_, i) => ({ name: `config-${String(i).padStart(3, '0')}.yaml`, content: Buffer.from(`replica: ${i}\n${randomBytes(8).toString('hex')}\n`) }));
+    const tree = await saveHandTree(repo, 'configs', files);
+    await repo.flush();
+    await repo.saveJson('snapshots', snapshotJson(tree, ['/configs']));
+    expect((await fsp.readdir(path.join(repoDir, 'index')))).toHaveLength(1);
+    const check = await restic(repoDir, 'pw', ['check', '--read-data']);
+    expect(check.stdout).toContain('no errors were found');
+    const ls = await restic(repoDir, 'pw', ['ls', 'latest']);
+    expect(ls.stdout.split('\n').filter((l) => l.startsWith('/configs/config-'))).toHaveLength(300);
+  });
+
   it('takes further snapshots from restic into the repository, which we then read', async () => {
     const repoDir = path.join(dir, 'repo');
     const ours = await ResticRepository.init(new LocalDestination(repoDir), { password: 'pw', kdf: TEST_KDF });

@@ -32,12 +32,13 @@ function deadPid(): number {
 
 describe('restic lock protocol', () => {
   it('lets non-exclusive locks share and keeps an exclusive lock alone', async () => {
-    const a = await RepositoryLock.acquire(repo, { ...fast, exclusive: false });
+    const a = await repo.lock(false, { waitBeforeCheckMs: 10 });
     const b = await RepositoryLock.acquire(repo, { ...fast, exclusive: false });
     await expect(RepositoryLock.acquire(repo, { ...fast, exclusive: true })).rejects.toMatchObject({
       code: 'E_LOCKED',
       message: expect.stringMatching(/^test-repo: the repository is locked by PID \d+ on .* \(locks\/[0-9a-f]{64}\)/),
     });
+    await expect(repo.lock(true)).rejects.toThrow(`local:${dir}/repo: the repository is locked by PID ${process.pid}`);
     await a.release();
     await b.release();
     const x = await RepositoryLock.acquire(repo, { ...fast, exclusive: true });

@@ -2,11 +2,11 @@ import { randomBytes } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { LocalDestination, type Destination, type PutInfo } from '../../src/destination.js';
+import { getRange, LocalDestination, PrefixedDestination, type Destination, type PutInfo } from '../../src/destination.js';
 import { BackupError } from '../../src/errors.js';
-import { ResticRepository } from '../../src/restic/repository.js';
+import { readAll, ResticRepository } from '../../src/restic/repository.js';
 import { sha, TEST_KDF } from '../../../../test/helpers/restic.js';
 
 
@@ -70,6 +70,7 @@ describe('ResticRepository on a local folder', () => {
     const b = randomBytes(5000);
     await repo.save('data', sha(b), b);
     await repo.save('data', sha(b), b);
+    await expect(repo.save('data', 'not-an-id', b)).rejects.toMatchObject({ code: 'E_INTERNAL', message: 'not a blob id: "not-an-id"' });
     await repo.flush();
     const again = await ResticRepository.open(dest, { password: 'pw' });
     await again.save('data', sha(b), b);
@@ -213,3 +214,22 @@ class GatedDestination extends LocalDestination {
     return super.getRange(key, offset, length);
   }
 }
+
+describe('getRange', () => {
+  it('reads byte ranges from a local folder, and through get when a destination lacks getRange', async () => {
+    const local = new LocalDestination(dir);
+    const body = randomBytes(2 * 1024 * 1024 + 3);
+    await local.put('ranges/object', Readable.from([body]));
+    const withoutRange: Destination = { description: 'plain', put: local.put.bind(local), get: local.get.bind(local), list: local.list.bind(local), delete: local.delete.bind(local), stat: local.stat.bind(local) };
+    for (const dest of [local, new PrefixedDestination(local, 'ranges'), new PrefixedDestination(withoutRange, 'ranges')]) {
+      const key = dest instanceof PrefixedDestination ? 'object' : 'ranges/object';
+      const range = async (offset: number, length: number) => readAll(await getRange(dest, key, offset, length));
+      expect((await range(0, 10)).equals(body.subarray(0, 10))).toBe(true);
+      expect((await range(1_000_003, 1_048_577)).equals(body.subarray(1_000_003, 2_048_580))).toBe(true);
+      expect((await range(body.length - 5, 100)).equals(body.subarray(body.length - 5))).toBe(true);
+      expect(await range(body.length + 10, 5)).toHaveLength(0);
+      expect(await range(7, 0)).toHaveLength(0);
+      await expect(getRange(dest, 'missing', 0, 5)).rejects.toMatchObject({ code: 'E_NOT_FOUND' });
+    }
+  });
+});
