@@ -12,11 +12,11 @@ import { BackupError } from '../errors.js';
 const DEGREE = 53;
 const MAX_TRIES = 1_000_000;
 
-function degree(x: bigint): number {
+export function degree(x: bigint): number {
   return x === 0n ? -1 : x.toString(2).length - 1;
 }
 
-function mod(x: bigint, m: bigint): bigint {
+export function mod(x: bigint, m: bigint): bigint {
   const dm = degree(m);
   for (let d = degree(x); d >= dm; d = degree(x)) x ^= m << BigInt(d - dm);
   return x;
