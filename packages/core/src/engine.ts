@@ -771,7 +771,7 @@ export class Engine {
       const explained = await reader.explain(err);
       result.ok = false;
       result.error = this.secrets.redact(explained.message);
-      result.failure = artifactFailureKind(explained);
+      result.failure = artifactFailureKind(err, explained);
     }
     return result;
   }

@@ -39,13 +39,32 @@ export function manifestFailureKind(err: unknown, authenticating: boolean): Veri
   return isBackupError(err) && err.code === 'E_INTEGRITY' ? 'manifest' : 'read';
 }
 
-/** The kind of a failure while verifying an artifact (the error as `ArtifactReader.explain` gives it). */
-export function artifactFailureKind(err: unknown): VerifyFailureKind {
-  if (!isBackupError(err)) return 'read';
-  if (err.code === 'E_INTEGRITY') return 'integrity';
-  // The decryption's own configuration errors: no private key for the recipients, a wrong key passphrase.
-  if (err.code === 'E_CONFIG') return 'authentication';
-  return 'read';
+/**
+ * The kind of a failure while verifying an artifact, from the error thrown (`raw`) and the one
+ * `ArtifactReader.explain` made of it: stored bytes that differ from the manifest's size or
+ * sha256 are `integrity`; an I/O or connection error anywhere in the chain of causes is `read`
+ * (a decoder that could not read its input says "cannot be decoded", but the data was never seen).
+ */
+export function artifactFailureKind(raw: unknown, explained: unknown): VerifyFailureKind {
+  if (isBackupError(explained) && explained.code === 'E_INTEGRITY' && storedBytesDiffer(explained.details)) return 'integrity';
+  for (let e: unknown = raw, depth = 0; e && depth < 8; e = (e as { cause?: unknown }).cause, depth++) {
+    if (isBackupError(e)) {
+      // The decryption's own configuration errors: no private key for the recipients, a wrong key passphrase.
+      if (e.code === 'E_CONFIG') return 'authentication';
+      if (e.code === 'E_DESTINATION' || e.code === 'E_NOT_FOUND' || e.code === 'E_AUTH') return 'read';
+      continue;
+    }
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === 'string' && ERRNO.test(code)) return 'read';
+  }
+  return 'integrity';
+}
+
+/** System error codes (EIO, EISDIR, ECONNRESET), not the project's (E_INTEGRITY). */
+const ERRNO = /^E[A-Z0-9]+$/;
+
+function storedBytesDiffer(details: Record<string, unknown>): boolean {
+  return 'expectedBytes' in details || ('expected' in details && 'actual' in details);
 }
 
 /** The history's verify records carry, per snapshot, `ok` and (since 13) `failure`. */
