@@ -5,6 +5,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { existsSync, promises as fsp } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { writeTree } from '@sutazai/backup-testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -192,6 +193,13 @@ describe('a failed verify never deletes history', () => {
     }
     expect((await p.cli(['forget', ids[0]!, '--from', 'nowhere'], at(2, 2))).code).toBe(2);
     expect((await p.cli(['forget', '20261101T000000Z-default-0000', '--from', 'drive'], at(2, 2))).code).toBe(1);
+    // Another process holds the run lock: forget waits its turn (75), like run and prune.
+    const lock = path.join(p.dir, 'backups', 'state', 'lock');
+    await fsp.writeFile(lock, JSON.stringify({ pid: process.pid, host: os.hostname(), startedAt: new Date().toISOString(), command: 'a test holding the lock' }));
+    const locked = await p.cli(['forget', ids[0]!, '--from', 'drive'], at(2, 2));
+    expect(locked.code).toBe(75);
+    expect(locked.stderr).toMatch(/another run holds the lock \(a test holding the lock/);
+    await fsp.rm(lock);
     expect(await p.held('drive')).toEqual(ids);
 
     const forget = await p.cli(['forget', ids[0]!, '--from', 'drive', '--json'], at(2, 3));
