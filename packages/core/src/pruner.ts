@@ -88,8 +88,8 @@ export function checkPrunePlan(repository: string, decisions: readonly Retention
   if (decisions.length > 0 && removed.length === decisions.length) {
     throw new BackupError('E_RETENTION', `${repository}: refusing to prune: the retention policy would delete every snapshot`, { details: { repository } });
   }
-  const plainKeeps = new Set(plain.filter((d) => d.keep).map((d) => d.id));
-  const beyond = removed.filter((d) => plainKeeps.has(d.id) || !plain.some((p) => p.id === d.id));
+  const plainRemoves = new Set(plain.filter((d) => !d.keep).map((d) => d.id));
+  const beyond = removed.filter((d) => !plainRemoves.has(d.id));
   if (beyond.length) {
     throw new BackupError('E_RETENTION', `${repository}: refusing to prune: ${beyond.map((d) => d.id).join(', ')} would be removed although the policy keeps it`, {
       details: { repository, ids: beyond.map((d) => d.id) },
@@ -112,15 +112,17 @@ export interface PruneOptions {
 export async function pruneRepository(repo: Repository, options: PruneOptions): Promise<PruneResult> {
   const { now, dryRun, logger } = options;
   const listing = await repo.listing();
-  const suspects = options.suspects.filter((s) => s.repository === repo.name && listing.ids.includes(s.id));
+  const held = new Set(listing.ids);
+  const suspects = options.suspects.filter((s) => s.repository === repo.name && held.has(s.id));
   const decisions = decideRetention(listing.ids, options.policy, new Set(suspects.map((s) => s.id)), now);
   checkPrunePlan(repo.name, decisions, decideRetention(listing.ids, options.policy, new Set(), now));
   const kept = decisions.filter((d) => d.keep);
   const removed = decisions.filter((d) => !d.keep);
+  const keptIds = new Set(kept.map((d) => d.id));
   const { incomplete, foreign } = await incompleteFolders(repo, listing, now);
   const policyText = options.override ? describePolicy(options.override) : 'per profile';
 
-  const keptSuspects = suspects.filter((s) => kept.some((d) => d.id === s.id));
+  const keptSuspects = suspects.filter((s) => keptIds.has(s.id));
   for (const s of keptSuspects) {
     logger.warn(`keeping suspect snapshot ${describeSuspect(s)}: it fills no retention slot; \`sutazai-backup forget ${s.id}${repo.name === 'backupRoot' ? '' : ` --from ${repo.name.replace(/^destinations\./, '')}`}\` deletes it`);
   }
