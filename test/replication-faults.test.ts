@@ -123,7 +123,8 @@ describe('replication faults', () => {
     expect(report.errors).toEqual([expect.objectContaining({ stage: 'replicate', plugin: 'destinations.offsite' })]);
 
     const roots = storageRoots(s.dest);
-    expect(await storedObjects(roots.offsite!, id)).toEqual([]);
+    // Only the marker that says the folder is an upload of this tool's under way (prune leaves it 24 h).
+    expect(await storedObjects(roots.offsite!, id)).toEqual(['.sutazai-incomplete.json']);
     const list = await s.cli(['list', '--from', 'offsite', '--json']);
     expect(list.json()).toEqual([]);
 
@@ -246,8 +247,8 @@ describe('replication faults', () => {
     expect(results.drive).toMatchObject({ status: 'failed', code: 'E_DESTINATION' });
     expect(results.drive.error).toMatch(/^destinations\.drive: uploading snapshots\/.*configs\.tar\.zst: ENOSPC: no space left on device/);
     expect(run.stderr).not.toMatch(/destinations\.drive.*retrying/);
-    // No half file, under its final name or a temporary one.
-    expect(await filesUnder(mnt)).toEqual([]);
+    // No half file, under its final name or a temporary one: only the marker of the upload under way.
+    expect(await filesUnder(mnt)).toEqual([`backups/disk-full-host/snapshots/${id}/.sutazai-incomplete.json`]);
 
     mount(['-o', 'remount,size=64m', mnt]);
     await expectCompletedBy(s, id, ['drive']);

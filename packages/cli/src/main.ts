@@ -17,6 +17,7 @@ import {
   loadConfig,
   maskSecretKeys,
   secrets,
+  suspectReason,
   type LogLevel,
   type Logger,
   writeFileAtomic,
@@ -213,9 +214,27 @@ export async function main(argv: string[], io: Io = defaultIo()): Promise<number
         const results = await engine.prune({ dryRun: Boolean(opts.dryRun), ...(opts.from ? { from: opts.from } : {}) });
         if (opts.json) return printJson(results);
         for (const r of results) {
-          print(`${r.repository}: ${r.dryRun ? 'would keep' : 'kept'} ${r.kept.length}, ${r.dryRun ? 'would remove' : 'removed'} ${r.removed.length}${r.orphans ? `, ${r.orphans} incomplete snapshot(s) cleaned` : ''}`);
+          const would = (done: string, planned: string) => (r.dryRun ? planned : done);
+          print(`${r.repository}: ${would('kept', 'would keep')} ${r.kept.length}, ${would('removed', 'would remove')} ${r.removed.length}${r.orphans ? `, ${would('removed', 'would remove')} ${r.orphans} incomplete snapshot(s)` : ''}`);
           for (const d of r.removed) print(`  - ${d.id}`);
+          for (const i of r.incomplete) print(`  ${i.removed ? '-' : ' '} ${i.id}: incomplete (${i.state} since ${i.since})${i.removed ? '' : ', waiting 24 h before removing it'}`);
+          for (const sus of r.suspects) print(`  ! ${sus.id}: suspect, kept (${sus.kind}: ${suspectReason(sus)})`);
+          for (const f of r.foreign) print(`  ? snapshots/${f.id}/: no manifest and no marker of this tool (${f.objects} object(s)): left alone`);
         }
+      });
+    });
+
+  program
+    .command('forget')
+    .description('delete one snapshot (a suspect that failed verification, say): the full id, from backupRoot or --from DEST')
+    .argument('<snapshot>', 'the full snapshot id (no prefix, no "latest": the deletion cannot be undone)')
+    .option('--from <dest>', 'delete it from this destination instead of backupRoot')
+    .option('--json', 'print JSON on stdout')
+    .action(async (snapshot: string, opts: { from?: string; json?: boolean }, command: Command) => {
+      await withEngine(command, async (engine) => {
+        const result = await engine.forget({ snapshot, ...(opts.from ? { from: opts.from } : {}) });
+        if (opts.json) return printJson(result);
+        print(`forgot ${result.id} at ${result.repository}${result.suspect ? ` (it was suspect: ${result.suspect.kind}: ${suspectReason(result.suspect)})` : ''}`);
       });
     });
 
@@ -252,6 +271,8 @@ export async function main(argv: string[], io: Io = defaultIo()): Promise<number
         else {
           print(`${status.healthy ? 'healthy' : 'UNHEALTHY'}: ${status.snapshots} snapshot(s)${status.latest ? `, latest ${status.latest}` : ''}`);
           for (const c of status.checks) print(`  ${c.ok ? 'ok  ' : 'FAIL'} ${c.name}${c.detail ? `: ${c.detail}` : ''}`);
+          for (const sus of status.suspects) print(`  suspect ${sus.id} at ${sus.repository}: ${sus.kind}: ${suspectReason(sus)} (verified ${sus.at})`);
+          for (const f of status.foreign) print(`  note: snapshots/${f.id}/ at ${f.repository} has no manifest and no marker of this tool: left alone`);
           const s = status.strategy;
           print(`  3-2-1: ${s.copies} cop${s.copies === 1 ? 'y' : 'ies'}, ${s.media} medi${s.media === 1 ? 'um' : 'a'}, ${s.offsite ? 'one off site' : 'none off site'}${s.compliant ? '' : ' (not compliant)'}`);
           for (const change of status.changes ?? []) print(`  ${change.state === 'begin' ? 'began' : 'cleared'}: ${change.name}`);

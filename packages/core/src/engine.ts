@@ -51,9 +51,11 @@ import { copySnapshot, DEFAULT_RETRY } from './replicate.js';
 import { newReport, reportError, type DestinationResult, type RunReport, type StageName } from './report.js';
 import { Repository, mapLimit } from './repository.js';
 import { restoreToDir, type RestoredArtifact } from './restore.js';
-import { applyRetention, describePolicy, type RetentionDecision, type RetentionPolicy } from './retention.js';
+import { decideRetention, foreignFolders, forgetSnapshot, policyFor, pruneRecord, pruneRepository, type ForgetResult, type PruneResult } from './pruner.js';
+import type { RetentionPolicy } from './retention.js';
 import { secrets as defaultSecrets, type SecretRegistry } from './secrets.js';
 import { makeSnapshotId, parseSnapshotId } from './snapshot-id.js';
+import { artifactFailureKind, manifestFailureKind, suspectSnapshots, verificationCheck, type SuspectSnapshot, type VerifyFailure } from './suspects.js';
 import { CORE_VERSION, TOOL_NAME } from './version.js';
 
 export interface EngineOptions {
@@ -98,13 +100,15 @@ export interface ArtifactVerification {
   file: string;
   ok: boolean;
   error?: string;
+  /** Why it failed (a diagnosis for `status`; no failure alone makes retention delete). */
+  failure?: VerifyFailure['kind'];
   checks: CheckResult[];
 }
 
 export interface VerifyResult {
   repository: string;
   ok: boolean;
-  snapshots: { id: string; ok: boolean; error?: string; artifacts: ArtifactVerification[] }[];
+  snapshots: { id: string; ok: boolean; error?: string; failure?: VerifyFailure; artifacts: ArtifactVerification[] }[];
 }
 
 export interface RestoreOptions {
@@ -127,15 +131,6 @@ export interface RestoreResult {
   restored: RestoredArtifact[] | { source: string; file: string; into: string }[];
 }
 
-export interface PruneResult {
-  repository: string;
-  dryRun: boolean;
-  kept: RetentionDecision[];
-  removed: RetentionDecision[];
-  /** Objects of snapshots that never got their manifest (interrupted runs or uploads). */
-  orphans: number;
-}
-
 export interface RestoreTestResult {
   snapshot: string;
   repository: string;
@@ -150,6 +145,10 @@ export interface StatusResult {
   lastRun: HistoryRecord | null;
   snapshots: number;
   latest: string | null;
+  /** Snapshots whose latest verification failed, at each repository: kept, and deleted only by `forget`. */
+  suspects: SuspectSnapshot[];
+  /** Folders named like snapshots without manifest or marker (backupRoot now, destinations as of their last prune): left alone. */
+  foreign: { repository: string; id: string }[];
   /** With `notify`: the health conditions that began or cleared, and what each channel did. */
   changes?: HealthChange[];
   notifications?: NotificationResult[];
@@ -441,11 +440,8 @@ export class Engine {
       }
 
       await this.stage(report, 'prune', async () => {
-        const results = [await this.pruneRepository(this.#repository, undefined, false, logger)];
-        for (const d of this.#destinations.values()) {
-          if (report.destinations.find((r) => r.name === d.name)?.status === 'failed') continue;
-          results.push(await this.pruneRepository(this.repositoryFor(d.name), d.retention, false, logger));
-        }
+        const failed = new Set(report.destinations.filter((r) => r.status === 'failed').map((r) => r.name));
+        for (const t of this.pruneTargets().filter((t) => !failed.has(t.name))) await this.pruneOne(t.repo, t.retention, false, logger);
         await this.#hooks.prune.promise({ run, dryRun: false, logger });
       }).catch((err) => this.recordFailure(report, 'prune', err));
 
@@ -775,8 +771,10 @@ export class Engine {
       result.checks.push(...deepChecks);
       result.ok = result.checks.every((c) => c.ok);
     } catch (err) {
+      const explained = await reader.explain(err);
       result.ok = false;
-      result.error = this.secrets.redact((await reader.explain(err)).message);
+      result.error = this.secrets.redact(explained.message);
+      result.failure = artifactFailureKind(err, explained);
     }
     return result;
   }
@@ -818,19 +816,27 @@ export class Engine {
       const ids = options.all ? await repo.snapshotIds() : [await repo.resolveId(options.snapshot ?? 'latest')];
       if (options.all && ids.length === 0) throw new BackupError('E_NOT_FOUND', `${repo.description} holds no snapshots`);
       for (const id of ids) {
-        let manifest: Manifest;
+        let manifest: Manifest | undefined;
         try {
-          manifest = await this.readCheckedManifest(repo, id, 'verify');
+          manifest = await repo.readManifest(id);
+          await this.#hooks.checkManifest.promise({ repository: repo, manifest, purpose: 'verify', logger: this.logger });
         } catch (err) {
           const error = this.secrets.redact((err as Error).message);
           this.logger.error(`FAILED ${id}: ${error}`);
-          result.snapshots.push({ id, ok: false, error, artifacts: [] });
+          result.snapshots.push({ id, ok: false, error, failure: { kind: manifestFailureKind(err, manifest !== undefined), error }, artifacts: [] });
           continue;
         }
-        const artifacts = await mapLimit(manifest.artifacts, this.config.concurrency, (artifact) =>
-          this.verifyArtifact(new ArtifactReader({ hooks: this.#hooks, repository: repo, manifest, artifact, logger: this.logger, scratch })),
+        const checked = manifest;
+        const artifacts = await mapLimit(checked.artifacts, this.config.concurrency, (artifact) =>
+          this.verifyArtifact(new ArtifactReader({ hooks: this.#hooks, repository: repo, manifest: checked, artifact, logger: this.logger, scratch })),
         );
-        result.snapshots.push({ id, ok: artifacts.every((a) => a.ok), artifacts });
+        const bad = artifacts.find((a) => !a.ok);
+        result.snapshots.push({
+          id,
+          ok: !bad,
+          ...(bad ? { failure: { kind: bad.failure ?? 'integrity', error: `${bad.file}: ${bad.error ?? failedChecks(bad)}` } } : {}),
+          artifacts,
+        });
         for (const a of artifacts) {
           if (a.ok) this.logger.info(`ok ${id}/${a.file}`, { checks: a.checks.map((c) => c.name).join(',') });
           else this.logger.error(`FAILED ${id}/${a.file}: ${a.error ?? failedChecks(a)}`);
@@ -847,7 +853,7 @@ export class Engine {
         startedAt: startedAt.toISOString(),
         finishedAt: this.now().toISOString(),
         repository: repo.name,
-        snapshots: result.snapshots.map((s) => ({ id: s.id, ok: s.ok })),
+        snapshots: result.snapshots.map((s) => ({ id: s.id, ok: s.ok, ...(s.failure ? { failure: s.failure } : {}) })),
       })
       .catch(() => {});
     return result;
@@ -1007,7 +1013,7 @@ export class Engine {
         log.debug(`${d.name} holds ${listing.ids.length} snapshot(s); sending ${wanted.length}`);
         for (const id of wanted.reverse()) {
           const manifest = await this.#repository.readManifest(id);
-          const copied = await copySnapshot(this.#repository, target, manifest, existing, { retry: DEFAULT_RETRY, logger: log });
+          const copied = await copySnapshot(this.#repository, target, manifest, existing, { retry: DEFAULT_RETRY, logger: log, at: this.now() });
           result.sent += copied.sent;
           result.skipped += copied.skipped;
           result.bytes += copied.bytes;
@@ -1032,30 +1038,21 @@ export class Engine {
 
   /** The ids a retention policy keeps (by each snapshot's profile when no override is given). */
   private retained(ids: string[], override: RetentionPolicy | undefined): string[] {
-    return this.decide(ids, override, new Set()).filter((d) => d.keep).map((d) => d.id).sort();
+    return decideRetention(ids, policyFor(this.config.profiles, override), new Set(), this.now())
+      .filter((d) => d.keep)
+      .map((d) => d.id)
+      .sort();
   }
 
-  private decide(ids: string[], override: RetentionPolicy | undefined, bad: ReadonlySet<string>): RetentionDecision[] {
-    const now = this.now();
-    const byProfile = new Map<string, string[]>();
-    for (const id of ids) {
-      const profile = parseSnapshotId(id)!.profile;
-      byProfile.set(profile, [...(byProfile.get(profile) ?? []), id]);
-    }
-    const decisions: RetentionDecision[] = [];
-    for (const [profile, group] of byProfile) {
-      const policy = override ?? this.config.profiles[profile]?.retention;
-      if (!policy) {
-        // A profile no longer in the rc file: keep its snapshots rather than guess.
-        decisions.push(...group.map((id) => ({ id, time: parseSnapshotId(id)!.time, keep: true, reasons: [`profile ${profile} is not configured`] })));
-        continue;
-      }
-      decisions.push(...applyRetention(group.map((id) => ({ id, time: parseSnapshotId(id)!.time, good: !bad.has(id) })), policy, now));
-    }
-    return decisions;
-  }
+  // ---- prune and forget --------------------------------------------------------------------
 
-  // ---- prune -------------------------------------------------------------------------------
+  /** backupRoot and every destination, each with its own retention (none: the profiles'). */
+  private pruneTargets(): { name: string; repo: Repository; retention: RetentionPolicy | undefined }[] {
+    return [
+      { name: BACKUP_ROOT, repo: this.#repository, retention: undefined },
+      ...[...this.#destinations.values()].map((d) => ({ name: d.name, repo: this.repositoryFor(d.name), retention: d.retention })),
+    ];
+  }
 
   async prune(options: { dryRun?: boolean; from?: string } = {}): Promise<PruneResult[]> {
     const lock = new RunLock(this.stateDir);
@@ -1066,12 +1063,9 @@ export class Engine {
     try {
       const targets = options.from
         ? [{ repo: this.repositoryFor(options.from), retention: this.#destinations.get(options.from)?.retention }]
-        : [
-            { repo: this.#repository, retention: undefined },
-            ...[...this.#destinations.values()].map((d) => ({ repo: this.repositoryFor(d.name), retention: d.retention })),
-          ];
+        : this.pruneTargets();
       const results: PruneResult[] = [];
-      for (const t of targets) results.push(await this.pruneRepository(t.repo, t.retention, Boolean(options.dryRun), this.logger));
+      for (const t of targets) results.push(await this.pruneOne(t.repo, t.retention, Boolean(options.dryRun), this.logger));
       await this.#hooks.prune.promise({ run: undefined, dryRun: Boolean(options.dryRun), logger: this.logger });
       return results;
     } finally {
@@ -1079,44 +1073,36 @@ export class Engine {
     }
   }
 
-  private async pruneRepository(repo: Repository, override: RetentionPolicy | undefined, dryRun: boolean, logger: Logger): Promise<PruneResult> {
-    const listing = await repo.listing();
-    const bad = await this.failedVerifications(repo.name);
-    const decisions = this.decide(listing.ids, override, bad);
-    const kept = decisions.filter((d) => d.keep);
-    const removed = decisions.filter((d) => !d.keep);
-    if (listing.ids.length > 0 && kept.length === 0) {
-      throw new BackupError('E_RETENTION', `${repo.name}: refusing to prune: the retention policy would delete every snapshot`);
-    }
-    const policyText = override ? describePolicy(override) : 'per profile';
-    for (const d of removed) logger.info(`${dryRun ? 'would remove' : 'removing'} ${d.id} from ${repo.name} (${policyText})`);
-    // Objects under snapshots/<id>/ without a manifest: interrupted runs or uploads.
-    const orphanIds = [...listing.objects.keys()].filter((id) => !listing.ids.includes(id));
-    if (!dryRun) {
-      for (const d of removed) await repo.deleteSnapshot(d.id, listing.objects.get(d.id));
-      for (const id of orphanIds) await repo.deleteSnapshot(id, listing.objects.get(id));
-      await this.#history
-        .append({
-          kind: 'prune',
-          status: 'success',
-          startedAt: this.now().toISOString(),
-          finishedAt: this.now().toISOString(),
-          repository: repo.name,
-          removed: removed.map((d) => d.id),
-        })
-        .catch(() => {});
-    }
-    return { repository: repo.name, dryRun, kept, removed, orphans: orphanIds.length };
+  private async pruneOne(repo: Repository, override: RetentionPolicy | undefined, dryRun: boolean, logger: Logger): Promise<PruneResult> {
+    const startedAt = this.now();
+    const result = await pruneRepository(repo, {
+      policy: policyFor(this.config.profiles, override),
+      override,
+      suspects: suspectSnapshots(await this.#history.read()),
+      now: startedAt,
+      dryRun,
+      logger,
+    });
+    if (!dryRun) await this.#history.append(pruneRecord(result, startedAt, this.now())).catch(() => {});
+    return result;
   }
 
-  /** Snapshots whose latest verification at this repository failed. */
-  private async failedVerifications(repository: string): Promise<Set<string>> {
-    const state = new Map<string, boolean>();
-    for (const r of await this.#history.read()) {
-      if (r.kind !== 'verify' || r.repository !== repository) continue;
-      for (const s of (r.snapshots as { id: string; ok: boolean }[] | undefined) ?? []) state.set(s.id, s.ok);
+  /** Deletes one snapshot from one repository (backupRoot unless `from`), under the run lock. */
+  async forget(options: { snapshot: string; from?: string }): Promise<ForgetResult> {
+    const repo = this.repositoryFor(options.from);
+    const lock = new RunLock(this.stateDir);
+    await ensureDir(this.config.backupRoot);
+    await lock.acquire(`forget ${options.snapshot}`);
+    try {
+      const startedAt = this.now();
+      const result = await forgetSnapshot(repo, options.snapshot, { suspects: suspectSnapshots(await this.#history.read()), now: startedAt, logger: this.logger });
+      await this.#history
+        .append({ kind: 'forget', status: 'success', startedAt: startedAt.toISOString(), finishedAt: this.now().toISOString(), repository: repo.name, removed: [result.id] })
+        .catch(() => {});
+      return result;
+    } finally {
+      await lock.release().catch(() => {});
     }
-    return new Set([...state].filter(([, ok]) => !ok).map(([id]) => id));
   }
 
   // ---- status ------------------------------------------------------------------------------
@@ -1130,8 +1116,14 @@ export class Engine {
     const now = this.now();
     const records = await this.#history.read();
     const lastRun = [...records].reverse().find((r) => r.kind === 'run') ?? null;
-    const ids = await this.#repository.snapshotIds().catch(() => [] as string[]);
+    const listing = await this.#repository.listing().catch(() => undefined);
+    const ids = listing?.ids ?? [];
     const latest = ids.at(-1) ?? null;
+    // backupRoot's suspects and foreign folders as they are now; destinations' from the history.
+    const suspects = suspectSnapshots(records).filter((s) =>
+      s.repository === BACKUP_ROOT ? ids.includes(s.id) : this.#destinations.has(s.repository.replace(/^destinations\./, '')),
+    );
+    const foreign = foreignFolders(records, listing, (repository) => this.#destinations.has(repository.replace(/^destinations\./, '')));
     const checks: CheckResult[] = [];
     const latestTime = latest ? parseSnapshotId(latest)!.time : undefined;
     const age = latestTime ? now.getTime() - latestTime.getTime() : Infinity;
@@ -1146,7 +1138,7 @@ export class Engine {
       detail: lastRun ? `${lastRun.status} at ${lastRun.finishedAt}${lastRun.snapshot ? ` (${lastRun.snapshot})` : ''}` : 'never ran',
     });
     checks.push(await this.storageCheck());
-    checks.push(verificationCheck(records));
+    checks.push(verificationCheck(records, suspects));
     checks.push(this.replicationCheck(records));
     checks.push(this.restoreTestCheck(records, now));
 
@@ -1164,6 +1156,8 @@ export class Engine {
       lastRun,
       snapshots: ids.length,
       latest,
+      suspects,
+      foreign,
     };
     if (options.notify) Object.assign(result, await this.notifyHealth(checks, now));
     return result;
@@ -1273,24 +1267,6 @@ export class Engine {
     }
     return { name: 'restore-test', ok: true, detail: `restore test of ${where} passed at ${last.finishedAt}` };
   }
-}
-
-/** The latest verification at each repository: failing while any of them found a bad snapshot. */
-function verificationCheck(records: HistoryRecord[]): CheckResult {
-  const last = new Map<string, HistoryRecord>();
-  for (const r of records) if (r.kind === 'verify') last.set(r.repository ?? BACKUP_ROOT, r);
-  if (!last.size) return { name: 'verification', ok: true, detail: 'no verification recorded yet' };
-  const parts: string[] = [];
-  let ok = true;
-  for (const [repository, r] of last) {
-    const snapshots = (r.snapshots as { id: string; ok: boolean }[] | undefined) ?? [];
-    if (r.status === 'failed') {
-      ok = false;
-      const bad = snapshots.filter((s) => !s.ok).map((s) => s.id);
-      parts.push(`${repository}: ${bad.length ? bad.join(', ') : 'a snapshot'} failed verification at ${r.finishedAt}`);
-    } else parts.push(`${repository}: ${snapshots.length} snapshot(s) verified at ${r.finishedAt}`);
-  }
-  return { name: 'verification', ok, detail: parts.join('; ') };
 }
 
 function withTimeout<T>(promise: Promise<T> | undefined, ms: number): Promise<T | undefined> {

@@ -4,7 +4,7 @@ import { ensureDir, openPrivate } from './fs.js';
 
 /** One line of the run history: what `status` and health checks read. */
 export interface HistoryRecord {
-  kind: 'run' | 'verify' | 'restore-test' | 'prune' | 'replicate';
+  kind: 'run' | 'verify' | 'restore-test' | 'prune' | 'forget' | 'replicate';
   status: 'success' | 'failed';
   startedAt: string;
   finishedAt: string;

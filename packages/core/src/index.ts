@@ -20,6 +20,8 @@ export * from './config.js';
 export * from './reader.js';
 export * from './restore.js';
 export * from './engine.js';
+export * from './pruner.js';
+export * from './suspects.js';
 export * from './schedule.js';
 export * from './child.js';
 export { packTree, type TreeEntry, type PackOptions } from './pipeline/tar-pack.js';

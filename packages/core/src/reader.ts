@@ -41,7 +41,9 @@ export class StoredBytesCheck {
   count(chunk: Buffer): void {
     this.#bytes += chunk.length;
     if (this.#bytes > this.#expected.bytes) {
-      throw new BackupError('E_INTEGRITY', `${this.#label}: larger than recorded (${this.#expected.bytes} bytes): the artifact was altered`);
+      throw new BackupError('E_INTEGRITY', `${this.#label}: larger than recorded (${this.#expected.bytes} bytes): the artifact was altered`, {
+        details: { expectedBytes: this.#expected.bytes, actualBytes: this.#bytes },
+      });
     }
   }
 

@@ -5,8 +5,27 @@ import { BackupError, isBackupError } from './errors.js';
 import { LocalDestination, type Destination, type ObjectInfo } from './destination.js';
 import { MANIFEST_FILE, parseManifest, serializeManifest, type Manifest } from './manifest.js';
 import { compareSnapshotIds, isSnapshotId } from './snapshot-id.js';
+import { TOOL_NAME } from './version.js';
 
 export const SNAPSHOTS_PREFIX = 'snapshots/';
+
+/**
+ * The object that marks `snapshots/<id>/` as the tool's own while it is incomplete: written
+ * before a destination gets a snapshot's first artifact (removed after its manifest), and before
+ * a snapshot is deleted (removed last). A folder without a manifest is removed by prune only when
+ * it holds this marker (after a grace period); without it, the folder is not ours and is left alone.
+ * Its name starts with a dot, so it never collides with an artifact (`<source>.<ext>`).
+ */
+export const MARKER_FILE = '.sutazai-incomplete.json';
+
+export interface SnapshotMarker {
+  tool: string;
+  snapshot: string;
+  /** What was under way: an upload to a destination, or a deletion. */
+  state: 'uploading' | 'deleting';
+  /** When it started (the engine's clock). */
+  since: string;
+}
 
 export function snapshotKey(id: string, file: string): string {
   return `${SNAPSHOTS_PREFIX}${id}/${file}`;
@@ -145,15 +164,61 @@ export class Repository {
     }
   }
 
-  /** Deletes a snapshot: its manifest first (so it stops existing at once), then its artifacts. */
-  async deleteSnapshot(id: string, objects?: ObjectInfo[]): Promise<void> {
+  /**
+   * Deletes a snapshot: the marker first (so a crash mid-way leaves a folder prune recognises as
+   * its own), then the manifest (so the snapshot stops existing at once), the artifacts, and the
+   * marker last.
+   */
+  async deleteSnapshot(id: string, objects?: ObjectInfo[], at: Date = new Date()): Promise<void> {
     const keys = objects?.map((o) => o.key) ?? (await this.destination.list(`${SNAPSHOTS_PREFIX}${id}/`)).map((o) => o.key);
     const manifestKey = snapshotKey(id, MANIFEST_FILE);
+    const markerKey = snapshotKey(id, MARKER_FILE);
     try {
+      await this.putMarker(id, 'deleting', at);
       await this.destination.delete(manifestKey);
-      for (const key of keys) if (key !== manifestKey) await this.destination.delete(key);
+      for (const key of keys) if (key !== manifestKey && key !== markerKey) await this.destination.delete(key);
+      await this.destination.delete(markerKey);
     } catch (err) {
       throw wrapDestinationError(err, this, `deleting snapshot ${id}`);
+    }
+  }
+
+  /** Deletes a folder without a manifest that holds the marker: its objects, the marker last. */
+  async deleteIncomplete(id: string, objects: ObjectInfo[]): Promise<void> {
+    const markerKey = snapshotKey(id, MARKER_FILE);
+    try {
+      for (const o of objects) if (o.key !== markerKey) await this.destination.delete(o.key);
+      await this.destination.delete(markerKey);
+    } catch (err) {
+      throw wrapDestinationError(err, this, `deleting the incomplete snapshot ${id}`);
+    }
+  }
+
+  async putMarker(id: string, state: SnapshotMarker['state'], at: Date): Promise<void> {
+    const marker: SnapshotMarker = { tool: TOOL_NAME, snapshot: id, state, since: at.toISOString() };
+    const body = Buffer.from(`${JSON.stringify(marker)}\n`);
+    await this.destination.put(snapshotKey(id, MARKER_FILE), ReadableStream.from([body]), { size: body.length });
+  }
+
+  async removeMarker(id: string): Promise<void> {
+    await this.destination.delete(snapshotKey(id, MARKER_FILE));
+  }
+
+  /** The marker of `snapshots/<id>/`, or undefined when it is missing or not one the tool wrote. */
+  async readMarker(id: string): Promise<SnapshotMarker | undefined> {
+    let text: string;
+    try {
+      text = await readAll(await this.destination.get(snapshotKey(id, MARKER_FILE)));
+    } catch (err) {
+      if (isBackupError(err) && err.code === 'E_NOT_FOUND') return undefined;
+      throw wrapDestinationError(err, this, `reading ${snapshotKey(id, MARKER_FILE)}`);
+    }
+    try {
+      const m = JSON.parse(text) as Partial<SnapshotMarker>;
+      const valid = m.tool === TOOL_NAME && m.snapshot === id && (m.state === 'uploading' || m.state === 'deleting') && typeof m.since === 'string' && !Number.isNaN(Date.parse(m.since));
+      return valid ? (m as SnapshotMarker) : undefined;
+    } catch {
+      return undefined;
     }
   }
 

@@ -9,19 +9,29 @@
  *   that hold snapshots. `last: n` keeps the n newest.
  * - `within: "7d"` keeps every snapshot dated at or after `now` minus the duration (calendar
  *   arithmetic in UTC; an overflowing day rolls over, e.g. 31 March minus 1m is 3 March).
- * - A snapshot with `good: false` (failed verification) never fills a bucket, counts toward `last`
- *   or is kept by `within`: it is removed.
  * - A snapshot dated more than 5 minutes after `now` is kept with reason "future" and takes no part
  *   in the rules above: we cannot reason about it, so it is surfaced to the user instead.
- * - The newest good snapshot that is not in the future is always kept (reason "newest").
- * - A policy that keeps nothing (no count > 0, no non-zero `within`) is refused with E_RETENTION.
+ * - The newest snapshot that is not in the future is always kept (reason "newest").
+ * - Suspects (`suspect: true`: the latest verification of the snapshot failed) are never deleted
+ *   because of that failure. A failed verify may be a mistyped passphrase or a read error, not a
+ *   bad snapshot, so the set removed is at most what the policy removes when every snapshot is
+ *   treated as good. The policy is applied twice: once as if all were good (the "plain" walk),
+ *   once with suspects filling no bucket, counting toward no `last` and kept by no `within` (so
+ *   a good snapshot is kept in a suspect's place, and the newest good one is always kept). A
+ *   snapshot is kept if either walk keeps it; a suspect only while the plain walk keeps it.
+ *   Deleting a suspect sooner takes `sutazai-backup forget`.
+ * - A policy that keeps nothing (no count > 0, no non-zero `within`) is refused: by the rc
+ *   file's schema at load time, and here with E_RETENTION.
  */
 import { z } from 'zod';
 import { BackupError } from './errors.js';
 
 const count = z.number().int().min(0).optional();
 
-export const retentionPolicySchema = z
+const KEEPS_NOTHING =
+  'keeps no snapshots: set at least one of last, hourly, daily, weekly, monthly, yearly above 0, or within to a duration above 0 (e.g. { daily: 7 })';
+
+const policyFields = z
   .object({
     last: count,
     hourly: count,
@@ -37,15 +47,21 @@ export const retentionPolicySchema = z
       .optional(),
   })
   .strict();
-export type RetentionPolicy = z.infer<typeof retentionPolicySchema>;
+export type RetentionPolicy = z.infer<typeof policyFields>;
+
+export const retentionPolicySchema = policyFields.refine(
+  // A malformed `within` is reported by its own check: this one speaks only of policies that parse.
+  (p: RetentionPolicy) => (p.within !== undefined && parseDuration(p.within) === undefined) || policyKeeps(p),
+  { error: KEEPS_NOTHING },
+);
 
 export const DEFAULT_RETENTION: RetentionPolicy = { daily: 7, weekly: 4, monthly: 12 };
 
 export interface RetentionCandidate {
   id: string;
   time: Date;
-  /** false: known bad (e.g. failed verification). Default true. */
-  good?: boolean;
+  /** The latest verification of this snapshot failed: it fills no bucket, but is not deleted for it. */
+  suspect?: boolean;
 }
 
 export interface RetentionDecision {
@@ -53,6 +69,8 @@ export interface RetentionDecision {
   time: Date;
   keep: boolean;
   reasons: string[];
+  /** Set on suspects (kept or not). */
+  suspect?: true;
 }
 
 export interface Duration {
@@ -76,6 +94,12 @@ export function parseDuration(text: string): Duration | undefined {
     else d.hours += n;
   }
   return d;
+}
+
+/** Whether a policy keeps anything: a count above 0 or a non-zero `within`. */
+export function policyKeeps(policy: RetentionPolicy): boolean {
+  const within = policy.within === undefined ? undefined : parseDuration(policy.within);
+  return (within !== undefined && Object.values(within).some((n) => n > 0)) || COUNT_KINDS.some((k) => (policy[k] ?? 0) > 0);
 }
 
 /** For logs: "last 3, daily 7, weekly 4, within 7d". */
@@ -134,36 +158,46 @@ export function applyRetention(
 ): RetentionDecision[] {
   const parsed = retentionPolicySchema.safeParse(policy);
   if (!parsed.success) {
-    throw new BackupError('E_RETENTION', `invalid retention policy: ${z.prettifyError(parsed.error)}`, {
-      details: { policy },
-    });
-  }
-  const within = policy.within === undefined ? undefined : parseDuration(policy.within);
-  const withinKeeps = within !== undefined && Object.values(within).some((n) => n > 0);
-  if (!withinKeeps && !COUNT_KINDS.some((k) => (policy[k] ?? 0) > 0)) {
-    throw new BackupError(
-      'E_RETENTION',
-      'retention policy keeps no snapshots: set at least one of last, hourly, daily, weekly, monthly, yearly, within',
-      { details: { policy } },
-    );
+    const message = policyKeeps(policy) ? `invalid retention policy: ${z.prettifyError(parsed.error)}` : `retention policy ${KEEPS_NOTHING}`;
+    throw new BackupError('E_RETENTION', message, { details: { policy } });
   }
   const bad = snapshots.find((s) => Number.isNaN(s.time.getTime()));
   if (bad) throw new BackupError('E_RETENTION', `snapshot ${bad.id} has an invalid time`, { details: { id: bad.id } });
 
+  const sorted = [...snapshots].sort(
+    (a, b) => b.time.getTime() - a.time.getTime() || (a.id < b.id ? 1 : a.id > b.id ? -1 : 0),
+  );
+  const plain = walk(sorted, policy, now, () => false);
+  if (!sorted.some((s) => s.suspect)) return plain;
+  const adjusted = walk(sorted, policy, now, (s) => s.suspect === true);
+  return sorted.map((s, i) => {
+    const p = plain[i]!;
+    const a = adjusted[i]!;
+    if (s.suspect) return { ...p, suspect: true };
+    return a.keep ? a : p;
+  });
+}
+
+/** One pass of the policy over `sorted` (newest first); `skip`ped snapshots take no part and are not kept. */
+function walk(
+  sorted: readonly RetentionCandidate[],
+  policy: RetentionPolicy,
+  now: Date,
+  skip: (s: RetentionCandidate) => boolean,
+): RetentionDecision[] {
+  const within = policy.within === undefined ? undefined : parseDuration(policy.within);
+  const withinKeeps = within !== undefined && Object.values(within).some((n) => n > 0);
   const nowMs = now.getTime();
   const withinBound = withinKeeps ? subtract(now, within) : Infinity;
   const kept = new Map<BucketKind, { count: number; last: string | undefined }>(
     COUNT_KINDS.map((k) => [k, { count: 0, last: undefined }]),
   );
-
-  const sorted = [...snapshots].sort(
-    (a, b) => b.time.getTime() - a.time.getTime() || (a.id < b.id ? 1 : a.id > b.id ? -1 : 0),
-  );
   let newestSeen = false;
-  return sorted.map(({ id, time, good }) => {
+  return sorted.map((s) => {
+    const { id, time } = s;
     const t = time.getTime();
     if (t > nowMs + CLOCK_SKEW_MS) return { id, time, keep: true, reasons: ['future'] };
-    if (good === false) return { id, time, keep: false, reasons: [] };
+    if (skip(s)) return { id, time, keep: false, reasons: [] };
 
     const reasons: string[] = [];
     if (!newestSeen) {

@@ -97,6 +97,14 @@ describe('loadConfig', () => {
     );
   });
 
+  it('refuses a retention that keeps nothing, naming the key, wherever it is set', async () => {
+    const keepsNothing = /^keeps no snapshots: set at least one of last, hourly, daily, weekly, monthly, yearly above 0, or within to a duration above 0/;
+    const at = async (yaml: string) => (await issuesOf(load(yaml))).map((line) => line.split(': ')[0] + (keepsNothing.test(line.slice(line.indexOf(': ') + 2)) ? '' : ' (other)'));
+    expect(await at(`${base}retention: { last: 0 }\n`)).toEqual(['retention']);
+    expect(await at(`${base}profiles:\n  daily: { sources: "*", retention: { last: 0, daily: 0 } }\n`)).toEqual(['profiles.daily.retention']);
+    expect(await at(`${base}destinations:\n  offsite: { use: ./probe.mjs, retention: { within: 0d } }\n`)).toEqual(['destinations.offsite.retention']);
+  });
+
   it('says which package to add for a plugin that is not installed', async () => {
     const issues = await issuesOf(load('backupRoot: ./r\nsources:\n  s: { use: mongodb }\n'));
     expect(issues).toEqual(['sources.s.use: plugin "mongodb" is not installed: add it with `npm install @sutazai/backup-plugin-mongodb`']);

@@ -142,10 +142,10 @@ describe('applyRetention over 400 daily snapshots', () => {
 });
 
 describe('applyRetention rules', () => {
-  const at = (iso: string, id: string, good?: boolean): RetentionCandidate => ({
+  const at = (iso: string, id: string, suspect?: boolean): RetentionCandidate => ({
     id,
     time: new Date(iso),
-    ...(good === undefined ? {} : { good }),
+    ...(suspect === undefined ? {} : { suspect }),
   });
 
   it('keeps only the newest snapshot of a day for daily', () => {
@@ -185,38 +185,85 @@ describe('applyRetention rules', () => {
     ]);
   });
 
-  describe('bad snapshots', () => {
+  describe('suspects (latest verification failed)', () => {
     const snaps = [
-      at('2026-11-26T11:30:00Z', 'bad-3', false),
-      at('2026-11-26T02:00:00Z', 'bad-2', false),
+      at('2026-11-26T11:30:00Z', 'bad-3', true),
+      at('2026-11-26T02:00:00Z', 'bad-2', true),
       at('2026-11-25T02:00:00Z', 'good-4'),
-      at('2026-11-24T02:00:00Z', 'bad-1', false),
-      at('2026-11-23T02:00:00Z', 'good-2', true),
+      at('2026-11-24T02:00:00Z', 'bad-1', true),
+      at('2026-11-23T02:00:00Z', 'good-2', false),
       at('2026-11-22T02:00:00Z', 'good-1'),
     ];
 
-    it('are removed and do not fill buckets', () => {
+    it('are kept while the plain policy keeps them, fill no bucket, and good ones are kept in their place', () => {
+      // Plain daily 3: bad-3 (11-26), good-4 (11-25), bad-1 (11-24). Without the suspects:
+      // good-4, good-2, good-1. Only bad-2 is removed: the plain policy removes it too.
       const decisions = applyRetention(snaps, { daily: 3 }, now);
-      expect(decisions.map((d) => [d.id, d.keep])).toEqual([
-        ['bad-3', false],
-        ['bad-2', false],
-        ['good-4', true],
-        ['bad-1', false],
-        ['good-2', true],
-        ['good-1', true],
+      expect(decisions.map((d) => [d.id, d.keep, d.suspect ?? false])).toEqual([
+        ['bad-3', true, true],
+        ['bad-2', false, true],
+        ['good-4', true, false],
+        ['bad-1', true, true],
+        ['good-2', true, false],
+        ['good-1', true, false],
       ]);
+      expect(reasonsOf(decisions, 'bad-3')).toEqual(['newest', 'daily 2026-11-26']);
+      expect(reasonsOf(decisions, 'good-4')).toEqual(['newest', 'daily 2026-11-25']);
+      expect(reasonsOf(decisions, 'good-1')).toEqual(['daily 2026-11-22']);
     });
 
-    it('do not count toward last', () => {
-      expect(keptIds(applyRetention(snaps, { last: 2 }, now))).toEqual(['good-4', 'good-2']);
+    it('do not count toward last, and are not removed for it', () => {
+      expect(keptIds(applyRetention(snaps, { last: 2 }, now))).toEqual(['bad-3', 'bad-2', 'good-4', 'good-2']);
     });
 
     it('leave the newest good one kept whatever the policy', () => {
-      // bad-3 is within the hour but bad; good-4 is 34 hours old but the newest good snapshot.
+      // bad-3 is within the hour; good-4 is 34 hours old but the newest good snapshot.
       const decisions = applyRetention(snaps, { daily: 0, last: 0, within: '1h' }, now);
       expect(decisions.filter((d) => d.keep)).toEqual([
+        { id: 'bad-3', time: new Date('2026-11-26T11:30:00Z'), keep: true, reasons: ['newest', 'within 1h'], suspect: true },
         { id: 'good-4', time: new Date('2026-11-25T02:00:00Z'), keep: true, reasons: ['newest'] },
       ]);
+    });
+
+    it('all suspect (one verify with a mistyped passphrase): nothing the policy keeps is removed', () => {
+      const six = history.slice(0, 6).map((s) => ({ ...s, suspect: true }));
+      expect(applyRetention(six, { last: 100 }, now).every((d) => d.keep && d.suspect)).toBe(true);
+      expect(keptIds(applyRetention(six, { last: 2 }, now))).toEqual(six.slice(0, 2).map((s) => s.id));
+    });
+
+    it('over random histories, policies and suspects: removes at most what the plain policy removes', () => {
+      // A small seeded generator: the same cases on every run.
+      let seed = 0x5eed;
+      const random = (n: number) => {
+        seed = (seed * 1103515245 + 12345) % 2 ** 31;
+        return seed % n;
+      };
+      for (let round = 0; round < 400; round++) {
+        const count = 1 + random(40);
+        const snapshots: RetentionCandidate[] = Array.from({ length: count }, (_, i) => ({
+          id: `s${String(i).padStart(3, '0')}`,
+          time: new Date(now.getTime() - random(90 * 24) * 3_600_000 + (random(20) === 0 ? 3_600_000 : 0)),
+          suspect: random(3) === 0,
+        }));
+        const policy: RetentionPolicy = {};
+        for (const kind of ['last', 'hourly', 'daily', 'weekly', 'monthly'] as const) if (random(2)) policy[kind] = random(6);
+        if (random(4) === 0) policy.within = `${1 + random(20)}d`;
+        if (!Object.values(policy).some((v) => typeof v === 'string' || (v ?? 0) > 0)) policy.last = 1;
+
+        const decisions = applyRetention(snapshots, policy, now);
+        const plain = applyRetention(snapshots.map(({ id, time }) => ({ id, time })), policy, now);
+        const withoutSuspects = applyRetention(snapshots.filter((s) => !s.suspect), policy, now);
+        const plainKept = new Set(keptIds(plain));
+        const kept = new Set(keptIds(decisions));
+        const context = JSON.stringify({ round, policy });
+        for (const s of snapshots) {
+          // Never removed unless the plain policy removes it; a suspect is kept exactly while the plain policy keeps it.
+          if (plainKept.has(s.id)) expect(kept.has(s.id), context).toBe(true);
+          if (s.suspect) expect(kept.has(s.id), context).toBe(plainKept.has(s.id));
+        }
+        // Every good snapshot the policy keeps among the good ones alone is kept: suspects took no slot.
+        for (const id of keptIds(withoutSuspects)) expect(kept.has(id), context).toBe(true);
+      }
     });
   });
 
@@ -242,7 +289,7 @@ describe('applyRetention rules', () => {
     }
     expect(isBackupError(error) && error.code).toBe('E_RETENTION');
     expect((error as Error).message).toBe(
-      'retention policy keeps no snapshots: set at least one of last, hourly, daily, weekly, monthly, yearly, within',
+      'retention policy keeps no snapshots: set at least one of last, hourly, daily, weekly, monthly, yearly above 0, or within to a duration above 0 (e.g. { daily: 7 })',
     );
   });
 
@@ -293,6 +340,21 @@ describe('retentionPolicySchema', () => {
   it('rejects a negative or fractional count', () => {
     expect(retentionPolicySchema.safeParse({ daily: -1 }).success).toBe(false);
     expect(retentionPolicySchema.safeParse({ weekly: 1.5 }).success).toBe(false);
+  });
+
+  it.each<[string, RetentionPolicy]>([
+    ['last: 0', { last: 0 }],
+    ['every count 0', { last: 0, hourly: 0, daily: 0, weekly: 0, monthly: 0, yearly: 0 }],
+    ['within: 0d', { within: '0d' }],
+    ['an empty policy', {}],
+  ])('rejects a policy that keeps nothing (%s), at the policy itself', (_, policy) => {
+    const result = retentionPolicySchema.safeParse(policy);
+    expect(result.success).toBe(false);
+    expect(result.error?.issues).toEqual([expect.objectContaining({ path: [], message: expect.stringMatching(/^keeps no snapshots: /) })]);
+  });
+
+  it('reports a malformed duration once, not also as keeping nothing', () => {
+    expect(retentionPolicySchema.safeParse({ within: '0x' }).error?.issues).toHaveLength(1);
   });
 
   it('rejects a malformed duration with a clear message', () => {
