@@ -13,7 +13,7 @@ import type { Plugin, PluginFactory, PluginKind } from './plugin.js';
 import { DEFAULT_RETENTION, retentionPolicySchema, type RetentionPolicy } from './retention.js';
 import { parseCron } from './schedule.js';
 import { joinPath, zodIssues } from './schema.js';
-import { isSecretKey, secrets as defaultSecrets, type SecretRegistry } from './secrets.js';
+import { isSecretKey, secrets as defaultSecrets, urlCredentials, type SecretRegistry } from './secrets.js';
 
 export const MODULE_NAME = 'sutazai-backup';
 
@@ -288,16 +288,14 @@ export async function loadConfig(options: LoadConfigOptions = {}): Promise<Resol
 
 /**
  * The dotted key paths whose value is a secret written into the rc file itself: a value under a
- * secret-looking key, or a URL password, that is not (only) a ${VAR} reference.
+ * secret-looking key, or a URL's password or secret query value, that is not (only) a ${VAR} reference.
  */
 export function literalSecrets(value: unknown, at: string): string[] {
   const key = at.split('.').at(-1)?.replace(/\[\d+\]$/, '') ?? '';
   if (typeof value === 'string' || typeof value === 'number') {
     const text = String(value);
-    const url = typeof value === 'string' ? /^[a-z][a-z0-9+.-]*:\/\/[^/\s:@]*:([^/\s@]+)@/i.exec(text) : null;
     if (isSecretKey(key)) return hasLiteralText(text) ? [at] : [];
-    if (url && hasLiteralText(url[1]!)) return [at];
-    return [];
+    return urlCredentials(text).some(hasLiteralText) ? [at] : [];
   }
   if (Array.isArray(value)) return value.flatMap((v, i) => literalSecrets(v, `${at}[${i}]`));
   if (value && typeof value === 'object') return Object.entries(value).flatMap(([k, v]) => literalSecrets(v, joinPath(at, [k])));
@@ -378,7 +376,7 @@ function interpolate(value: unknown, at: string, env: NodeJS.ProcessEnv, issues:
 
 function registerSecrets(value: unknown, key: string, secrets: SecretRegistry): void {
   if (typeof value === 'string' || typeof value === 'number') {
-    if (isSecretKey(key)) secrets.add(value);
+    if (isSecretKey(key)) secrets.addCredential(value);
     else if (typeof value === 'string') secrets.addFromUrl(value);
     return;
   }
