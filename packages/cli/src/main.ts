@@ -251,7 +251,7 @@ export async function main(argv: string[], io: Io = defaultIo()): Promise<number
         if (opts.json) printJson(status);
         else {
           print(`${status.healthy ? 'healthy' : 'UNHEALTHY'}: ${status.snapshots} snapshot(s)${status.latest ? `, latest ${status.latest}` : ''}`);
-          for (const c of status.checks) print(`  ${c.ok ? 'ok  ' : 'FAIL'} ${c.name}${c.detail ? `: ${c.detail}` : ''}`);
+          for (const c of status.checks) print(`  ${c.ok ? (c.warning ? 'WARN' : 'ok  ') : 'FAIL'} ${c.name}${c.detail ? `: ${c.detail}` : ''}`);
           const s = status.strategy;
           print(`  3-2-1: ${s.copies} cop${s.copies === 1 ? 'y' : 'ies'}, ${s.media} medi${s.media === 1 ? 'um' : 'a'}, ${s.offsite ? 'one off site' : 'none off site'}${s.compliant ? '' : ' (not compliant)'}`);
           for (const change of status.changes ?? []) print(`  ${change.state === 'begin' ? 'began' : 'cleared'}: ${change.name}`);

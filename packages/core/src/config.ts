@@ -79,6 +79,11 @@ const topLevelSchema = z
     /** How many artifacts are archived, and how many destinations replicated to, at once. */
     concurrency: z.number().int().min(1).max(64).default(2),
     encryption: pluginEntrySchema.optional(),
+    /** Authenticated manifests without encryption: an HMAC keyed from this (give it as ${VAR}). */
+    integrity: z
+      .object({ key: z.string().min(16, 'a key of at least 16 characters (a random one: `openssl rand -base64 32`)') })
+      .strict()
+      .optional(),
     sources: z.record(z.string(), pluginEntrySchema).refine((s) => Object.keys(s).length > 0, 'at least one source is needed'),
     destinations: z.record(z.string(), pluginEntrySchema).default({}),
     notify: z.record(z.string(), pluginEntrySchema).default({}),
@@ -138,6 +143,8 @@ export interface ResolvedConfig {
   destinations: PluginEntry[];
   notifiers: PluginEntry[];
   encryption: PluginEntry | undefined;
+  /** `integrity:`: manifests authenticated with an HMAC (core's built-in integrity plugin). */
+  integrity?: { key: string } | undefined;
   plugins: PluginEntry[];
   checks: { maxAgeMs: number; maxStorageUsage: number; restoreTest?: { schedule?: string; from?: string; maxAgeMs?: number } };
   logLevel: 'debug' | 'info' | 'warn' | 'error' | undefined;
@@ -221,6 +228,13 @@ export async function loadConfig(options: LoadConfigOptions = {}): Promise<Resol
       restoreTest: ('restoreTest' in p && p.restoreTest) || false,
     };
   }
+  if (top.integrity && top.encryption) {
+    issues.push({
+      path: 'integrity',
+      message:
+        'not used with encryption: the encryption plugin authenticates manifests (gpg: an HMAC keyed from the passphrase, or with recipients a signature by signingKey); remove integrity',
+    });
+  }
   const restoreFrom = top.checks.restoreTest?.from;
   if (restoreFrom && !(restoreFrom in top.destinations)) {
     issues.push({ path: 'checks.restoreTest.from', message: `unknown destination "${restoreFrom}"` });
@@ -266,6 +280,7 @@ export async function loadConfig(options: LoadConfigOptions = {}): Promise<Resol
     destinations: destinations as PluginEntry[],
     notifiers: notifiers as PluginEntry[],
     encryption,
+    integrity: top.integrity,
     plugins: plugins as PluginEntry[],
     checks: {
       maxAgeMs: top.checks.maxAge,
