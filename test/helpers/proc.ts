@@ -12,8 +12,19 @@ export interface ProcessSeen {
   environ: string[];
 }
 
-/** The descendants of `pid` running now. */
+const cmdlineOf = (pid: number) => readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0+$/, '').replace(/\0/g, ' ');
+
+/**
+ * The descendants of `pid` running now. A child caught between fork and exec still is `pid`'s
+ * copy (its command line, its environment): it is left out, being the parent, not a program it runs.
+ */
 export function descendants(pid: number): ProcessSeen[] {
+  let own: string | undefined;
+  try {
+    own = cmdlineOf(pid);
+  } catch {
+    return [];
+  }
   const parents = new Map<number, number>();
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
@@ -30,9 +41,9 @@ export function descendants(pid: number): ProcessSeen[] {
     while (p !== undefined && p !== pid && p > 1) p = parents.get(p);
     if (p !== pid) continue;
     try {
-      const cmdline = readFileSync(`/proc/${child}/cmdline`, 'utf8').replace(/\0+$/, '').replace(/\0/g, ' ');
+      const cmdline = cmdlineOf(child);
       const environ = readFileSync(`/proc/${child}/environ`, 'utf8').split('\0').filter(Boolean);
-      if (cmdline) out.push({ pid: child, cmdline, environ });
+      if (cmdline && cmdline !== own) out.push({ pid: child, cmdline, environ });
     } catch {
       // gone already
     }
