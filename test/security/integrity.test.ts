@@ -175,6 +175,12 @@ describe('integrity: authenticated manifests without encryption', () => {
     expect(wrong.code).toBe(1);
     expect(wrong.stderr).toMatch(/integrity.key is not the key it was written with/);
     for (const o of [verify, wrong]) expect(o.stdout + o.stderr).not.toContain(KEY);
+
+    // Encryption turned on in place of integrity: the gpg plugin names what it found.
+    await writeRc(dir, `${rc(false)}encryption: { use: gpg, passphrase: "\${PW}" }\n`);
+    const switched = await runCli(['verify', intact], { cwd: dir, env: { PW: 'a passphrase for gpg' } });
+    expect(switched.code).toBe(1);
+    expect(switched.stderr).toMatch(/authenticated by integrity, not by the encryption/);
   });
 
   it('is a config error next to encryption, and with a short key; config show masks the key', async () => {
