@@ -220,14 +220,7 @@ export class Engine {
     if (this.#applied) return;
     this.#applied = true;
     const view = tapOnly(this.#hooks);
-    const entries = [
-      ...this.config.sources,
-      ...this.config.destinations,
-      ...this.config.notifiers,
-      ...(this.config.encryption ? [this.config.encryption] : []),
-      ...this.config.plugins,
-      ...builtinPlugins(this.config),
-    ];
+    const entries = [...this.config.sources, ...this.config.destinations, ...this.config.notifiers, ...(this.config.encryption ? [this.config.encryption] : []), ...this.config.plugins, ...builtinPlugins(this.config)];
     for (const entry of entries) {
       const ctx: PluginContext = {
         instance: entry.instance,
