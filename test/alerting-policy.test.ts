@@ -154,7 +154,7 @@ ${extra}`,
     const ok = await check(1);
     expect(ok.result.code).toBe(0);
     expect(ok.status.healthy).toBe(true);
-    expect(ok.status.checks.map((c: any) => c.name)).toEqual(['freshness', 'last-run', 'storage', 'verification', 'replication', 'restore-test']);
+    expect(ok.status.checks.map((c: any) => c.name)).toEqual(['freshness', 'last-run', 'storage', 'verification', 'replication', 'restore-test', 'authentication']);
     expect(ok.status.strategy).toEqual({ copies: 1, media: 1, offsite: false, compliant: false });
     expect(health()).toEqual([]);
 

@@ -106,6 +106,19 @@ export function signedWebhook(path: string, secret: string | undefined, required
   });
 }
 
+// ---- a receiver that echoes the request ------------------------------------------------------
+
+/**
+ * A server that refuses every request with `status` and echoes it back (by default method, path,
+ * headers and body), the way many frameworks' debug error pages and some APIs' 4xx answers do.
+ */
+export function echoingReceiver(status = 401, echo: (req: RecordedRequest) => string = echoAll): Receiver<never> {
+  return receiver((req) => ({ reply: { status, headers: { 'content-type': 'text/plain' }, body: echo(req) } }));
+}
+
+const echoAll = (req: RecordedRequest) =>
+  `refused ${req.method} ${req.path}\n${Object.entries(req.headers).map(([k, v]) => `${k}: ${String(v)}`).join('\n')}\n\n${req.body}`;
+
 // ---- Twilio -----------------------------------------------------------------------------------
 
 export interface Sms {

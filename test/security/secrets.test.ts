@@ -1,13 +1,16 @@
 /**
- * One unique marker is every secret of one rc file. It must appear in no log (at debug level),
- * no manifest, no object name, no alert body, and in no child process's command line while a
- * run or restore is going (polled from /proc). Then: the rc file's permissions are checked, and
+ * One unique marker is every secret of one rc file but the database's password, which is a second
+ * marker. Neither may appear in any log (at debug level), report, manifest, object name or alert
+ * body, nor in any child process's command line while a run or restore is going (polled from
+ * /proc). The marker may be in no child's environment; the database password only in pg_dump's
+ * and pg_restore's, whose own secret it is. Then: the rc file's permissions are checked, and
  * everything the tool writes is private whatever the umask.
  *
  * Secrets covered: the gpg passphrase (from the environment), a notifier's password and URL
- * password (literal in the rc file), and, when those plugins are installed, the PostgreSQL
- * password, the S3 secret key (s3rver checks the access key id, not the signature, so any secret
- * works) and the SMTP password of the email notifier (see `optionalSlots`).
+ * password (literal in the rc file), a webhook's URL token, signing secret and cookie (its
+ * receiver refuses every delivery and echoes the request back), and, when those plugins are
+ * installed, the PostgreSQL password, the S3 secret key (s3rver checks the access key id, not the
+ * signature, so any secret works) and the SMTP password of the email notifier (see `optionalSlots`).
  */
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -17,9 +20,14 @@ import path from 'node:path';
 import { writeTree } from '@sutazai/backup-testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CLI_BIN, REPO_ROOT, runCli, startCli, tempDir, writeRc, type CliResult } from '../helpers/cli.js';
-import { startPostgres, startS3, startSmtp, type PostgresServer, type SmtpTestServer } from '../helpers/servers.js';
+import { echoingReceiver } from '../helpers/notify-receivers.js';
+import { watchDescendants, type ProcessSeen } from '../helpers/proc.js';
+import { startHttpReceiver, startPostgres, startS3, startSmtp, type HttpReceiver, type PostgresServer, type SmtpTestServer } from '../helpers/servers.js';
 
 const MARKER = `Mk${randomBytes(10).toString('hex')}Zq`;
+/** The database's password: pg_dump's and pg_restore's own secret, in their environment only. */
+const PG_MARKER = `Pg${randomBytes(10).toString('hex')}Zq`;
+const MARKERS = [MARKER, PG_MARKER];
 
 const installed = (name: string) => {
   try {
@@ -40,7 +48,7 @@ const optionalSlots: SecretSlot[] = [
   {
     plugin: 'postgres',
     async start() {
-      const server: PostgresServer = await startPostgres({ password: MARKER });
+      const server: PostgresServer = await startPostgres({ password: PG_MARKER });
       return { rc: { sources: `  app-db: { use: postgres, url: "${server.url}", databases: [postgres] }\n` }, stop: () => server.stop() };
     },
   },
@@ -77,40 +85,9 @@ const optionalSlots: SecretSlot[] = [
   },
 ];
 
-/** The command lines (and environments) of every descendant of `pid`, read from /proc while it runs. */
-function watchChildren(pid: number) {
-  const seen = new Map<number, { cmdline: string; environ: string }>();
-  const poll = () => {
-    const parents = new Map<number, number>();
-    for (const entry of readdirSync('/proc')) {
-      if (!/^\d+$/.test(entry)) continue;
-      try {
-        const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-        parents.set(Number(entry), Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]));
-      } catch {
-        // gone already
-      }
-    }
-    for (const [child] of parents) {
-      let p = parents.get(child);
-      while (p !== undefined && p !== pid && p > 1) p = parents.get(p);
-      if (p !== pid) continue;
-      try {
-        const cmdline = readFileSync(`/proc/${child}/cmdline`, 'utf8').replace(/\0/g, ' ');
-        const environ = readFileSync(`/proc/${child}/environ`, 'utf8').replace(/\0/g, ' ');
-        if (cmdline) seen.set(child, { cmdline, environ });
-      } catch {
-        // gone already
-      }
-    }
-  };
-  const timer = setInterval(poll, 3);
-  return { stop: () => clearInterval(timer), seen };
-}
-
 async function runWatched(args: string[], cwd: string, env: NodeJS.ProcessEnv) {
   const { child, result } = startCli(args, { cwd, env });
-  const watch = watchChildren(child.pid!);
+  const watch = watchDescendants(child.pid!);
   const done = await result.finally(() => watch.stop());
   return { result: done, children: [...watch.seen.values()] };
 }
@@ -128,11 +105,14 @@ describe('one marker as every secret', () => {
   const outputs: CliResult[] = [];
   const stops: (() => Promise<void>)[] = [];
   const received: (() => string)[] = [];
-  let children: { cmdline: string; environ: string }[] = [];
+  let children: ProcessSeen[] = [];
+  let echo: HttpReceiver;
   const env = { BACKUP_ENCRYPTION_PASSPHRASE: MARKER };
 
   beforeAll(async () => {
     work = await tempDir('sutazai-secrets-');
+    echo = await startHttpReceiver(echoingReceiver(401).handler);
+    stops.push(() => echo.stop());
     await writeTree(path.join(work, 'src'), { 'app.yml': 'port: 8080\n', data: { 'blob.bin': randomBytes(2 * 1024 * 1024) } });
     // A notifier that records the notification it is given (title, lines, the run report): what
     // every alert body is made from.
@@ -168,6 +148,7 @@ ${extra.sources}destinations:
   copy: { use: local, path: ./copy }
 ${extra.destinations}notify:
   alerts: { use: ./record-alerts.mjs, on: [success, failure], file: ./alerts.jsonl, password: "${MARKER}", url: "smtp://backup:${MARKER}@127.0.0.1:2525" }
+  hook: { use: webhook, on: [success, failure], url: "${echo.url}/in?token=${MARKER}", secret: "${MARKER}", headers: { Cookie: "session=${MARKER}" } }
 ${extra.notify}profiles:
   daily: { sources: [configs${extra.sources ? ', app-db' : ''}] }
   broken: { sources: [missing] }
@@ -201,10 +182,15 @@ ${extra.notify}profiles:
     expect(replicated.map((d) => d.name).sort()).toEqual(['copy', ...(installed('s3') ? ['offsite'] : [])].sort());
   });
 
-  it('appears in no log at debug level and no command output', () => {
+  it('appears in no log at debug level and no command output, though the webhook\'s receiver echoed it back', () => {
+    expect(echo.requests.length, 'the webhook was called (and refused)').toBeGreaterThan(0);
+    expect(echo.requests[0]!.path).toContain(MARKER);
+    expect(outputs[0]!.json().notifications).toEqual(expect.arrayContaining([expect.objectContaining({ channel: 'notify.hook', status: 'failed' })]));
     for (const o of outputs) {
-      expect(o.stdout).not.toContain(MARKER);
-      expect(o.stderr).not.toContain(MARKER);
+      for (const m of MARKERS) {
+        expect(o.stdout).not.toContain(m);
+        expect(o.stderr).not.toContain(m);
+      }
     }
   });
 
@@ -215,24 +201,84 @@ ${extra.notify}profiles:
     const alerts = await fsp.readFile(path.join(work, 'alerts.jsonl'), 'utf8');
     expect(alerts.split('\n').filter(Boolean).map((l) => JSON.parse(l).report.status)).toEqual(['success', 'failed']);
     for (const file of files) {
-      expect(file).not.toContain(MARKER);
       const st = await fsp.lstat(file);
-      if (st.isFile()) expect((await fsp.readFile(file)).includes(MARKER), file).toBe(false);
+      for (const m of MARKERS) {
+        expect(file).not.toContain(m);
+        if (st.isFile()) expect((await fsp.readFile(file)).includes(m), file).toBe(false);
+      }
     }
     for (const mail of received) {
       expect(mail(), 'something was received (a mail for the failed run, objects in S3)').not.toMatch(/^(\[\])?$/);
-      expect(mail()).not.toContain(MARKER);
+      for (const m of MARKERS) expect(mail()).not.toContain(m);
     }
   });
 
-  it('appears in no command line (nor environment) of the children, which did run', () => {
+  it('appears in no command line nor environment of the children, which did run; the database password only in pg_dump\'s and pg_restore\'s environment', () => {
     // Passphrase encryption runs in-process (no gpg child); pg_dump and pg_restore run when the
-    // postgres plugin is installed, and may get their password only through their environment.
+    // postgres plugin is installed, and get their password through their environment only.
     expect(children.length, 'child processes were seen').toBeGreaterThan(0);
+    if (installed('postgres')) expect(children.some((c) => /\/pg_dump .*--snapshot=/.test(c.cmdline)), 'pg_dump was seen running').toBe(true);
     for (const c of children) {
-      expect(c.cmdline).not.toContain(MARKER);
-      if (!/(^|\/)pg_(dump|restore) /.test(c.cmdline)) expect(c.environ, c.cmdline).not.toContain(MARKER);
+      const environ = c.environ.join('\n');
+      for (const m of MARKERS) expect(c.cmdline).not.toContain(m);
+      expect(environ, c.cmdline).not.toContain(MARKER);
+      // (their --version probes have no password at all)
+      if (/\/pg_(dump|dumpall|restore) /.test(c.cmdline)) expect(c.environ.filter((e) => e.includes(PG_MARKER) && e !== `PGPASSWORD=${PG_MARKER}`)).toEqual([]);
+      else expect(environ, c.cmdline).not.toContain(PG_MARKER);
     }
+  });
+});
+
+describe('a webhook whose URL token and Cookie header are its only secrets', () => {
+  // Each secret here is written once, in the place it is used, and nowhere else in the rc file:
+  // nothing but the URL's and the headers' own rules can mask it.
+  const token = `Tk${randomBytes(8).toString('hex')}`;
+  const cookie = `Ck${randomBytes(8).toString('hex')}`;
+  const bearer = `Br${randomBytes(8).toString('hex')}`;
+  let work: string;
+  let echo: HttpReceiver;
+
+  beforeAll(async () => {
+    work = await tempDir('sutazai-webhook-secrets-');
+    echo = await startHttpReceiver(echoingReceiver(403, (req) => `forbidden: ${req.path} ${String(req.headers.cookie)} ${String(req.headers.authorization)}`).handler);
+    await fsp.mkdir(path.join(work, 'src'));
+    await fsp.writeFile(path.join(work, 'src', 'a.txt'), 'a\n');
+    await writeRc(
+      work,
+      `backupRoot: ./backups
+sources:
+  configs: { use: files, paths: [./src] }
+notify:
+  hook:
+    use: webhook
+    on: [success, failure]
+    url: "${echo.url}/in?channel=ops&access_token=${token}"
+    headers: { Cookie: "sid=${cookie}", Authorization: "Bearer ${bearer}", X-Request-Source: backups }
+`,
+    );
+  });
+  afterAll(async () => {
+    await echo.stop();
+    await fsp.rm(work, { recursive: true, force: true });
+  });
+
+  it('config show masks the token and the credential headers, and shows the rest', async () => {
+    const show = await runCli(['config', 'show'], { cwd: work });
+    expect(show.code, show.stderr).toBe(0);
+    const hook = show.json().config.notify.hook;
+    expect(hook.url).toBe(`${echo.url}/in?channel=ops&access_token=***`);
+    expect(hook.headers).toEqual({ Cookie: '***', Authorization: '***', 'X-Request-Source': 'backups' });
+    for (const s of [token, cookie, bearer]) expect(show.stdout + show.stderr).not.toContain(s);
+  });
+
+  it('a delivery the server refuses, echoing the request, is logged and reported without them', async () => {
+    const run = await runCli(['run', '--json'], { cwd: work });
+    expect(run.code, run.stderr).toBe(0);
+    expect(echo.requests.at(-1)!.path).toContain(token);
+    const failed = (run.json().notifications as { channel: string; status: string; error?: string }[]).find((n) => n.channel === 'notify.hook');
+    expect(failed).toMatchObject({ status: 'failed' });
+    expect(failed!.error).toMatch(/^webhook: HTTP 403: forbidden: \/in\?channel=ops&access_token=\*\*\* \*\*\* \*\*\*$/);
+    for (const s of [token, cookie, bearer]) expect(run.stdout + run.stderr).not.toContain(s);
   });
 });
 

@@ -270,7 +270,7 @@ export async function main(argv: string[], io: Io = defaultIo()): Promise<number
         if (opts.json) printJson(status);
         else {
           print(`${status.healthy ? 'healthy' : 'UNHEALTHY'}: ${status.snapshots} snapshot(s)${status.latest ? `, latest ${status.latest}` : ''}`);
-          for (const c of status.checks) print(`  ${c.ok ? 'ok  ' : 'FAIL'} ${c.name}${c.detail ? `: ${c.detail}` : ''}`);
+          for (const c of status.checks) print(`  ${c.ok ? (c.warning ? 'WARN' : 'ok  ') : 'FAIL'} ${c.name}${c.detail ? `: ${c.detail}` : ''}`);
           for (const sus of status.suspects) print(`  suspect ${sus.id} at ${sus.repository}: ${sus.kind}: ${suspectReason(sus)} (verified ${sus.at})`);
           for (const f of status.foreign) print(`  note: snapshots/${f.id}/ at ${f.repository} has no manifest and no marker of this tool: left alone`);
           const s = status.strategy;

@@ -1,10 +1,38 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import { PassThrough, type Readable } from 'node:stream';
 import { BackupError, type ErrorCode } from './errors.js';
 import type { Logger } from './log.js';
 import type { SecretRegistry } from './secrets.js';
 
 const TAIL_BYTES = 4096;
+
+/**
+ * What a child gets of the tool's environment whatever it runs: enough to find programs, a home,
+ * the user's name, the locale, the time zone and the temporary folder. Never the rest: the tool's
+ * environment holds its secrets (the encryption passphrase, a webhook's secret), and a child's
+ * environment can be read by its user in /proc/<pid>/environ for as long as it runs.
+ */
+const MINIMAL_ENV = /^(PATH|HOME|USER|LOGNAME|LANG|LANGUAGE|LC_[A-Z_]+|TZ|TMPDIR)$/;
+
+/** A child's own environment: what it needs beyond the minimal set (its connection settings, its own secret). `undefined` leaves a variable out. */
+export type ChildEnv = Readonly<Record<string, string | undefined>>;
+
+/** The minimal set of the tool's environment, plus `env` (which wins). */
+export function childEnvironment(env: ChildEnv = {}): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [name, value] of Object.entries(process.env)) if (value !== undefined && MINIMAL_ENV.test(name)) out[name] = value;
+  for (const [name, value] of Object.entries(env)) {
+    if (value === undefined) delete out[name];
+    else out[name] = value;
+  }
+  return out;
+}
+
+/** Node's spawn with the child's environment made by `childEnvironment`: every program the tool runs starts here. */
+export function spawnProgram(command: string, args: readonly string[], options: Omit<SpawnOptions, 'env'> & { env?: ChildEnv | undefined }): ChildProcess {
+  const { env, ...rest } = options;
+  return spawn(command, args, { ...rest, env: childEnvironment(env) });
+}
 
 /** The last few KB a child wrote on stderr: enough for its error message, never its whole chatter. */
 export class OutputTail {
@@ -35,7 +63,8 @@ export interface Child {
 }
 
 export interface ChildOptions {
-  env: NodeJS.ProcessEnv;
+  /** What the program needs beyond the minimal environment (see `childEnvironment`); nothing else of ours is passed on. */
+  env?: ChildEnv | undefined;
   /** What this is, for messages: `sources.app-db: pg_dump of database "app"`. */
   what: string;
   /** The error code of a failure (E_SOURCE for a dump, E_RESTORE for a restore, ...). */
@@ -61,7 +90,7 @@ export interface ChildOptions {
  */
 export function startChild(program: { path: string; name: string }, args: readonly string[], options: ChildOptions): Child {
   options.logger.debug(options.secrets.redact(`running ${program.path} ${args.join(' ')}`));
-  const child = spawn(program.path, args, {
+  const child = spawnProgram(program.path, args, {
     env: options.env,
     cwd: options.cwd,
     stdio: [options.stdin ?? 'ignore', options.stdout ?? 'pipe', 'pipe'],

@@ -13,7 +13,7 @@ import type { Plugin, PluginFactory, PluginKind } from './plugin.js';
 import { DEFAULT_RETENTION, retentionPolicySchema, type RetentionPolicy } from './retention.js';
 import { parseCron } from './schedule.js';
 import { joinPath, zodIssues } from './schema.js';
-import { isSecretKey, secrets as defaultSecrets, type SecretRegistry } from './secrets.js';
+import { isSecretKey, secrets as defaultSecrets, urlCredentials, type SecretRegistry } from './secrets.js';
 
 export const MODULE_NAME = 'sutazai-backup';
 
@@ -79,6 +79,11 @@ const topLevelSchema = z
     /** How many artifacts are archived, and how many destinations replicated to, at once. */
     concurrency: z.number().int().min(1).max(64).default(2),
     encryption: pluginEntrySchema.optional(),
+    /** Authenticated manifests without encryption: an HMAC keyed from this (give it as ${VAR}). */
+    integrity: z
+      .object({ key: z.string().min(16, 'a key of at least 16 characters (a random one: `openssl rand -base64 32`)') })
+      .strict()
+      .optional(),
     sources: z.record(z.string(), pluginEntrySchema).refine((s) => Object.keys(s).length > 0, 'at least one source is needed'),
     destinations: z.record(z.string(), pluginEntrySchema).default({}),
     notify: z.record(z.string(), pluginEntrySchema).default({}),
@@ -138,6 +143,8 @@ export interface ResolvedConfig {
   destinations: PluginEntry[];
   notifiers: PluginEntry[];
   encryption: PluginEntry | undefined;
+  /** `integrity:`: manifests authenticated with an HMAC (core's built-in integrity plugin). */
+  integrity?: { key: string } | undefined;
   plugins: PluginEntry[];
   checks: { maxAgeMs: number; maxStorageUsage: number; restoreTest?: { schedule?: string; from?: string; maxAgeMs?: number } };
   logLevel: 'debug' | 'info' | 'warn' | 'error' | undefined;
@@ -221,6 +228,13 @@ export async function loadConfig(options: LoadConfigOptions = {}): Promise<Resol
       restoreTest: ('restoreTest' in p && p.restoreTest) || false,
     };
   }
+  if (top.integrity && top.encryption) {
+    issues.push({
+      path: 'integrity',
+      message:
+        'not used with encryption: the encryption plugin authenticates manifests (gpg: an HMAC keyed from the passphrase, or with recipients a signature by signingKey); remove integrity',
+    });
+  }
   const restoreFrom = top.checks.restoreTest?.from;
   if (restoreFrom && !(restoreFrom in top.destinations)) {
     issues.push({ path: 'checks.restoreTest.from', message: `unknown destination "${restoreFrom}"` });
@@ -266,6 +280,7 @@ export async function loadConfig(options: LoadConfigOptions = {}): Promise<Resol
     destinations: destinations as PluginEntry[],
     notifiers: notifiers as PluginEntry[],
     encryption,
+    integrity: top.integrity,
     plugins: plugins as PluginEntry[],
     checks: {
       maxAgeMs: top.checks.maxAge,
@@ -288,16 +303,14 @@ export async function loadConfig(options: LoadConfigOptions = {}): Promise<Resol
 
 /**
  * The dotted key paths whose value is a secret written into the rc file itself: a value under a
- * secret-looking key, or a URL password, that is not (only) a ${VAR} reference.
+ * secret-looking key, or a URL's password or secret query value, that is not (only) a ${VAR} reference.
  */
 export function literalSecrets(value: unknown, at: string): string[] {
   const key = at.split('.').at(-1)?.replace(/\[\d+\]$/, '') ?? '';
   if (typeof value === 'string' || typeof value === 'number') {
     const text = String(value);
-    const url = typeof value === 'string' ? /^[a-z][a-z0-9+.-]*:\/\/[^/\s:@]*:([^/\s@]+)@/i.exec(text) : null;
     if (isSecretKey(key)) return hasLiteralText(text) ? [at] : [];
-    if (url && hasLiteralText(url[1]!)) return [at];
-    return [];
+    return urlCredentials(text).some(hasLiteralText) ? [at] : [];
   }
   if (Array.isArray(value)) return value.flatMap((v, i) => literalSecrets(v, `${at}[${i}]`));
   if (value && typeof value === 'object') return Object.entries(value).flatMap(([k, v]) => literalSecrets(v, joinPath(at, [k])));
@@ -378,7 +391,7 @@ function interpolate(value: unknown, at: string, env: NodeJS.ProcessEnv, issues:
 
 function registerSecrets(value: unknown, key: string, secrets: SecretRegistry): void {
   if (typeof value === 'string' || typeof value === 'number') {
-    if (isSecretKey(key)) secrets.add(value);
+    if (isSecretKey(key)) secrets.addCredential(value);
     else if (typeof value === 'string') secrets.addFromUrl(value);
     return;
   }

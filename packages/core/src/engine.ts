@@ -18,6 +18,7 @@ import {
   type RegisteredDestination,
   type RunContext,
 } from './hooks.js';
+import { authenticationCheck, builtinPlugins } from './integrity.js';
 import { RunLock } from './lock.js';
 import { createLogger, type Logger } from './log.js';
 import { MANIFEST_FILE, MANIFEST_FORMAT_VERSION, manifestBytes, serializeManifest, type ArtifactRecord, type Compression, type Manifest } from './manifest.js';
@@ -91,6 +92,8 @@ export interface SnapshotSummary {
 export interface CheckResult {
   name: string;
   ok: boolean;
+  /** A status check that passes but warns (manifests that nothing authenticates). */
+  warning?: boolean;
   detail?: string;
 }
 
@@ -217,7 +220,7 @@ export class Engine {
     if (this.#applied) return;
     this.#applied = true;
     const view = tapOnly(this.#hooks);
-    const entries = [...this.config.sources, ...this.config.destinations, ...this.config.notifiers, ...(this.config.encryption ? [this.config.encryption] : []), ...this.config.plugins];
+    const entries = [...this.config.sources, ...this.config.destinations, ...this.config.notifiers, ...(this.config.encryption ? [this.config.encryption] : []), ...this.config.plugins, ...builtinPlugins(this.config)];
     for (const entry of entries) {
       const ctx: PluginContext = {
         instance: entry.instance,
@@ -1141,6 +1144,7 @@ export class Engine {
     checks.push(verificationCheck(records, suspects));
     checks.push(this.replicationCheck(records));
     checks.push(this.restoreTestCheck(records, now));
+    checks.push(authenticationCheck(this.config));
 
     const traits: DestinationTraits[] = [{ medium: 'local-disk', offsite: false }];
     const lastReplication = new Map<string, 'ok' | 'failed'>();

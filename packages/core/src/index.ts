@@ -24,6 +24,7 @@ export * from './pruner.js';
 export * from './suspects.js';
 export * from './schedule.js';
 export * from './child.js';
+export { COMMIT_STAGE_AUTHENTICATE, integrityPlugin, INTEGRITY_SCRYPT, type IntegrityAuthentication } from './integrity.js';
 export { packTree, type TreeEntry, type PackOptions } from './pipeline/tar-pack.js';
 export { extractTree, scanTree, unsafeEntryReason, type TreeStats } from './pipeline/tar-extract.js';
 export { createCompressor, createDecompressor, compressionExtension } from './pipeline/compression.js';

@@ -5,6 +5,7 @@ import { ensureDir, writeFileAtomic } from './fs.js';
 import { formatBytes } from './progress.js';
 import { isTransient } from './replicate.js';
 import type { ReportError, RunReport } from './report.js';
+import { maskUrlsIn, quoteReply, secrets as defaultSecrets, type SecretRegistry } from './secrets.js';
 
 /** What a notification is about; a channel's `on:` lists the ones it wants. */
 export const NOTIFY_EVENTS = ['failure', 'warning', 'success', 'recovery'] as const;
@@ -216,12 +217,18 @@ export interface HttpDelivery {
   headers: Record<string, string>;
   body: string;
   timeoutMs?: number;
+  /** The secrets to keep out of a quoted reply (the channel's `ctx.secrets`); the request's own credentials always are. */
+  secrets?: SecretRegistry;
 }
+
+/** How much of a failed answer `details.reply` keeps, for a plugin that parses it (Twilio's JSON error). */
+const REPLY_DETAIL = 4096;
 
 /**
  * Sends one HTTP request for a channel and returns the answer's status and text. A non-2xx
  * answer or a network failure throws E_NOTIFY with `details.status`; the message never holds the
- * URL (a Slack webhook URL is itself the secret).
+ * URL (a Slack webhook URL is itself the secret), and quotes the answer only masked and short:
+ * a server may echo the request, credentials and all.
  */
 export async function deliverHttp(what: string, url: string, request: HttpDelivery): Promise<{ status: number; text: string }> {
   let res: Response;
@@ -240,7 +247,14 @@ export async function deliverHttp(what: string, url: string, request: HttpDelive
   }
   const text = await res.text().catch(() => '');
   if (!res.ok) {
-    throw new BackupError('E_NOTIFY', `${what}: HTTP ${res.status}${text ? `: ${text.slice(0, 300)}` : ''}`, { details: { status: res.status } });
+    const known = (request.secrets ?? defaultSecrets).fork();
+    known.addFromUrl(url);
+    known.addHeaders(request.headers);
+    // Masked before it is cut, so that no secret is left half there.
+    const head = text.slice(0, 64 * 1024);
+    const reply = known.redact(maskUrlsIn(head)).slice(0, REPLY_DETAIL);
+    const quoted = quoteReply(head, known);
+    throw new BackupError('E_NOTIFY', `${what}: HTTP ${res.status}${quoted ? `: ${quoted}` : ''}`, { details: { status: res.status, reply } });
   }
   return { status: res.status, text };
 }

@@ -34,7 +34,11 @@ export const commandOptions = z
       .optional(),
     /** More environment for the command; the place for its secrets (never the command line). */
     env: z.record(z.string(), z.string()).default({}),
-    /** Pass the whole environment of the backup process on, not only PATH, HOME, USER, LANG, LC_*, TZ. */
+    /**
+     * Pass the backup process's environment on, not only PATH, HOME, USER, LOGNAME, LANG, LC_*,
+     * TZ, TMPDIR: all of it but the variables that hold one of its secrets (the encryption
+     * passphrase, a notifier's token), which the command gets only through `env`.
+     */
     inheritEnv: z.boolean().default(false),
     /** The command's working folder; relative to the rc file's folder. */
     cwd: z.string().min(1).optional(),
@@ -53,12 +57,10 @@ export const commandOptions = z
 export type CommandOptions = z.input<typeof commandOptions>;
 type Options = z.output<typeof commandOptions>;
 
-/** What the child gets of our environment without `inheritEnv`: enough to find programs and speak the locale. */
-const BASE_ENV = /^(PATH|HOME|USER|LOGNAME|SHELL|TMPDIR|TZ|LANG|LANGUAGE|LC_[A-Z_]+)$/;
-
-function childEnvironment(options: Options, extra: Record<string, string> = {}): NodeJS.ProcessEnv {
-  const base = options.inheritEnv ? { ...process.env } : Object.fromEntries(Object.entries(process.env).filter(([k]) => BASE_ENV.test(k)));
-  return { ...base, ...options.env, ...extra };
+/** What the command gets beyond core's minimal environment: its `env`, and with `inheritEnv` ours but for our secrets. */
+function commandEnvironment(options: Options, secrets: SecretRegistry, extra: Record<string, string> = {}): Record<string, string | undefined> {
+  const inherited = options.inheritEnv ? Object.entries(process.env).filter(([, value]) => value !== undefined && secrets.redact(value) === value) : [];
+  return { ...Object.fromEntries(inherited), ...options.env, ...extra };
 }
 
 /** The program to run and its arguments. */
@@ -103,7 +105,7 @@ async function runCheck(file: string, options: Options, ctx: { key: string; conf
   const signal = options.timeout !== undefined ? AbortSignal.timeout(options.timeout * 1000) : undefined;
   try {
     await runChild(program, args, {
-      env: childEnvironment(options, { SUTAZAI_BACKUP_FILE: file }),
+      env: commandEnvironment(options, ctx.secrets, { SUTAZAI_BACKUP_FILE: file }),
       cwd: options.cwd ? path.resolve(ctx.configDir, expandHome(options.cwd)) : ctx.configDir,
       what,
       code: 'E_VERIFY',
@@ -150,7 +152,7 @@ export default defineSource({
         meta: { command: shown },
         async open({ signal, logger }) {
           // In a process group of its own: a timeout or an abort stops what the command started too.
-          const child = startChild(program, args, { env: childEnvironment(options), cwd, what, code: 'E_SOURCE', secrets: ctx.secrets, logger, signal, group: true });
+          const child = startChild(program, args, { env: commandEnvironment(options, ctx.secrets), cwd, what, code: 'E_SOURCE', secrets: ctx.secrets, logger, signal, group: true });
           const done = withTimeout(child, options.timeout, what).then(() => ({ exitCode: 0 }));
           return { stream: child.stdout!, done };
         },

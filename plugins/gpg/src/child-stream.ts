@@ -1,6 +1,6 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { Duplex, type Readable, type Writable } from 'node:stream';
-import type { ProgramOutcome, ProgramSpec } from '@sutazai/backup-core';
+import { spawnProgram, type ProgramOutcome, type ProgramSpec } from '@sutazai/backup-core';
 
 /**
  * How a child process ended, and how to run one: core's ProgramOutcome and ProgramSpec (the
@@ -33,7 +33,7 @@ export class ChildProcessStream extends Duplex {
     super({ readableHighWaterMark: 1024 * 1024, writableHighWaterMark: 1024 * 1024 });
     const fds = [...Object.keys(options.inputs ?? {}).map(Number), ...(options.statusFd !== undefined ? [options.statusFd] : [])];
     const stdio = Array.from({ length: Math.max(3, ...fds.map((fd) => fd + 1)) }, (_v, i) => (i < 3 || fds.includes(i) ? 'pipe' : 'ignore'));
-    this.#child = spawn(options.command, options.args, { env: options.env, stdio: stdio as ('pipe' | 'ignore')[] });
+    this.#child = spawnProgram(options.command, options.args, { env: options.env, stdio: stdio as ('pipe' | 'ignore')[] });
     this.#stdin = this.#child.stdin!;
     this.#stdout = this.#child.stdout!;
     this.#child.on('error', (err) => this.destroy(new Error(`${options.command} could not be started: ${err.message}`)));

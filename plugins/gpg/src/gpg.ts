@@ -2,7 +2,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, promises as fsp, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { BackupError, type ProgramSpec } from '@sutazai/backup-core';
+import { BackupError, childEnvironment, type ProgramSpec } from '@sutazai/backup-core';
 import { ChildProcessStream, runChild, type ChildOutcome } from './child-stream.js';
 
 /** The cipher of symmetric encryption (public-key encryption follows the recipients' preferences). */
@@ -47,9 +47,9 @@ export class Keyring {
     return this.#home;
   }
 
-  /** The environment gpg runs with: nothing of ours (no secret in an inherited variable), C locale for parseable messages. */
-  env(home: string): NodeJS.ProcessEnv {
-    return { PATH: process.env.PATH ?? '/usr/bin:/bin', LC_ALL: 'C', LANG: 'C', GNUPGHOME: home, HOME: home };
+  /** What gpg gets beyond the minimal environment: its private home, and the C locale for parseable messages. */
+  env(home: string): Record<string, string> {
+    return { LC_ALL: 'C', LANG: 'C', GNUPGHOME: home, HOME: home };
   }
 
   async args(...rest: string[]): Promise<string[]> {
@@ -109,7 +109,7 @@ export class Keyring {
   /** Stops the gpg-agent of `home`, if one was started (its socket is there). */
   #stopAgent(home: string): void {
     if (!existsSync(path.join(home, 'S.gpg-agent'))) return;
-    spawnSync('gpgconf', ['--homedir', home, '--kill', 'all'], { stdio: 'ignore', env: this.env(home) });
+    spawnSync('gpgconf', ['--homedir', home, '--kill', 'all'], { stdio: 'ignore', env: childEnvironment(this.env(home)) });
   }
 }
 

@@ -107,6 +107,8 @@ export async function authenticateManifest(
 export async function checkManifestAuthentication(manifest: Manifest, auth: Authenticator, where: string): Promise<string> {
   const found = (manifest as Record<string, unknown>)[AUTHENTICATION_FIELD] as Partial<ManifestAuthentication> | undefined;
   const reject = (why: string) => new BackupError('E_INTEGRITY', `${where}: the manifest cannot be trusted: ${why}`);
+  // Written under core's `integrity:` (before encryption was turned on): not this plugin's to check.
+  if (found && found.method !== 'gpg') throw reject(`it is authenticated by ${String(found.method)}, not by the encryption (snapshots made before encryption was turned on cannot be checked)`);
   if (auth.passphrase) {
     if (!found) throw reject('it is not authenticated, but encryption with a passphrase is configured (it may have been replaced; snapshots from before encryption was turned on cannot be checked)');
     if (found.scheme !== 'hmac-sha256' || typeof found.salt !== 'string' || typeof found.mac !== 'string') {

@@ -73,12 +73,13 @@ export function describe(conn: Connection, database?: string): string {
 }
 
 /**
- * The environment of a pg_dump / pg_restore / psql child: the connection goes entirely through
- * libpq's PG* variables, so nothing about it (least of all the password) is in the arguments.
- * Without a configured password, libpq's own PGPASSWORD / ~/.pgpass still apply.
+ * What a pg_dump / pg_restore / psql child gets beyond the minimal environment: the connection
+ * goes entirely through libpq's PG* variables, so nothing about it (least of all the password) is
+ * in the arguments. Without a configured password, libpq's own PGPASSWORD / ~/.pgpass still
+ * apply: PG* variables of our environment are passed on, and nothing else of it.
  */
-export function childEnv(conn: Connection, database: string | undefined): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = { ...process.env };
+export function childEnv(conn: Connection, database: string | undefined): Record<string, string | undefined> {
+  const env: Record<string, string | undefined> = Object.fromEntries(Object.entries(process.env).filter(([name]) => /^PG[A-Z][A-Z_]*$/.test(name)));
   // A service file or a conninfo in PGDATABASE would override what we set.
   delete env.PGSERVICE;
   Object.assign(env, {

@@ -87,7 +87,6 @@ export async function verifyArtifact(ctx: VerifyContext & { plugin: PluginContex
   const tool = await pgRestoreFor(meta, options, ctx.plugin.key);
   const listing = await runChild(tool, ['--list'], {
     input: await ctx.openDecoded(),
-    env: process.env,
     what: `${ctx.plugin.key}: pg_restore --list of ${ctx.artifact.file}`,
     code: 'E_VERIFY',
     secrets: ctx.plugin.secrets,

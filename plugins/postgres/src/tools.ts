@@ -2,7 +2,7 @@ import { execFile } from 'node:child_process';
 import { accessSync, constants, readdirSync, realpathSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { BackupError } from '@sutazai/backup-core';
+import { BackupError, childEnvironment } from '@sutazai/backup-core';
 
 const run = promisify(execFile);
 
@@ -31,7 +31,7 @@ const versions = new Map<string, Promise<{ version: string; major: number } | un
 function versionOf(file: string): Promise<{ version: string; major: number } | undefined> {
   let found = versions.get(file);
   if (!found) {
-    found = run(file, ['--version'], { timeout: 10_000 })
+    found = run(file, ['--version'], { timeout: 10_000, env: childEnvironment() })
       .then(({ stdout }) => {
         const m = /\(PostgreSQL\)\s+(\d+)(?:\.(\d+))?/.exec(stdout);
         return m ? { version: m[2] === undefined ? m[1]! : `${m[1]}.${m[2]}`, major: Number(m[1]) } : undefined;

@@ -1,7 +1,7 @@
 import { createReadStream, promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { finished } from 'node:stream/promises';
-import { BackupError, defineSource, expandHome, extractTree, runChild, startChild, z, type Logger, type SecretRegistry } from '@sutazai/backup-core';
+import { BackupError, defineSource, expandHome, extractTree, quoteReply, runChild, startChild, z, type Logger, type SecretRegistry } from '@sutazai/backup-core';
 
 export const prometheusOptions = z
   .object({
@@ -86,7 +86,9 @@ async function takeSnapshot(options: Options, key: string, secrets: SecretRegist
   }
   const name = body.data?.name;
   if (!response.ok || body.status !== 'success' || typeof name !== 'string' || !/^[\w.-]+$/.test(name)) {
-    throw new BackupError('E_SOURCE', secrets.redact(`${where}: failed (HTTP ${response.status}): ${body.error ?? text.slice(0, 200)}`));
+    const known = secrets.fork();
+    known.addHeaders(headers);
+    throw new BackupError('E_SOURCE', known.redact(`${where}: failed (HTTP ${response.status}): ${quoteReply(body.error ?? text, known)}`));
   }
   return name;
 }
@@ -111,7 +113,7 @@ async function checkBlocks(dir: string, expected: BlockRecord[], add: (name: str
   }
   try {
     const listing = await runChild({ path: 'promtool', name: 'promtool' }, ['tsdb', 'list', dir], {
-      env: { PATH: process.env.PATH ?? '/usr/bin:/bin' },
+      env: { LC_ALL: 'C' },
       what: 'promtool tsdb list',
       code: 'E_RESTORE_TEST',
       secrets,
@@ -165,7 +167,7 @@ export default defineSource({
           logger.debug(`snapshot ${name}: ${blocks.length} block(s)`);
           // The blocks at the top of the tar: it extracts into a folder Prometheus can start on.
           const tar = startChild({ path: 'tar', name: 'tar' }, ['-C', dir, '-cf', '-', '.'], {
-            env: { PATH: process.env.PATH ?? '/usr/bin:/bin', LC_ALL: 'C' },
+            env: { LC_ALL: 'C' },
             what: `${ctx.key}: tar of snapshot ${name}`,
             code: 'E_SOURCE',
             secrets: ctx.secrets,

@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createWriteStream, existsSync, promises as fsp } from 'node:fs';
 import os from 'node:os';
@@ -10,7 +10,9 @@ import {
   checkKey,
   defineDestination,
   expandHome,
+  spawnProgram,
   z,
+  type ChildEnv,
   type Destination,
   type Logger,
   type ObjectInfo,
@@ -94,7 +96,7 @@ export class RsyncDestination implements Destination {
   readonly #configDir: string;
   readonly #spoolBase: string;
   readonly #logger: Logger | undefined;
-  #private: Promise<{ dir: string; env: NodeJS.ProcessEnv; sshArgs: string[]; control?: string }> | undefined;
+  #private: Promise<{ dir: string; env: Record<string, string>; sshArgs: string[]; control?: string }> | undefined;
   #initialized: Promise<void> | undefined;
 
   constructor(options: ParsedRsyncOptions, ctx: { configDir: string; backupRoot?: string; logger?: Logger }) {
@@ -132,12 +134,13 @@ export class RsyncDestination implements Destination {
   }
 
   /** A private folder (0700) for the spooled files and, over ssh, the key file and askpass helper. */
-  async #setup(): Promise<{ dir: string; env: NodeJS.ProcessEnv; sshArgs: string[]; control?: string }> {
+  async #setup(): Promise<{ dir: string; env: Record<string, string>; sshArgs: string[]; control?: string }> {
     this.#private ??= (async () => {
       await fsp.mkdir(this.#spoolBase, { recursive: true, mode: 0o700 });
       const dir = await fsp.mkdtemp(path.join(this.#spoolBase, 'rsync-'));
       await fsp.chmod(dir, 0o700);
-      const env: NodeJS.ProcessEnv = { ...process.env, LC_ALL: 'C.UTF-8' };
+      // Beyond core's minimal environment: ssh's agent, and below the askpass helper's passphrase.
+      const env: Record<string, string> = { LC_ALL: 'C.UTF-8', ...(process.env.SSH_AUTH_SOCK ? { SSH_AUTH_SOCK: process.env.SSH_AUTH_SOCK } : {}) };
       const sshArgs: string[] = [];
       const o = this.#options;
       if (this.target.remote) {
@@ -157,7 +160,7 @@ export class RsyncDestination implements Destination {
           // ssh asks the askpass helper, which prints the passphrase from the environment.
           const askpass = path.join(dir, 'askpass');
           await fsp.writeFile(askpass, '#!/bin/sh\nprintf "%s\\n" "$SUTAZAI_RSYNC_PASSPHRASE"\n', { mode: 0o700 });
-          Object.assign(env, { SSH_ASKPASS: askpass, SSH_ASKPASS_REQUIRE: 'force', SUTAZAI_RSYNC_PASSPHRASE: o.passphrase, DISPLAY: env.DISPLAY ?? ':0' });
+          Object.assign(env, { SSH_ASKPASS: askpass, SSH_ASKPASS_REQUIRE: 'force', SUTAZAI_RSYNC_PASSPHRASE: o.passphrase, DISPLAY: process.env.DISPLAY ?? ':0' });
           sshArgs.push('-o', 'PasswordAuthentication=no', '-o', 'KbdInteractiveAuthentication=no', '-o', 'NumberOfPasswordPrompts=1');
         } else sshArgs.push('-o', 'BatchMode=yes');
         // One authenticated connection for every command of this run (a socket path must stay short).
@@ -174,9 +177,9 @@ export class RsyncDestination implements Destination {
     return this.#private;
   }
 
-  #run(program: string, args: string[], env: NodeJS.ProcessEnv, stdout: 'collect' | PassThrough = 'collect'): { child: ChildProcess; done: Promise<RunResult> } {
+  #run(program: string, args: string[], env: ChildEnv, stdout: 'collect' | PassThrough = 'collect'): { child: ChildProcess; done: Promise<RunResult> } {
     this.#logger?.debug(`${this.description}: ${program} ${args.map((a) => (/[\s'"]/.test(a) ? JSON.stringify(a) : a)).join(' ')}`);
-    const child = spawn(program, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawnProgram(program, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     let err = '';
     if (stdout === 'collect') child.stdout!.on('data', (d: Buffer) => (out += d.toString('utf8')));
@@ -207,7 +210,7 @@ export class RsyncDestination implements Destination {
     const args = [...sshArgs.map((a) => (a === 'ControlMaster=no' ? 'ControlMaster=yes' : a)), '-o', 'ControlPersist=120', '-N', '-f', this.target.remote!.login];
     this.#logger?.debug(`${this.description}: starting the ssh connection`);
     // With -f the backgrounded master keeps stderr open: wait for the exit of the foreground part only.
-    const child = spawn(this.#options.ssh, args, { env, stdio: ['ignore', 'ignore', 'pipe'] });
+    const child = spawnProgram(this.#options.ssh, args, { env, stdio: ['ignore', 'ignore', 'pipe'] });
     let stderr = '';
     child.stderr!.on('data', (d: Buffer) => (stderr += d.toString('utf8')));
     const code = await new Promise<number | null>((resolve, reject) => {
@@ -276,7 +279,7 @@ export class RsyncDestination implements Destination {
 
   async #knownFingerprints(name: string): Promise<string[]> {
     const args = ['-l', '-F', name, ...(this.#options.knownHosts ? ['-f', this.#resolve(this.#options.knownHosts)] : [])];
-    const result = await this.#run('ssh-keygen', args, process.env).done.catch(() => undefined);
+    const result = await this.#run('ssh-keygen', args, {}).done.catch(() => undefined);
     return [...(result?.stdout.matchAll(/\b(SHA256:[A-Za-z0-9+/]+)/g) ?? [])].map((m) => m[1]!);
   }
 

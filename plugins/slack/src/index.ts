@@ -61,6 +61,7 @@ export default defineNotifier({
       headers: { 'content-type': 'application/json; charset=utf-8' },
       body: JSON.stringify(slackMessage(notification, options)),
       timeoutMs: options.timeoutMs,
+      secrets: ctx.plugin.secrets,
     });
     ctx.logger.debug(`Slack answered: ${text.slice(0, 100)}`);
   },

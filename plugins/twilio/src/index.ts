@@ -50,6 +50,7 @@ export default defineNotifier({
         headers: { authorization, 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' },
         body: form.toString(),
         timeoutMs: options.timeoutMs,
+        secrets: ctx.plugin.secrets,
       }).catch((err: unknown) => {
         throw explain(err);
       });
@@ -68,10 +69,11 @@ export default defineNotifier({
 /** Twilio's errors are JSON `{ code, message }`: say that, not the raw body. */
 function explain(err: unknown): unknown {
   if (!(err instanceof BackupError)) return err;
-  const m = /^(.*): HTTP (\d+): (\{.*\})$/s.exec(err.message);
-  if (!m) return err;
+  const m = /^(.*): HTTP (\d+)(: |$)/s.exec(err.message);
+  const reply = err.details.reply;
+  if (!m || typeof reply !== 'string') return err;
   try {
-    const body = JSON.parse(m[3]!) as { code?: number; message?: string };
+    const body = JSON.parse(reply) as { code?: number; message?: string };
     return new BackupError('E_NOTIFY', `${m[1]}: HTTP ${m[2]}: Twilio error ${body.code ?? '?'}: ${body.message ?? 'no message'}`, {
       details: err.details,
       cause: err,

@@ -1,5 +1,5 @@
 import { createHmac, randomUUID } from 'node:crypto';
-import { CORE_VERSION, deliverHttp, defineNotifier, isSecretKey, TOOL_NAME, z } from '@sutazai/backup-core';
+import { CORE_VERSION, deliverHttp, defineNotifier, TOOL_NAME, z } from '@sutazai/backup-core';
 
 const reserved = new Set(['content-type', 'content-length', 'host']);
 
@@ -10,7 +10,7 @@ export const webhookOptions = z
     /** Shared secret: the body is signed with HMAC-SHA256 into `signatureHeader`. */
     secret: z.string().min(8, 'use a secret of at least 8 characters').optional(),
     signatureHeader: z.string().regex(/^[A-Za-z0-9-]+$/, 'expected a header name').default('X-Sutazai-Signature'),
-    /** More headers (e.g. Authorization); values of secret-looking names are redacted everywhere. */
+    /** More headers (e.g. Authorization); values of credential headers (Authorization, Cookie, X-Api-Key, ...) are redacted everywhere. */
     headers: z
       .record(z.string(), z.string())
       .superRefine((headers, ctx) => {
@@ -37,14 +37,9 @@ export default defineNotifier({
   options: webhookOptions,
   setup(ctx, options) {
     if (options.secret) ctx.secrets.add(options.secret);
+    // ?token=... in the URL, Authorization, Cookie, X-Api-Key...: masked in every log, report and quoted reply.
     ctx.secrets.addFromUrl(options.url);
-    for (const [name, value] of Object.entries(options.headers)) {
-      if (/authorization|cookie|api-?key/i.test(name) || isSecretKey(name)) {
-        ctx.secrets.add(value);
-        const credential = /^\S+\s+(\S{8,})$/.exec(value)?.[1];
-        if (credential) ctx.secrets.add(credential);
-      }
-    }
+    ctx.secrets.addHeaders(options.headers);
   },
   async send(notification, ctx, options) {
     const body = JSON.stringify(notification);
@@ -58,7 +53,7 @@ export default defineNotifier({
       'x-sutazai-delivery': deliveryId(ctx.notification),
     };
     if (options.secret) headers[options.signatureHeader.toLowerCase()] = signBody(body, options.secret);
-    await deliverHttp('webhook', options.url, { method: options.method, headers, body, timeoutMs: options.timeoutMs });
+    await deliverHttp('webhook', options.url, { method: options.method, headers, body, timeoutMs: options.timeoutMs, secrets: ctx.plugin.secrets });
   },
 });
 

@@ -1,9 +1,10 @@
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, type ChildProcess } from 'node:child_process';
 import { closeSync, constants, mkdtempSync, openSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import type { Readable, Writable } from 'node:stream';
+import { childEnvironment, spawnProgram, type ChildEnv } from '../child.js';
 
 /** How a program ended, for deciding whether its output can be trusted. */
 export interface ProgramOutcome {
@@ -23,8 +24,8 @@ export interface ProgramOutcome {
 export interface ProgramSpec {
   command: string;
   args: string[];
-  /** The program's whole environment (nothing is inherited). */
-  env: NodeJS.ProcessEnv;
+  /** What the program needs beyond the minimal environment (see `childEnvironment`); nothing else is inherited. */
+  env: ChildEnv;
   /** Bytes written to extra pipes, which are then closed: `{ 3: passphrase }` for `--passphrase-fd 3`. */
   inputs?: Record<number, Buffer>;
   /** A pipe the program writes status lines to, collected into `ProgramOutcome.status`. */
@@ -56,7 +57,7 @@ export class ProgramRun {
     );
     let child: ChildProcess;
     try {
-      child = spawn(spec.command, spec.args, { env: spec.env, stdio: stdio as ('pipe' | 'ignore' | number)[] });
+      child = spawnProgram(spec.command, spec.args, { env: spec.env, stdio: stdio as ('pipe' | 'ignore' | number)[] });
     } catch (err) {
       closeSync(read);
       throw err;
@@ -143,7 +144,7 @@ function fifo(): { read: number; write: number } {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'sutazai-fifo-'));
   try {
     const file = path.join(dir, 'out');
-    execFileSync('mkfifo', ['-m', '600', file], { stdio: 'ignore' });
+    execFileSync('mkfifo', ['-m', '600', file], { stdio: 'ignore', env: childEnvironment() });
     // Opening the read end first (non-blocking) lets the write end open at once.
     const read = openSync(file, constants.O_RDONLY | constants.O_NONBLOCK);
     try {
