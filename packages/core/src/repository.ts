@@ -3,7 +3,7 @@ import type { Readable } from 'node:stream';
 import { Readable as ReadableStream } from 'node:stream';
 import { BackupError, isBackupError } from './errors.js';
 import { LocalDestination, type Destination, type ObjectInfo } from './destination.js';
-import { MANIFEST_FILE, parseManifest, serializeManifest, type Manifest } from './manifest.js';
+import { isPlainFileName, MANIFEST_FILE, parseManifest, serializeManifest, type Manifest } from './manifest.js';
 import { compareSnapshotIds, isSnapshotId } from './snapshot-id.js';
 
 export const SNAPSHOTS_PREFIX = 'snapshots/';
@@ -52,7 +52,8 @@ export class Repository {
       const slash = rest.indexOf('/');
       if (slash <= 0) continue;
       const id = rest.slice(0, slash);
-      if (!isSnapshotId(id)) continue;
+      // Names from a listing become paths (a local copy, a deletion): only the repository's own grammar.
+      if (!isSnapshotId(id) || !isPlainFileName(rest.slice(slash + 1))) continue;
       const group = objects.get(id) ?? [];
       group.push(info);
       objects.set(id, group);
