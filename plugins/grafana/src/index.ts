@@ -64,6 +64,10 @@ export function brokenDashboards(db: Database.Database): string[] {
 export default defineSource({
   name: 'grafana',
   options: grafanaOptions,
+  reads(options, { configDir }) {
+    // The configuration folder is archived whole; the database is one file.
+    return options.configDir === false ? [] : [{ key: 'configDir', paths: [path.resolve(configDir, expandHome(options.configDir))] }];
+  },
   async collect(ctx, options) {
     const dataDir = path.resolve(ctx.configDir, expandHome(options.dataDir));
     const configDir = options.configDir === false ? undefined : path.resolve(ctx.configDir, expandHome(options.configDir));

@@ -98,11 +98,20 @@ async function digestOf(file: string): Promise<string> {
  * Incompressible weights are stored without compressing them. The restore test checks every
  * restored blob against the sha256 in its name and the size in its manifest.
  */
+function modelsFolder(options: { modelsDir: string }, configDir: string): string {
+  return path.resolve(configDir, expandHome(options.modelsDir));
+}
+
 export default defineSource({
   name: 'ollama',
   options: ollamaOptions,
+  reads(options, { configDir }) {
+    // The model manifests and blobs it archives, file by file.
+    const modelsDir = modelsFolder(options, configDir);
+    return [{ key: 'modelsDir', paths: [path.join(modelsDir, 'manifests'), path.join(modelsDir, 'blobs')] }];
+  },
   async collect(ctx, options) {
-    const modelsDir = path.resolve(ctx.configDir, expandHome(options.modelsDir));
+    const modelsDir = modelsFolder(options, ctx.configDir);
     const fail = (message: string): never => {
       throw new BackupError('E_SOURCE', `${ctx.key}: ${message}`, { plugin: ctx.key, details: { modelsDir } });
     };
