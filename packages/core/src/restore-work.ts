@@ -27,12 +27,15 @@ export async function makeRestoreWork(target: string): Promise<string> {
   const work = await fsp.mkdtemp(path.join(target, PREFIX));
   await fsp.chmod(work, DIR_MODE);
   const marker: WorkMarker = { tool: TOOL_NAME, ...currentOwner(), createdAt: new Date().toISOString() };
-  const handle = await openPrivate(path.join(work, MARKER), 'wx');
+  // Written whole under another name first: a marker that exists is complete.
+  const partial = path.join(work, `${MARKER}.partial`);
+  const handle = await openPrivate(partial, 'wx');
   try {
     await handle.writeFile(JSON.stringify(marker) + '\n');
   } finally {
     await handle.close();
   }
+  await fsp.rename(partial, path.join(work, MARKER));
   return work;
 }
 
@@ -56,9 +59,9 @@ export async function removeStaleRestoreWork(target: string, logger: Logger | un
       await fsp.rm(work, { recursive: true, force: true });
       removed.push(work);
     } else if (Date.now() - st.mtimeMs > UNMARKED_GRACE_MS) {
-      // Killed between making the folder and marking it: empty (or a marker cut short). Anything else is not ours.
+      // Killed between making the folder and marking it: empty but for a marker cut short. Anything else is not ours.
       const inside = await fsp.readdir(work).catch(() => ['?']);
-      if (inside.every((n) => n === MARKER)) {
+      if (inside.every((n) => n.startsWith(MARKER))) {
         await fsp.rm(work, { recursive: true, force: true });
         removed.push(work);
       } else logger?.warn(`${work} was not made by this version of the tool (no marker): left alone; remove it by hand if nothing uses it`);
