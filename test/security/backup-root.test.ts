@@ -180,3 +180,23 @@ describe('staging/ holds what the tool made there; the rest is reported, never d
     expect(logMessages(next.stderr)).toMatch(/holds an entry this tool did not make, left alone: .*notes\.txt/);
   });
 });
+
+describe('a local destination folder', () => {
+  it('a link planted below it is refused, not written through', async () => {
+    const drive = path.join(work, 'drive');
+    await fsp.mkdir(path.join(drive, 'h1'), { recursive: true });
+    await fsp.symlink(elsewhere, path.join(drive, 'h1', 'snapshots'));
+    await rc('./repo', `host: h1\ndestinations:\n  drive: { use: local, path: ./drive }\n`);
+    const before = await snapshotOfTargets();
+    const r = await runCli(['run', '--json'], { cwd: work });
+    expect(r.code, r.stderr).toBe(1);
+    expect(r.json().errors).toEqual([
+      expect.objectContaining({ stage: 'replicate', plugin: 'destinations.drive', message: expect.stringContaining(`${drive}/h1/snapshots is a symbolic link`) }),
+    ]);
+    expect(await snapshotOfTargets()).toEqual(before);
+    // Nor is it listed through.
+    const list = await runCli(['list', '--from', 'drive'], { cwd: work });
+    expect(list.code).toBe(2);
+    expect(logMessages(list.stderr)).toContain(`${drive}/h1/snapshots is a symbolic link`);
+  });
+});

@@ -102,6 +102,22 @@ export function linkRefused(p: string): BackupError {
 }
 
 /**
+ * Refuses a path below `root` that passes through a symbolic link (`root` itself may be one):
+ * for names inside a folder the tool owns, where a planted link would send a read or a deletion
+ * elsewhere. Missing components are fine.
+ */
+export async function checkNoLinkBelow(root: string, file: string): Promise<void> {
+  const rel = path.relative(root, file);
+  let current = root;
+  for (const part of rel.split(path.sep).slice(0, -1)) {
+    current = path.join(current, part);
+    const st = await fsp.lstat(current).catch(() => undefined);
+    if (!st) return;
+    if (st.isSymbolicLink()) throw linkRefused(current);
+  }
+}
+
+/**
  * Makes sure `root/<parts...>` is a chain of real folders, creating missing ones 0700: a symbolic
  * link below `root` is refused, never followed (`root` itself may be one). Resolves with the path.
  */

@@ -139,9 +139,9 @@ export class Repository {
     if (!(this.destination instanceof LocalDestination)) return undefined;
     const key = snapshotKey(id, file);
     try {
-      return await fsp.open(this.destination.path(key), 'r');
+      return await this.destination.open(key);
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new BackupError('E_NOT_FOUND', `${this.destination.description}: ${key} does not exist`);
+      if (isBackupError(err) && err.code === 'E_NOT_FOUND') throw err;
       throw wrapDestinationError(err, this, `reading ${key}`);
     }
   }
