@@ -63,7 +63,8 @@ export async function openOwnFile(file: string, flags: keyof typeof OPEN_FLAGS, 
   }
   try {
     const st = await handle.stat();
-    if (!st.isFile() || st.nlink > 1) {
+    // A second name matters only for a write: it would change another file too.
+    if (!st.isFile() || (flags !== 'r' && st.nlink > 1)) {
       throw new BackupError('E_CONFIG', `${file} is not a plain file of its own (${st.isFile() ? `${st.nlink} hard links` : 'not a regular file'}): the tool does not write through it; remove it`);
     }
   } catch (err) {

@@ -46,6 +46,19 @@ export function joinPlainName(dir: string, name: string, what: string): string {
   return path.join(dir, name);
 }
 
+/**
+ * Joins a relative path read from a repository (a path in a manifest's meta) onto a folder,
+ * refusing one that leads out of it.
+ */
+export function joinInside(base: string, rel: string, what: string): string {
+  const joined = path.join(base, rel);
+  const back = path.relative(base, joined);
+  if (rel.includes('\0') || back === '..' || back.startsWith(`..${path.sep}`) || path.isAbsolute(back)) {
+    throw new BackupError('E_INTEGRITY', `${what}: refused path ${JSON.stringify(rel)}: it leads outside ${base}`);
+  }
+  return joined;
+}
+
 const plainFileName = z.string().refine(isPlainFileName, FILE_NAME_RULE);
 
 export const artifactRecordSchema = z

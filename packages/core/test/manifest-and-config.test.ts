@@ -6,7 +6,7 @@ import { pipeline } from 'node:stream/promises';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { literalSecrets, loadConfig } from '../src/config.js';
 import type { Destination } from '../src/destination.js';
-import { canonicalJson, isPlainFileName, joinPlainName, manifestAuthenticatedBytes, parseManifest, type Manifest } from '../src/manifest.js';
+import { canonicalJson, isPlainFileName, joinInside, joinPlainName, manifestAuthenticatedBytes, parseManifest, type Manifest } from '../src/manifest.js';
 import { Repository } from '../src/repository.js';
 import { DecodedSizeCheck } from '../src/reader.js';
 import { isSecretKey, SecretRegistry } from '../src/secrets.js';
@@ -81,6 +81,10 @@ describe('the name grammar of what a repository hands back', () => {
     expect(joinPlainName('/scratch', 'db.out', 'x')).toBe('/scratch/db.out');
     expect(() => joinPlainName('/scratch', '../../etc/passwd', 'backupRoot: s/db.out')).toThrow(/backupRoot: s\/db\.out: refused file name "\.\.\/\.\.\/etc\/passwd"/);
     expect(isPlainFileName('..')).toBe(false);
+    // A path in a manifest's meta (Ollama's models folder) stays inside the restored tree.
+    expect(joinInside('/restored/models', '/root/.ollama/models', 'x')).toBe('/restored/models/root/.ollama/models');
+    expect(() => joinInside('/restored/models', '/../../etc', 'id/models.tar.zst')).toThrow(/id\/models\.tar\.zst: refused path "\/\.\.\/\.\.\/etc": it leads outside \/restored\/models/);
+    expect(() => joinInside('/restored', 'manifests/../../x', 'x')).toThrow(/leads outside/);
   });
 
   it("a destination's listing drops keys outside the grammar, so they never become paths", async () => {

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { createReadStream, promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { BackupError, defineSource, expandHome, z } from '@sutazai/backup-core';
+import { BackupError, defineSource, expandHome, joinInside, z } from '@sutazai/backup-core';
 
 export const ollamaOptions = z
   .object({
@@ -170,12 +170,15 @@ export default defineSource({
   async restoreTest(ctx) {
     const meta = ctx.artifact.meta as { modelsDir?: string; models?: ModelRecord[] };
     if (!meta.modelsDir || !meta.models) return;
-    // The tree is restored with its absolute paths under the source's folder.
-    const root = path.join(ctx.restoredPath, meta.modelsDir);
+    // The tree is restored with its absolute paths under the source's folder; the manifest's
+    // paths never lead out of it.
+    const label = `${ctx.manifest.id}/${ctx.artifact.file}`;
+    const root = joinInside(ctx.restoredPath, meta.modelsDir, label);
     const checked = new Map<string, string | undefined>();
     for (const model of meta.models) {
       const problems: string[] = [];
       try {
+        joinInside(root, model.manifest, label);
         const restored = await readManifest(root, model.manifest);
         if (JSON.stringify(restored.blobs) !== JSON.stringify(model.blobs)) problems.push('its manifest lists other blobs than at backup time');
       } catch (err) {
