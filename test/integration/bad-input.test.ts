@@ -121,6 +121,44 @@ describe('a broken rc file exits 2, names the file and the key path, and changes
   });
 });
 
+describe('a backupRoot inside what a source archives is a config error', () => {
+  it('config validate and run exit 2 naming the key and backupRoot, and write nothing', async () => {
+    const rc = await writeRc(work, `backupRoot: ./data/repo\n${goodSources}`);
+    const repo = path.join(work, 'data', 'repo');
+    const message = `${rc}: sources.configs.paths: backupRoot ${repo} is inside ${path.join(work, 'data')}: every snapshot would hold the snapshots and staging before it, growing run after run; move backupRoot out of ${path.join(work, 'data')}, or exclude it (exclude: ["${repo}"])`;
+    for (const args of [['config', 'validate'], ['run']]) {
+      const r = await runCli(args, { cwd: work });
+      expect(r.code, args.join(' ')).toBe(2);
+      expect(r.stderr, args.join(' ')).toContain(message);
+    }
+    expect(await fsp.readdir(path.join(work, 'data'))).not.toContain('repo');
+    // backupRoot itself as a source path, and a source inside backupRoot.
+    await writeRc(work, `backupRoot: ./data\n${goodSources}`);
+    expect((await runCli(['config', 'validate'], { cwd: work })).stderr).toContain(`sources.configs.paths: backupRoot ${path.join(work, 'data')} is inside ${path.join(work, 'data')}`);
+    await writeRc(work, `backupRoot: .\n${goodSources}`);
+    const inside = await runCli(['config', 'validate'], { cwd: work });
+    expect(inside.code).toBe(2);
+    expect(inside.stderr).toContain(`sources.configs.paths: ${path.join(work, 'data')} is inside backupRoot ${work}: a source must not back up the repository itself`);
+  });
+
+  it('unless the source leaves backupRoot out', async () => {
+    const repo = path.join(work, 'data', 'repo');
+    await writeRc(work, `backupRoot: ./data/repo\nsources:\n  configs: { use: files, paths: [./data], exclude: ["${repo}"] }\n`);
+    expect((await runCli(['config', 'validate'], { cwd: work })).code).toBe(0);
+    for (let i = 0; i < 2; i++) expect((await runCli(['run'], { cwd: work })).code).toBe(0);
+    const restored = path.join(work, 'restored');
+    expect((await runCli(['restore', 'latest', '--to', restored], { cwd: work })).code).toBe(0);
+    expect((await fsp.readdir(path.join(restored, 'configs', work, 'data'))).sort()).toEqual(['a.txt', 'sub']);
+  });
+
+  it('in the folder Prometheus writes its snapshots to', async () => {
+    const rc = await writeRc(work, `backupRoot: ./prom/snapshots/backups\nsources:\n  metrics: { use: prometheus, dataDir: ./prom }\n`);
+    const r = await runCli(['config', 'validate'], { cwd: work });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain(`${rc}: sources.metrics.dataDir: backupRoot ${path.join(work, 'prom', 'snapshots', 'backups')} is inside ${path.join(work, 'prom', 'snapshots')}`);
+  });
+});
+
 describe('a source that cannot be read fails the run and commits nothing', () => {
   it('a path that does not exist', async () => {
     await writeRc(work, `backupRoot: ./repo\nsources:\n  configs: { use: files, paths: [./data, ./missing] }\n  other: { use: files, paths: [./data] }\n`);

@@ -97,8 +97,12 @@ export async function main(argv: string[], io: Io = defaultIo()): Promise<number
     .action(async (opts: { profile?: string; only: string[]; dryRun?: boolean; sequential?: boolean; json?: boolean }, command: Command) => {
       await withEngine(command, async (engine) => {
         const abort = new AbortController();
+        // A run stopped by a signal exits as the shell reports a process killed by it (130, 143),
+        // once it has cleaned up: a scheduler then tells a stopped run from a failed one.
+        let stoppedWith: number | undefined;
         const stop = (signal: NodeJS.Signals) => {
           const code = 128 + (osConstants.signals[signal] ?? 15);
+          stoppedWith ??= code;
           logger?.warn(`received ${signal}: stopping; nothing half-written will be committed`);
           abort.abort(new BackupError('E_ABORTED', `interrupted by ${signal}`));
           // A plugin stuck in a hook must not keep the run (and its lock) alive for ever: the
@@ -129,7 +133,7 @@ export async function main(argv: string[], io: Io = defaultIo()): Promise<number
             for (const e of report.errors) print(`  ${e.plugin ? `${e.plugin} ` : ''}(${e.stage}) ${e.message}`);
           }
           if (!opts.json) for (const n of report.notifications) if (n.status === 'failed') print(`  notification ${n.channel} not delivered: ${n.error}`);
-          exitCode = report.status === 'success' ? ExitCode.ok : ExitCode.failed;
+          exitCode = stoppedWith ?? (report.status === 'success' ? ExitCode.ok : ExitCode.failed);
         } finally {
           process.removeListener('SIGINT', stop);
           process.removeListener('SIGTERM', stop);

@@ -9,9 +9,10 @@ import { BackupError, ConfigError, isBackupError, type ConfigIssue } from './err
 import { expandHome } from './fs.js';
 import { compressionSchema, type Compression } from './manifest.js';
 import { DEFAULT_NOTIFY_ON, NOTIFY_EVENTS } from './notify.js';
-import type { Plugin, PluginFactory, PluginKind } from './plugin.js';
+import type { Plugin, PluginFactory, PluginKind, SourceRead } from './plugin.js';
 import { DEFAULT_RETENTION, retentionPolicySchema, type RetentionPolicy } from './retention.js';
 import { parseCron } from './schedule.js';
+import { backupRootInSources } from './source-reads.js';
 import { joinPath, zodIssues } from './schema.js';
 import { isSecretKey, secrets as defaultSecrets, urlCredentials, type SecretRegistry } from './secrets.js';
 
@@ -125,6 +126,8 @@ export interface PluginEntry {
   /** Settings the engine handles for every plugin of this kind. */
   settings: Record<string, unknown>;
   plugins: Plugin[];
+  /** The local paths a source archives, when its plugin says (`defineSource`'s `reads`). */
+  reads?: SourceRead[];
 }
 
 export interface ResolvedConfig {
@@ -243,7 +246,7 @@ export async function loadConfig(options: LoadConfigOptions = {}): Promise<Resol
 
   const roots = [dir, cwd, ...(options.resolveFrom ?? []), path.dirname(new URL(import.meta.url).pathname)];
   const load = (key: string, instance: string, kind: PluginKind, entry: z.infer<typeof pluginEntrySchema>) =>
-    loadPluginEntry({ key, instance, kind, entry, roots, file, issues });
+    loadPluginEntry({ key, instance, kind, entry, roots, file, issues, configDir: dir });
 
   const sources = await Promise.all(Object.entries(top.sources).map(([n, e]) => load(`sources.${n}`, n, 'source', e)));
   const destinations = await Promise.all(Object.entries(top.destinations).map(([n, e]) => load(`destinations.${n}`, n, 'destination', e)));
@@ -253,6 +256,10 @@ export async function loadConfig(options: LoadConfigOptions = {}): Promise<Resol
   for (const [i, e] of top.plugins.entries()) {
     if (e) plugins.push(await load(`plugins[${i}]`, `plugins[${i}]`, 'plugin', e));
   }
+  if (issues.length) throw new ConfigError(issues, file);
+
+  const backupRoot = path.resolve(dir, expandHome(top.backupRoot));
+  issues.push(...backupRootInSources(backupRoot, sources as PluginEntry[]));
   if (issues.length) throw new ConfigError(issues, file);
 
   const warnings: string[] = [];
@@ -269,7 +276,7 @@ export async function loadConfig(options: LoadConfigOptions = {}): Promise<Resol
     file,
     dir,
     raw,
-    backupRoot: path.resolve(dir, expandHome(top.backupRoot)),
+    backupRoot,
     host: top.host ?? os.hostname(),
     compression: top.compression,
     compressionLevel: top.compressionLevel,
@@ -429,6 +436,7 @@ async function loadPluginEntry(args: {
   roots: string[];
   file: string | undefined;
   issues: ConfigIssue[];
+  configDir: string;
 }): Promise<PluginEntry | undefined> {
   const { key, instance, kind, entry, roots, issues } = args;
   const { use, ...rest } = entry;
@@ -486,12 +494,14 @@ async function loadPluginEntry(args: {
     });
     return undefined;
   }
+  let checked: unknown = options;
   if (factory.optionsSchema) {
     const r = factory.optionsSchema.safeParse(options);
     if (!r.success) {
       issues.push(...zodIssues(r.error, key));
       return undefined;
     }
+    checked = r.data;
   }
   let made: ReturnType<PluginFactory<unknown>>;
   try {
@@ -511,7 +521,8 @@ async function loadPluginEntry(args: {
       return undefined;
     }
   }
-  return { key, instance, kind: factory.kind ?? kind, use, resolved, options, settings, plugins };
+  const reads = kind === 'source' && factory.reads ? factory.reads(checked, { configDir: args.configDir }) : undefined;
+  return { key, instance, kind: factory.kind ?? kind, use, resolved, options, settings, plugins, ...(reads ? { reads } : {}) };
 }
 
 function isPlugin(value: unknown): value is Plugin {

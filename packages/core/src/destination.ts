@@ -1,10 +1,10 @@
 import { randomBytes } from 'node:crypto';
-import { promises as fsp } from 'node:fs';
+import { constants, promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { BackupError } from './errors.js';
-import { ensureDir, replaceFile } from './fs.js';
+import { checkNoLinkBelow, ensureDir, ensureInside, linkRefused, replaceFile } from './fs.js';
 import { FileSink } from './pipeline/file-sink.js';
 
 export interface ObjectInfo {
@@ -98,20 +98,28 @@ export class LocalDestination implements Destination {
 
   async put(key: string, body: Readable, _info?: PutInfo): Promise<void> {
     const file = this.path(key);
-    const dir = path.dirname(file);
-    await ensureDir(dir);
+    // The root may be a link (a mount point's); below it the folders are the tool's: no links.
+    await ensureDir(this.root);
+    const dir = await ensureInside(this.root, ...checkKey(key).slice(0, -1));
     // A hidden temporary name that list() skips, so an upload in progress is never listed.
     const tmp = path.join(dir, `.${path.basename(file).slice(0, 100)}${TMP_MARK}${randomBytes(6).toString('hex')}`);
     await replaceFile(file, (handle) => pipeline(body, new FileSink(handle)), tmp);
   }
 
   async get(key: string): Promise<Readable> {
+    const handle = await this.open(key);
+    return handle.createReadStream({ highWaterMark: 1024 * 1024 });
+  }
+
+  /** Opens an object's file for reading, never through a link below the root. */
+  async open(key: string): Promise<fsp.FileHandle> {
     const file = this.path(key);
-    const handle = await fsp.open(file, 'r').catch((err: NodeJS.ErrnoException) => {
+    await checkNoLinkBelow(this.root, file);
+    return fsp.open(file, constants.O_RDONLY | constants.O_NOFOLLOW).catch((err: NodeJS.ErrnoException) => {
       if (err.code === 'ENOENT') throw new BackupError('E_NOT_FOUND', `${this.description}: ${key} does not exist`);
+      if (err.code === 'ELOOP') throw linkRefused(file);
       throw err;
     });
-    return handle.createReadStream({ highWaterMark: 1024 * 1024 });
   }
 
   async getRange(key: string, offset: number, length: number): Promise<Readable> {
@@ -132,6 +140,8 @@ export class LocalDestination implements Destination {
     const slash = prefix.lastIndexOf('/');
     const base = slash >= 0 ? prefix.slice(0, slash) : '';
     const start = base ? path.join(this.root, ...checkKey(base)) : this.root;
+    // The walk below never enters a link; the folders leading to where it starts must not be one either.
+    await checkNoLinkBelow(this.root, path.join(start, 'entry'));
     const out: ObjectInfo[] = [];
     const walk = async (dir: string, keyPrefix: string): Promise<void> => {
       let entries;
@@ -157,6 +167,7 @@ export class LocalDestination implements Destination {
 
   async delete(key: string): Promise<void> {
     const file = this.path(key);
+    await checkNoLinkBelow(this.root, file);
     await fsp.rm(file, { force: true });
     // Remove folders the deletion left empty, up to the root.
     let dir = path.dirname(file);

@@ -1,6 +1,7 @@
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
+import { ownFolder } from './backup-root.js';
 import { loadConfig, type LoadConfigOptions, type ProfileConfig, type ResolvedConfig } from './config.js';
 import { crashPoint } from './crash-point.js';
 import { LocalDestination, type Destination, type DestinationTraits } from './destination.js';
@@ -55,6 +56,7 @@ import { restoreToDir, type RestoredArtifact } from './restore.js';
 import { decideRetention, foreignFolders, forgetSnapshot, policyFor, pruneRecord, pruneRepository, type ForgetResult, type PruneResult } from './pruner.js';
 import type { RetentionPolicy } from './retention.js';
 import { secrets as defaultSecrets, type SecretRegistry } from './secrets.js';
+import { StagingArea } from './staging.js';
 import { makeSnapshotId, parseSnapshotId } from './snapshot-id.js';
 import { artifactFailureKind, manifestFailureKind, suspectSnapshots, verificationCheck, type SuspectSnapshot, type VerifyFailure } from './suspects.js';
 import { CORE_VERSION, TOOL_NAME } from './version.js';
@@ -335,12 +337,13 @@ export class Engine {
 
     const lock = new RunLock(this.stateDir);
     if (!options.dryRun) {
-      await ensureDir(this.config.backupRoot);
       await lock.acquire(`run --profile ${profile.name}`);
     }
     const staging = new Repository(new LocalDestination(path.join(this.config.backupRoot, 'staging')), 'staging');
-    const stagingDir = path.join(this.config.backupRoot, 'staging', 'snapshots', id);
-    const workDir = path.join(this.config.backupRoot, 'staging', `work-${id}`);
+    const stagingArea = new StagingArea(this.config.backupRoot);
+    const stagingDir = path.join(stagingArea.dir, 'snapshots', id);
+    const workDir = path.join(stagingArea.dir, `work-${id}`);
+    let staged = false;
     const scratch = new Scratch(this.config.backupRoot);
     // Artifacts verified while they were written: what their reading found.
     const followed = new Map<string, Promise<StoredScanOutcome>>();
@@ -348,7 +351,7 @@ export class Engine {
     let committed = false;
     logger.info(`run started: profile ${profile.name}, sources ${sources.join(', ')}`);
     try {
-      if (!options.dryRun) await this.cleanStaging();
+      if (!options.dryRun) await this.cleanStaging(stagingArea, report, logger);
       await this.#hooks.beforeRun.promise(run);
 
       const pending: PendingArtifact[] = [];
@@ -366,8 +369,9 @@ export class Engine {
         return report;
       }
 
-      await ensureDir(stagingDir);
-      await ensureDir(workDir);
+      staged = true;
+      await stagingArea.create(`snapshots/${id}`, 'run');
+      await stagingArea.create(`work-${id}`, 'run');
       const records: ArtifactRecord[] = [];
       await this.stage(report, 'archive', async () => {
         const names = new Set<string>();
@@ -421,12 +425,12 @@ export class Engine {
         await this.#hooks.commit.promise({ run, manifest });
         await writeFileAtomic(path.join(stagingDir, MANIFEST_FILE), serializeManifest(manifest));
         crashPoint('after-manifest');
-        const finalDir = path.join(this.config.backupRoot, 'snapshots', id);
-        await ensureDir(path.dirname(finalDir));
+        const finalDir = path.join(await ownFolder(this.config.backupRoot, 'snapshots'), id);
         await fsp.rename(stagingDir, finalDir);
         await fsyncDir(path.dirname(finalDir));
         crashPoint('after-rename');
         committed = true;
+        await stagingArea.forget(stagingDir);
         report.snapshot = id;
         logger.info(`snapshot ${id} committed: ${records.length} artifact(s), ${manifestBytes(manifest)} bytes`);
       });
@@ -464,8 +468,8 @@ export class Engine {
       options.signal?.removeEventListener('abort', onAbort);
       this.#progress.clear();
       await Promise.all(followers.map((f) => f.abort()));
-      if (!committed) await fsp.rm(stagingDir, { recursive: true, force: true }).catch(() => {});
-      await fsp.rm(workDir, { recursive: true, force: true }).catch(() => {});
+      if (staged && !committed) await stagingArea.discard(stagingDir).catch(() => {});
+      if (staged) await stagingArea.discard(workDir).catch(() => {});
       await scratch.dispose();
       await this.finishRun(report, run, startedAt, options.dryRun ?? false);
       await lock.release().catch(() => {});
@@ -624,16 +628,18 @@ export class Engine {
     }
   }
 
-  /** Removes what interrupted runs left in staging (only called while holding the lock). */
-  private async cleanStaging(): Promise<void> {
-    const dir = path.join(this.config.backupRoot, 'staging');
-    let names: string[];
-    try {
-      names = await fsp.readdir(dir);
-    } catch {
-      return;
+  /**
+   * Removes what interrupted runs left in staging (only called while holding the lock); what
+   * the tool did not make there is reported and left alone.
+   */
+  private async cleanStaging(area: StagingArea, report: RunReport, logger: Logger): Promise<void> {
+    const { removed, foreign } = await area.clean({ locked: true });
+    for (const r of removed) logger.debug(`removed ${r}, left by an interrupted run`);
+    if (foreign.length) {
+      const message = `${area.dir} holds ${foreign.length === 1 ? 'an entry' : `${foreign.length} entries`} this tool did not make, left alone: ${foreign.slice(0, 5).join(', ')}${foreign.length > 5 ? ', ...' : ''}`;
+      logger.warn(message);
+      report.warnings.push(message);
     }
-    await Promise.all(names.map((n) => fsp.rm(path.join(dir, n), { recursive: true, force: true })));
     // Nothing to clean under snapshots/: a snapshot folder gets there in one rename with its
     // manifest already inside, so a crash leaves none without one. A folder without a manifest
     // (copied there by hand) is not a snapshot: listing ignores it, and it is left alone.
@@ -858,7 +864,7 @@ export class Engine {
         repository: repo.name,
         snapshots: result.snapshots.map((s) => ({ id: s.id, ok: s.ok, ...(s.failure ? { failure: s.failure } : {}) })),
       })
-      .catch(() => {});
+      .catch((err) => this.logger.warn(`could not record the verification in ${this.stateDir}: ${(err as Error).message}`));
     return result;
   }
 
@@ -986,7 +992,7 @@ export class Engine {
           repository: repo.name,
           snapshot: result?.snapshot ?? null,
         })
-        .catch(() => {});
+        .catch((err) => this.logger.warn(`could not record the restore test in ${this.stateDir}: ${(err as Error).message}`));
     }
   }
 
@@ -1060,7 +1066,6 @@ export class Engine {
   async prune(options: { dryRun?: boolean; from?: string } = {}): Promise<PruneResult[]> {
     const lock = new RunLock(this.stateDir);
     if (!options.dryRun) {
-      await ensureDir(this.config.backupRoot);
       await lock.acquire('prune');
     }
     try {
@@ -1094,7 +1099,6 @@ export class Engine {
   async forget(options: { snapshot: string; from?: string }): Promise<ForgetResult> {
     const repo = this.repositoryFor(options.from);
     const lock = new RunLock(this.stateDir);
-    await ensureDir(this.config.backupRoot);
     await lock.acquire(`forget ${options.snapshot}`);
     try {
       const startedAt = this.now();

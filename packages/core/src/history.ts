@@ -1,6 +1,6 @@
-import { promises as fsp } from 'node:fs';
 import path from 'node:path';
-import { ensureDir, openPrivate } from './fs.js';
+import { ownFolder } from './backup-root.js';
+import { openPrivate, readOwnFile } from './fs.js';
 
 /** One line of the run history: what `status` and health checks read. */
 export interface HistoryRecord {
@@ -29,7 +29,8 @@ export class RunHistory {
   }
 
   async append(record: HistoryRecord): Promise<void> {
-    await ensureDir(path.dirname(this.file));
+    // Never through a link planted at state/ or at the file: O_NOFOLLOW, after checking backupRoot.
+    await ownFolder(path.dirname(path.dirname(this.file)), path.basename(path.dirname(this.file)));
     const handle = await openPrivate(this.file, 'a');
     try {
       await handle.appendFile(JSON.stringify(record) + '\n');
@@ -42,7 +43,7 @@ export class RunHistory {
   async read(): Promise<HistoryRecord[]> {
     let text: string;
     try {
-      text = await fsp.readFile(this.file, 'utf8');
+      text = await readOwnFile(this.file);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
       throw err;

@@ -1,28 +1,38 @@
 import { promises as fsp, readFileSync, rmSync } from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { BackupError } from './errors.js';
-import { ensureDir, openPrivate } from './fs.js';
+import { linkRefused, openPrivate, readOwnFile } from './fs.js';
+import { ownFolder } from './backup-root.js';
+import { currentOwner, isGone, isProcessOwner, type ProcessOwner } from './process-owner.js';
 
-interface LockInfo {
-  pid: number;
-  host: string;
+interface LockInfo extends ProcessOwner {
   startedAt: string;
-  /** The process's start time in clock ticks (Linux), so a reused pid is not mistaken for us. */
-  processStart?: string;
   command: string;
 }
 
-/** One run at a time per repository: a lock file created exclusively, with stale-lock detection. */
+/** What the lock file holds: a holder, nothing (missing), or bytes that do not parse. */
+type LockFile = { text: string; holder?: LockInfo; modified: Date } | undefined;
+
+/** A lock file that does not parse is taken for one being written until it is this old. */
+const DAMAGED_GRACE_MS = 10_000;
+/** How long to wait for another process that is breaking the same stale lock. */
+const BREAK_WAIT_MS = 2_000;
+
+/**
+ * One run at a time per repository: a lock file created exclusively, with stale-lock detection.
+ * A stale lock (its process is gone) is broken under a second lock file, `lock.break`, so that
+ * of several processes finding the same stale lock exactly one takes over.
+ */
 export class RunLock {
   readonly file: string;
+  readonly #breakFile: string;
   #held = false;
   // A process that exits without releasing (a forced exit after a signal) still removes its lock.
   readonly #onExit = () => {
     try {
       const holder = JSON.parse(readFileSync(this.file, 'utf8')) as LockInfo;
-      if (holder.pid === process.pid && holder.host === os.hostname()) rmSync(this.file, { force: true });
+      if (isMe(holder)) rmSync(this.file, { force: true });
     } catch {
       // nothing to remove
     }
@@ -30,116 +40,141 @@ export class RunLock {
 
   constructor(stateDir: string) {
     this.file = path.join(stateDir, 'lock');
+    this.#breakFile = `${this.file}.break`;
   }
 
   async acquire(command: string): Promise<void> {
-    await ensureDir(path.dirname(this.file));
-    const info: LockInfo = {
-      pid: process.pid,
-      host: os.hostname(),
-      startedAt: new Date().toISOString(),
-      ...(processStart(process.pid) ? { processStart: processStart(process.pid)! } : {}),
-      command,
-    };
-    for (let attempt = 0; attempt < 3; attempt++) {
-      try {
-        const handle = await openPrivate(this.file, 'wx');
-        try {
-          await handle.writeFile(JSON.stringify(info) + '\n');
-          await handle.sync();
-        } finally {
-          await handle.close();
-        }
+    await ownFolder(path.dirname(path.dirname(this.file)), path.basename(path.dirname(this.file)));
+    const info: LockInfo = { ...currentOwner(), startedAt: new Date().toISOString(), command };
+    const until = Date.now() + BREAK_WAIT_MS;
+    for (;;) {
+      if (await createExclusive(this.file, JSON.stringify(info) + '\n')) {
         this.#held = true;
         process.on('exit', this.#onExit);
         return;
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
       }
-      const holder = await this.read();
-      if (holder && !isStale(holder)) {
+      const found = await this.read();
+      if (!found) continue;
+      if (found.holder && !isGone(found.holder)) throw this.locked(found.holder);
+      if (!found.holder && Date.now() - found.modified.getTime() < DAMAGED_GRACE_MS) {
         throw new BackupError(
           'E_LOCKED',
-          `another run holds the lock (${holder.command}, pid ${holder.pid} on ${holder.host}, since ${holder.startedAt}); ` +
-            `if no run is active, remove ${this.file}`,
-          { details: { lock: this.file, holder } },
+          `the lock ${this.file} is empty or damaged and was written ${Math.round((Date.now() - found.modified.getTime()) / 1000)} s ago: a run may be starting; if no run is active, remove it`,
+          { details: { lock: this.file } },
         );
       }
-      await this.breakStale(holder);
+      if (!(await this.breakStale(found.text))) {
+        if (Date.now() > until) throw new BackupError('E_LOCKED', `could not take the lock ${this.file}: another process is taking over its stale lock`);
+        await new Promise((r) => setTimeout(r, 20 + Math.random() * 30));
+      }
     }
-    throw new BackupError('E_LOCKED', `could not take the lock ${this.file}`);
   }
 
   async release(): Promise<void> {
     if (!this.#held) return;
     this.#held = false;
     process.removeListener('exit', this.#onExit);
-    const holder = await this.read();
-    if (holder?.pid === process.pid && holder.host === os.hostname()) await fsp.rm(this.file, { force: true });
+    const found = await this.read().catch(() => undefined);
+    if (found?.holder && isMe(found.holder)) await fsp.rm(this.file, { force: true });
   }
 
-  private async read(): Promise<LockInfo | undefined> {
-    try {
-      return JSON.parse(await fsp.readFile(this.file, 'utf8')) as LockInfo;
-    } catch {
-      // A lock file being written right now, or garbage: an empty or broken lock is stale only
-      // once it is old enough that no writer can still be busy with it.
-      try {
-        const st = await fsp.stat(this.file);
-        if (Date.now() - st.mtimeMs < 10_000) return { pid: -1, host: os.hostname(), startedAt: st.mtime.toISOString(), command: 'unknown' };
-      } catch {
-        return undefined;
-      }
-      return undefined;
-    }
+  private locked(holder: LockInfo): BackupError {
+    return new BackupError(
+      'E_LOCKED',
+      `another run holds the lock (${holder.command}, pid ${holder.pid} on ${holder.host}, since ${holder.startedAt}); ` +
+        `if no run is active, remove ${this.file}`,
+      { details: { lock: this.file, holder } },
+    );
   }
 
-  /** Moves a stale lock aside, making sure it is the stale one we read and not a fresh lock. */
-  private async breakStale(stale: LockInfo | undefined): Promise<void> {
-    const aside = `${this.file}.stale-${randomBytes(4).toString('hex')}`;
+  private async read(): Promise<LockFile> {
+    let text: string;
+    let modified: Date;
     try {
-      await fsp.rename(this.file, aside);
+      const st = await fsp.lstat(this.file);
+      if (!st.isFile()) throw st.isSymbolicLink() ? linkRefused(this.file) : new BackupError('E_CONFIG', `${this.file} is not a regular file: remove it`);
+      modified = st.mtime;
+      text = await readOwnFile(this.file);
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
       throw err;
     }
-    let moved: LockInfo | undefined;
+    let holder: LockInfo | undefined;
     try {
-      moved = JSON.parse(await fsp.readFile(aside, 'utf8')) as LockInfo;
+      const parsed = JSON.parse(text) as LockInfo;
+      if (isProcessOwner(parsed) && typeof parsed.startedAt === 'string') holder = parsed;
     } catch {
-      moved = undefined;
+      holder = undefined;
     }
-    if (moved && stale && (moved.pid !== stale.pid || moved.startedAt !== stale.startedAt)) {
-      // Someone else broke the stale lock and took a fresh one in between: put theirs back.
-      await fsp.link(aside, this.file).catch(() => {});
+    return { text, modified, ...(holder ? { holder } : {}) };
+  }
+
+  /**
+   * Removes the stale lock whose content was `stale`, under `lock.break`. Resolves false when
+   * another process is breaking it right now (the caller waits and looks again).
+   */
+  private async breakStale(stale: string): Promise<boolean> {
+    const me = JSON.stringify(currentOwner());
+    if (!(await createExclusive(this.#breakFile, me))) {
+      await this.removeAbandonedBreak();
+      return false;
     }
+    try {
+      // Only we may remove the lock now; a fresh lock could have replaced the stale one since
+      // we read it (its holder removed it and another run took it): compare before removing.
+      const now = await this.read();
+      if (now?.text === stale) await fsp.rm(this.file, { force: true });
+    } finally {
+      await fsp.rm(this.#breakFile, { force: true });
+    }
+    return true;
+  }
+
+  /** A `lock.break` left by a process that died while breaking a lock: moved aside and removed. */
+  private async removeAbandonedBreak(): Promise<void> {
+    let text: string;
+    let modified: number;
+    try {
+      modified = (await fsp.lstat(this.#breakFile)).mtimeMs;
+      text = await readOwnFile(this.#breakFile);
+    } catch {
+      return;
+    }
+    let owner: unknown;
+    try {
+      owner = JSON.parse(text);
+    } catch {
+      owner = undefined;
+    }
+    // Unreadable: being written right now, unless it is old.
+    if (isProcessOwner(owner) ? !isGone(owner) : Date.now() - modified < DAMAGED_GRACE_MS) return;
+    const aside = `${this.#breakFile}.${randomBytes(4).toString('hex')}`;
+    if (!(await fsp.rename(this.#breakFile, aside).then(() => true, () => false))) return;
+    const moved = await readOwnFile(aside).catch(() => undefined);
+    if (moved !== text) await fsp.link(aside, this.#breakFile).catch(() => {});
     await fsp.rm(aside, { force: true });
   }
 }
 
-function isStale(holder: LockInfo): boolean {
-  if (holder.pid === -1) return false;
-  if (holder.host !== os.hostname()) return false; // cannot see another host's processes
-  if (!isAlive(holder.pid)) return true;
-  const start = processStart(holder.pid);
-  return Boolean(holder.processStart && start && holder.processStart !== start);
+function isMe(holder: ProcessOwner): boolean {
+  const me = currentOwner();
+  return holder.pid === me.pid && holder.host === me.host;
 }
 
-function isAlive(pid: number): boolean {
+/** Creates a file with this content unless one exists; resolves false when one does. */
+async function createExclusive(file: string, content: string): Promise<boolean> {
+  let handle;
   try {
-    process.kill(pid, 0);
-    return true;
+    handle = await openPrivate(file, 'wx');
   } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
+    if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false;
+    throw err;
   }
-}
-
-function processStart(pid: number): string | undefined {
   try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    // Field 22, counted after the command name, which is in parentheses and may hold spaces.
-    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
-  } catch {
-    return undefined;
+    await handle.writeFile(content);
+    await handle.sync();
+  } finally {
+    await handle.close();
   }
+  return true;
 }

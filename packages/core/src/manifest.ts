@@ -1,3 +1,4 @@
+import path from 'node:path';
 import { z } from 'zod';
 import { BackupError } from './errors.js';
 import { isSnapshotId } from './snapshot-id.js';
@@ -16,25 +17,59 @@ const encryptionInfoSchema = z
   .passthrough();
 export type EncryptionInfo = z.infer<typeof encryptionInfoSchema>;
 
-const SOURCE_NAME = /^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$/;
+/*
+ * The grammar of every name a repository hands back that the tool turns into a path: read from
+ * a manifest (or a destination's listing), a name is checked here before it touches the file
+ * system, so a planted `../../x` fails as damaged data instead of writing somewhere else.
+ */
+
+/** Source and profile names: what the rc file accepts as a key. */
+const PLAIN_NAME = /^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$/;
+const PLAIN_NAME_RULE = 'a plain name (letters, digits, "-", "_")';
+// One path component: no separator, no NUL or other control character, not "." or "..".
+const FILE_NAME = /^(?!\.\.?$)[^/\\\u0000-\u001f\u007f]{1,255}$/;
+const FILE_NAME_RULE = 'a plain file name (one path component: no "/", "\\", control characters, "." or "..")';
 
 /** Whether a source name is a plain name (restore makes `DIR/<source>` from it). */
 export function isSourceName(name: string): boolean {
-  return SOURCE_NAME.test(name);
+  return PLAIN_NAME.test(name);
 }
+
+/** Whether a name is one path component the tool may join onto a folder (an artifact's `file` or `filename`). */
+export function isPlainFileName(name: string): boolean {
+  return FILE_NAME.test(name) && Buffer.byteLength(name) <= 255;
+}
+
+/** Joins a name read from a repository onto a folder, refusing anything but one plain component. */
+export function joinPlainName(dir: string, name: string, what: string): string {
+  if (!isPlainFileName(name)) throw new BackupError('E_INTEGRITY', `${what}: refused file name ${JSON.stringify(name)}: not ${FILE_NAME_RULE}`);
+  return path.join(dir, name);
+}
+
+/**
+ * Joins a relative path read from a repository (a path in a manifest's meta) onto a folder,
+ * refusing one that leads out of it.
+ */
+export function joinInside(base: string, rel: string, what: string): string {
+  const joined = path.join(base, rel);
+  const back = path.relative(base, joined);
+  if (rel.includes('\0') || back === '..' || back.startsWith(`..${path.sep}`) || path.isAbsolute(back)) {
+    throw new BackupError('E_INTEGRITY', `${what}: refused path ${JSON.stringify(rel)}: it leads outside ${base}`);
+  }
+  return joined;
+}
+
+const plainFileName = z.string().refine(isPlainFileName, FILE_NAME_RULE);
 
 export const artifactRecordSchema = z
   .object({
-    source: z.string().regex(SOURCE_NAME, 'a plain source name (letters, digits, "-", "_")'),
+    source: z.string().regex(PLAIN_NAME, `a plain source name (letters, digits, "-", "_")`),
     plugin: z.string(),
     /** The file name inside the snapshot folder, e.g. `configs.tar.zst`. */
-    file: z
-      .string()
-      .regex(/^[^/\\]+$/, 'a file name without folders')
-      .refine((f) => f !== '.' && f !== '..', 'a file name without folders'),
+    file: plainFileName.refine((f) => f !== MANIFEST_FILE, `not ${MANIFEST_FILE}`),
     /** `tree`: a tar archive restored as a folder; `file`: a single file restored by `filename`. */
     type: z.enum(['tree', 'file']),
-    filename: z.string().optional(),
+    filename: plainFileName.optional(),
     /** Size and sha256 of the stored bytes (compressed and encrypted). */
     bytes: z.number().int().nonnegative(),
     sha256: z.string().regex(/^[0-9a-f]{64}$/),
@@ -51,7 +86,7 @@ export const manifestSchema = z
   .object({
     formatVersion: z.literal(MANIFEST_FORMAT_VERSION),
     id: z.string().refine(isSnapshotId, 'a snapshot id like 20261126T020000Z-daily-3f9a'),
-    profile: z.string(),
+    profile: z.string().regex(PLAIN_NAME, PLAIN_NAME_RULE),
     host: z.string(),
     startedAt: z.string(),
     finishedAt: z.string(),
@@ -76,12 +111,19 @@ export function parseManifest(text: string, where: string): Manifest {
   const result = manifestSchema.safeParse(data);
   if (!result.success) {
     const issue = result.error.issues[0]!;
-    throw new BackupError(
-      'E_INTEGRITY',
-      `${where}: manifest is not valid: ${issue.path.join('.') || '(root)'}: ${issue.message}`,
-    );
+    const value = valueAt(data, issue.path);
+    const shown = typeof value === 'string' ? ` (${JSON.stringify(value.length > 100 ? `${value.slice(0, 100)}...` : value)})` : '';
+    throw new BackupError('E_INTEGRITY', `${where}: manifest is not valid: ${issue.path.join('.') || '(root)'}: ${issue.message}${shown}`, {
+      details: { field: issue.path.join('.') },
+    });
   }
   return result.data;
+}
+
+function valueAt(data: unknown, at: readonly PropertyKey[]): unknown {
+  let value = data;
+  for (const key of at) value = value && typeof value === 'object' ? (value as Record<PropertyKey, unknown>)[key] : undefined;
+  return value;
 }
 
 /**

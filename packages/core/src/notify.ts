@@ -1,7 +1,7 @@
-import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { BackupError, isBackupError } from './errors.js';
-import { ensureDir, writeFileAtomic } from './fs.js';
+import { ownFolder } from './backup-root.js';
+import { readOwnFile, writeFileAtomic } from './fs.js';
 import { formatBytes } from './progress.js';
 import { isTransient } from './replicate.js';
 import type { ReportError, RunReport } from './report.js';
@@ -300,7 +300,7 @@ export class NotificationStateStore {
   async read(): Promise<NotificationState> {
     let text: string;
     try {
-      text = await fsp.readFile(this.file, 'utf8');
+      text = await readOwnFile(this.file);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return emptyState();
       throw err;
@@ -318,7 +318,8 @@ export class NotificationStateStore {
   async update(change: (state: NotificationState) => void): Promise<void> {
     const state = await this.read();
     change(state);
-    await ensureDir(path.dirname(this.file));
+    await ownFolder(path.dirname(path.dirname(this.file)), path.basename(path.dirname(this.file)));
+    // A rename over the name: a link planted there is replaced, never written through.
     await writeFileAtomic(this.file, JSON.stringify(state, null, 2) + '\n');
   }
 }

@@ -50,6 +50,22 @@ export interface PluginFactory<Options = unknown> {
   /** When present, the rc options are checked against it at load time, before anything runs. */
   optionsSchema?: z.ZodType;
   kind?: PluginKind;
+  /** A source's local reads (see `SourceDefinition.reads`), from its checked options. */
+  reads?: (options: unknown, ctx: { configDir: string }) => SourceRead[];
+}
+
+/**
+ * Local paths a source archives, under the option key that names them. Core knows no plugin's
+ * options; with this it refuses a backupRoot inside what a source reads (every run would archive
+ * the snapshots before it) when the config loads.
+ */
+export interface SourceRead {
+  /** The option key, relative to the source's options: `paths`, `dataDir`. */
+  key: string;
+  /** Absolute paths (resolved from `configDir` as the source does). */
+  paths: string[];
+  /** Whether the source leaves this path out (an `exclude` glob): such a backupRoot is fine. */
+  skips?: (absPath: string) => boolean;
 }
 
 function withSchema<F extends (options: never) => Plugin>(factory: F, schema: z.ZodType, kind: PluginKind) {
@@ -75,6 +91,8 @@ export interface SourceDefinition<S extends z.ZodType> {
   restoreInto?(ctx: RestoreIntoContext & { plugin: PluginContext }, options: z.output<S>): Promise<void | boolean>;
   /** Restore an artifact into a sandbox and check it. */
   restoreTest?(ctx: RestoreTestContext & { plugin: PluginContext }, options: z.output<S>): Promise<void> | void;
+  /** The local folders this source archives (see `SourceRead`), for the config check of backupRoot. */
+  reads?(options: z.output<S>, ctx: { configDir: string }): SourceRead[];
 }
 
 /** Defines a source plugin: the factory checks options and taps collect, verify, restore and restoreTest. */
@@ -114,7 +132,12 @@ export function defineSource<S extends z.ZodType>(def: SourceDefinition<S>): Plu
       },
     };
   };
-  return withSchema(factory, def.options, 'source');
+  const made = withSchema(factory, def.options, 'source');
+  if (def.reads) {
+    const reads = def.reads;
+    return Object.assign(made, { reads: (options: unknown, ctx: { configDir: string }) => reads(options as z.output<S>, ctx) });
+  }
+  return made;
 }
 
 export interface DestinationDefinition<S extends z.ZodType> {

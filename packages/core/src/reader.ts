@@ -1,20 +1,21 @@
 import { createHash, type Hash } from 'node:crypto';
-import { createWriteStream, existsSync, promises as fsp } from 'node:fs';
+import { existsSync, promises as fsp } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Transform, Writable, pipeline, type Duplex, type Readable, type TransformCallback } from 'node:stream';
 import { pipeline as pipelineAsync } from 'node:stream/promises';
 import { BackupError } from './errors.js';
-import { DIR_MODE, FILE_MODE } from './fs.js';
+import { DIR_MODE, openPrivate } from './fs.js';
 import type { ArtifactAccess, DecoderAlternatives, Hooks } from './hooks.js';
 import type { Logger } from './log.js';
-import type { ArtifactRecord, Manifest } from './manifest.js';
+import { joinPlainName, type ArtifactRecord, type Manifest } from './manifest.js';
 import { createDecompressor } from './pipeline/compression.js';
 import { chainDecoders } from './pipeline/chunk-stages.js';
 import { createChunkDecoder, type ChunkDecoder } from './pipeline/decoder.js';
 import { HashWorker } from './pipeline/hash-worker.js';
 import { ProgramRun, type ProgramSpec } from './pipeline/program.js';
 import type { Repository } from './repository.js';
+import { StagingArea } from './staging.js';
 
 /**
  * Checks stored bytes against the manifest as they are read: fails as soon as there are too many,
@@ -132,20 +133,25 @@ export class DecodedSizeCheck extends Transform {
   }
 }
 
-/** A private scratch area, removed by `dispose`. Inside backupRoot when it exists, else the system's. */
+/**
+ * A private scratch area, removed by `dispose`: marked folders in backupRoot's staging/ when
+ * backupRoot exists (see StagingArea), else in the system's temporary folder.
+ */
 export class Scratch {
-  readonly #base: string;
+  readonly #staging: StagingArea | undefined;
   #dirs: string[] = [];
 
   constructor(backupRoot: string) {
-    const staging = path.join(backupRoot, 'staging');
-    this.#base = existsSync(backupRoot) ? staging : os.tmpdir();
+    this.#staging = existsSync(backupRoot) ? new StagingArea(backupRoot) : undefined;
   }
 
   async dir(label: string): Promise<string> {
-    await fsp.mkdir(this.#base, { recursive: true, mode: DIR_MODE });
-    const dir = await fsp.mkdtemp(path.join(this.#base, `scratch-${label.replace(/[^A-Za-z0-9_.-]/g, '_').slice(0, 40)}-`));
-    await fsp.chmod(dir, DIR_MODE);
+    let dir: string;
+    if (this.#staging) dir = await this.#staging.scratch(label);
+    else {
+      dir = await fsp.mkdtemp(path.join(os.tmpdir(), `sutazai-scratch-${label.replace(/[^A-Za-z0-9_.-]/g, '_').slice(0, 40)}-`));
+      await fsp.chmod(dir, DIR_MODE);
+    }
     this.#dirs.push(dir);
     return dir;
   }
@@ -153,7 +159,7 @@ export class Scratch {
   async dispose(): Promise<void> {
     const dirs = this.#dirs;
     this.#dirs = [];
-    await Promise.all(dirs.map((d) => fsp.rm(d, { recursive: true, force: true })));
+    await Promise.all(dirs.map((d) => (this.#staging ? this.#staging.discard(d) : fsp.rm(d, { recursive: true, force: true }))));
   }
 }
 
@@ -400,9 +406,11 @@ export class ArtifactReader implements ArtifactAccess {
   }
 
   async materialize(): Promise<string> {
-    const dir = await this.tempDir();
-    const file = path.join(dir, this.artifact.filename ?? this.artifact.file);
-    await pipelineAsync(await this.openDecoded(), createWriteStream(file, { mode: FILE_MODE, flags: 'wx' }));
+    // The manifest's grammar was checked when it was read; checked again where it becomes a path.
+    const name = this.artifact.filename ?? this.artifact.file;
+    const file = joinPlainName(await this.tempDir(), name, this.label);
+    const handle = await openPrivate(file, 'wx');
+    await pipelineAsync(await this.openDecoded(), handle.createWriteStream());
     return file;
   }
 

@@ -3,7 +3,7 @@ import type { Readable } from 'node:stream';
 import { Readable as ReadableStream } from 'node:stream';
 import { BackupError, isBackupError } from './errors.js';
 import { LocalDestination, type Destination, type ObjectInfo } from './destination.js';
-import { MANIFEST_FILE, parseManifest, serializeManifest, type Manifest } from './manifest.js';
+import { isPlainFileName, MANIFEST_FILE, parseManifest, serializeManifest, type Manifest } from './manifest.js';
 import { compareSnapshotIds, isSnapshotId } from './snapshot-id.js';
 import { TOOL_NAME } from './version.js';
 
@@ -71,7 +71,8 @@ export class Repository {
       const slash = rest.indexOf('/');
       if (slash <= 0) continue;
       const id = rest.slice(0, slash);
-      if (!isSnapshotId(id)) continue;
+      // Names from a listing become paths (a local copy, a deletion): only the repository's own grammar.
+      if (!isSnapshotId(id) || !isPlainFileName(rest.slice(slash + 1))) continue;
       const group = objects.get(id) ?? [];
       group.push(info);
       objects.set(id, group);
@@ -157,9 +158,9 @@ export class Repository {
     if (!(this.destination instanceof LocalDestination)) return undefined;
     const key = snapshotKey(id, file);
     try {
-      return await fsp.open(this.destination.path(key), 'r');
+      return await this.destination.open(key);
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new BackupError('E_NOT_FOUND', `${this.destination.description}: ${key} does not exist`);
+      if (isBackupError(err) && err.code === 'E_NOT_FOUND') throw err;
       throw wrapDestinationError(err, this, `reading ${key}`);
     }
   }

@@ -1,12 +1,13 @@
-import { createWriteStream, promises as fsp } from 'node:fs';
+import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { BackupError } from './errors.js';
-import { DIR_MODE, ensureDir, FILE_MODE, isEmptyDir, pathExists } from './fs.js';
-import { isSourceName } from './manifest.js';
+import { ensureDir, isEmptyDir, openPrivate, pathExists } from './fs.js';
+import { isSourceName, joinPlainName } from './manifest.js';
 import { symlinksStayInside, type TreeStats } from './pipeline/tar-extract.js';
 import { TreeWriter } from './pipeline/tree-writer.js';
 import type { ArtifactReader } from './reader.js';
+import { makeRestoreWork, removeStaleRestoreWork } from './restore-work.js';
 
 export interface RestoredArtifact {
   source: string;
@@ -32,25 +33,22 @@ export async function restoreToDir(readers: ArtifactReader[], dir: string, optio
   const sources = [...new Set(readers.map((r) => r.artifact.source))];
   for (const source of sources) {
     if (!isSourceName(source)) throw new BackupError('E_RESTORE', `refused source name ${JSON.stringify(source)}: not a plain name`);
-    const sourceDir = path.join(target, source);
-    if (!options.force && !(await isEmptyDir(sourceDir))) {
-      throw new BackupError('E_RESTORE', `${sourceDir} is not empty: restore into an empty folder, or pass --force to overwrite`);
-    }
+    await checkSourceTarget(path.join(target, source), options);
   }
   await checkFreeSpace(target, readers.reduce((sum, r) => sum + r.artifact.rawBytes, 0));
   // Folders this restore made: removed again if it fails, so a failed restore leaves no trace.
   const created = await ensureDir(target);
+  await removeStaleRestoreWork(target, readers[0]?.logger);
   let work: string | undefined;
   try {
-    work = await fsp.mkdtemp(path.join(target, '.sutazai-restore-'));
-    await fsp.chmod(work, DIR_MODE);
+    work = await makeRestoreWork(target);
     const staged: RestoredArtifact[] = [];
     for (const reader of readers) staged.push(await stageArtifact(reader, work, options));
     const moved: RestoredArtifact[] = [];
     for (const source of sources) {
       const from = path.join(work, source);
       const to = path.join(target, source);
-      await moveInto(from, to);
+      await moveInto(from, to, options);
       for (const s of staged.filter((a) => a.source === source)) moved.push({ ...s, path: path.join(to, path.relative(from, s.path)) });
     }
     created.length = 0;
@@ -58,6 +56,31 @@ export async function restoreToDir(readers: ArtifactReader[], dir: string, optio
   } finally {
     if (work) await fsp.rm(work, { recursive: true, force: true });
     for (const d of created.reverse()) await fsp.rmdir(d).catch(() => {});
+  }
+}
+
+/**
+ * What may be at `DIR/<source>`: nothing, an empty folder, or (with --force) a folder whose
+ * entries the restore replaces. Never a symbolic link: restoring through one would write, and
+ * with --force delete, wherever it points.
+ */
+async function checkSourceTarget(sourceDir: string, options: RestoreToDirOptions): Promise<void> {
+  let st;
+  try {
+    st = await fsp.lstat(sourceDir);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw err;
+  }
+  if (st.isSymbolicLink()) {
+    const to = await fsp.readlink(sourceDir).catch(() => '?');
+    throw new BackupError('E_RESTORE', `${sourceDir} is a symbolic link (to ${to}): a restore never writes through a link; remove the link, or restore into another folder; nothing was restored`);
+  }
+  if (!st.isDirectory()) {
+    throw new BackupError('E_RESTORE', `${sourceDir} exists and is not a folder: remove it, or restore into another folder; nothing was restored`);
+  }
+  if (!options.force && !(await isEmptyDir(sourceDir))) {
+    throw new BackupError('E_RESTORE', `${sourceDir} is not empty: restore into an empty folder, or pass --force to overwrite`);
   }
 }
 
@@ -98,25 +121,24 @@ async function stageArtifact(reader: ArtifactReader, work: string, options: Rest
     }
     return { source: artifact.source, file: artifact.file, path: sourceDir, stats };
   }
+  const file = joinPlainName(sourceDir, artifact.filename ?? artifact.file, reader.label);
   const decoded = await reader.openDecoded();
-  const name = artifact.filename ?? artifact.file;
-  if (name.includes('/') || name === '..' || name === '.') {
-    throw new BackupError('E_RESTORE', `${reader.label}: refused file name ${JSON.stringify(name)}`);
-  }
-  const file = path.join(sourceDir, name);
   try {
-    await pipeline(decoded, createWriteStream(file, { flags: 'wx', mode: FILE_MODE }));
+    await pipeline(decoded, (await openPrivate(file, 'wx')).createWriteStream());
   } catch (err) {
     throw await reader.explain(err);
   }
-  await fsp.chmod(file, FILE_MODE);
   return { source: artifact.source, file: artifact.file, path: file };
 }
 
-/** Moves a staged folder into place: a rename when the target is missing or empty, else entry by entry. */
-async function moveInto(from: string, to: string): Promise<void> {
+/**
+ * Moves a staged folder into place: a rename when the target is missing or empty, else (--force)
+ * entry by entry, each replacing the entry of that name (a link there is removed, not followed).
+ * The target is checked again first: it may have changed while the artifacts were decoded.
+ */
+async function moveInto(from: string, to: string, options: RestoreToDirOptions): Promise<void> {
+  await checkSourceTarget(to, options);
   if (!(await pathExists(to))) {
-    await ensureDir(path.dirname(to));
     await fsp.rename(from, to);
     return;
   }
@@ -125,7 +147,6 @@ async function moveInto(from: string, to: string): Promise<void> {
     await fsp.rename(from, to);
     return;
   }
-  // --force: replace each top-level entry.
   for (const name of await fsp.readdir(from)) {
     const dest = path.join(to, name);
     await fsp.rm(dest, { recursive: true, force: true });

@@ -5,7 +5,9 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { literalSecrets, loadConfig } from '../src/config.js';
-import { canonicalJson, manifestAuthenticatedBytes, parseManifest, type Manifest } from '../src/manifest.js';
+import type { Destination } from '../src/destination.js';
+import { canonicalJson, isPlainFileName, joinInside, joinPlainName, manifestAuthenticatedBytes, parseManifest, type Manifest } from '../src/manifest.js';
+import { Repository } from '../src/repository.js';
 import { DecodedSizeCheck } from '../src/reader.js';
 import { isSecretKey, SecretRegistry } from '../src/secrets.js';
 
@@ -39,6 +41,68 @@ describe('canonical manifest bytes', () => {
     expect(() => parseManifest(JSON.stringify(bad), 'here')).toThrow(/artifacts\.0\.source: a plain source name/);
     const dots = { ...bad, artifacts: [{ ...bad.artifacts[0]!, source: 'ok', file: '..' }] };
     expect(() => parseManifest(JSON.stringify(dots), 'here')).toThrow(/artifacts\.0\.file/);
+  });
+});
+
+describe('the name grammar of what a repository hands back', () => {
+  const artifact = { source: 'db', plugin: 'command', file: 'db.out', type: 'file', filename: 'db.out', bytes: 0, sha256: '0'.repeat(64), rawBytes: 0, compression: 'none', encryption: null, meta: {} };
+  const withArtifact = (change: Record<string, unknown>) => JSON.stringify({ ...manifest(), artifacts: [{ ...artifact, ...change }] });
+  const where = 'backupRoot: snapshots/20261126T020000Z-daily-3f9a/manifest.json';
+
+  it('refuses a filename or file that is not one plain path component, naming the snapshot, field and value', () => {
+    for (const filename of ['../../../../tmp/x/planted', '/etc/cron.d/x', 'a/b', 'a\\b', '..', '.', '', 'x\ny', 'nul\u0000', 'é'.repeat(200)]) {
+      let error: unknown;
+      try {
+        parseManifest(withArtifact({ filename }), where);
+      } catch (err) {
+        error = err;
+      }
+      expect(error, JSON.stringify(filename)).toMatchObject({
+        code: 'E_INTEGRITY',
+        message: expect.stringContaining(`${where}: manifest is not valid: artifacts.0.filename: a plain file name`),
+      });
+    }
+    expect(() => parseManifest(withArtifact({ filename: '../../../../tmp/x/planted' }), where)).toThrow('("../../../../tmp/x/planted")');
+    expect(() => parseManifest(withArtifact({ file: '../db.out' }), where)).toThrow(/artifacts\.0\.file: a plain file name/);
+    expect(() => parseManifest(withArtifact({ file: 'manifest.json' }), where)).toThrow(/artifacts\.0\.file: not manifest\.json/);
+  });
+
+  it('accepts the names the tool and its plugins write', () => {
+    for (const [file, filename] of [['app-db.sutazai.pgdump.zst.gpg', 'sutazai.pgdump'], ['agents.sqlite.gz', 'agents db (copy).db'], ['redis.rdb.zst', 'dump.rdb'], ['grafana.db.sqlite.zst', 'grafana.db']]) {
+      expect(parseManifest(withArtifact({ file, filename }), where).artifacts[0]).toMatchObject({ file, filename });
+    }
+  });
+
+  it('refuses a profile that is not a plain name', () => {
+    expect(() => parseManifest(JSON.stringify({ ...manifest(), profile: '../daily' }), where)).toThrow(/manifest is not valid: profile: a plain name/);
+  });
+
+  it('joinPlainName refuses what the grammar refuses, wherever a name becomes a path', () => {
+    expect(joinPlainName('/scratch', 'db.out', 'x')).toBe('/scratch/db.out');
+    expect(() => joinPlainName('/scratch', '../../etc/passwd', 'backupRoot: s/db.out')).toThrow(/backupRoot: s\/db\.out: refused file name "\.\.\/\.\.\/etc\/passwd"/);
+    expect(isPlainFileName('..')).toBe(false);
+    // A path in a manifest's meta (Ollama's models folder) stays inside the restored tree.
+    expect(joinInside('/restored/models', '/root/.ollama/models', 'x')).toBe('/restored/models/root/.ollama/models');
+    expect(() => joinInside('/restored/models', '/../../etc', 'id/models.tar.zst')).toThrow(/id\/models\.tar\.zst: refused path "\/\.\.\/\.\.\/etc": it leads outside \/restored\/models/);
+    expect(() => joinInside('/restored', 'manifests/../../x', 'x')).toThrow(/leads outside/);
+  });
+
+  it("a destination's listing drops keys outside the grammar, so they never become paths", async () => {
+    // An in-memory object store (the Destination interface; no server holds such keys here):
+    // S3 keys may hold "..", and a listing is what prune deletes and replication copies.
+    const id = '20261126T020000Z-daily-3f9a';
+    const keys = [`snapshots/${id}/manifest.json`, `snapshots/${id}/db.out`, `snapshots/${id}/../../../etc/passwd`, `snapshots/${id}/a/b`, `snapshots/../x/y`, `snapshots/${id}/`];
+    const store: Destination = {
+      description: 'memory',
+      put: async () => {},
+      get: async () => Readable.from([]),
+      list: async (prefix) => keys.filter((k) => k.startsWith(prefix)).map((key) => ({ key, size: 1 })),
+      delete: async () => {},
+      stat: async () => undefined,
+    };
+    const listing = await new Repository(store, 'destinations.offsite').listing();
+    expect(listing.ids).toEqual([id]);
+    expect(listing.objects.get(id)!.map((o) => o.key)).toEqual([`snapshots/${id}/manifest.json`, `snapshots/${id}/db.out`]);
   });
 });
 

@@ -180,7 +180,9 @@ describe('NotificationStateStore', () => {
   it('starts over from a damaged file rather than stop alerting', async () => {
     const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'sutazai-state-'));
     try {
-      const store = new NotificationStateStore(dir);
+      // The state folder of a backupRoot: the tool refuses to write into /tmp's own.
+      const store = new NotificationStateStore(path.join(dir, 'state'));
+      await fsp.mkdir(path.dirname(store.file), { mode: 0o700 });
       await fsp.writeFile(store.file, '{"runs": {"daily": ');
       expect(await store.read()).toEqual({ runs: {}, conditions: {}, channels: {} });
       await store.update((s) => {

@@ -21,7 +21,7 @@ import { TreeWriter } from '../src/pipeline/tree-writer.js';
 interface Entry {
   path: string;
   type: 'File' | 'Directory' | 'SymbolicLink' | 'Link' | 'FIFO' | 'CharacterDevice';
-  body?: string;
+  body?: string | Buffer;
   linkpath?: string;
   mode?: number;
 }
@@ -216,11 +216,18 @@ describe('extractTree', () => {
 });
 
 describe('TreeWriter (what restore uses)', () => {
-  async function write(entries: Entry[], options: { preserveOwner?: boolean; maxBytes?: number } = {}) {
+  async function write(entries: Entry[], options: { preserveOwner?: boolean; maxBytes?: number; pieces?: number[] } = {}) {
     const root = path.join(dir, 'tree');
     await fsp.mkdir(root);
-    const writer = new TreeWriter(root, { label: 'w', ...options });
-    for await (const chunk of tar(entries)) writer.update(chunk as Buffer);
+    const { pieces: _, ...writerOptions } = options;
+    const writer = new TreeWriter(root, { label: 'w', ...writerOptions });
+    const whole = Buffer.concat(await tar(entries).toArray());
+    // Pieces of uneven sizes, as a decompressor hands them on.
+    for (let at = 0, i = 0; at < whole.length; i++) {
+      const n = options.pieces ? options.pieces[i % options.pieces.length]! : whole.length;
+      writer.update(whole.subarray(at, at + n));
+      at += n;
+    }
     writer.finish();
     await symlinksStayInside(root, writer.symlinks, 'w');
     return { root, writer };
@@ -251,5 +258,22 @@ describe('TreeWriter (what restore uses)', () => {
     await expect(write([{ path: Array.from({ length: 300 }, () => 'd').join('/'), type: 'Directory' }])).rejects.toThrow(/nested \d+ folders deep \(the limit is 256\)/);
     await fsp.rm(path.join(dir, 'tree'), { recursive: true });
     await expect(write([{ path: 'big', type: 'File', body: 'x'.repeat(2000) }], { maxBytes: 1000 })).rejects.toThrow(/more than the 1000 bytes/);
+  });
+
+  it('leaves runs of zeros as holes: a sparse file restores sparse, with the same bytes', async () => {
+    const data = (n: number, seed: number) => Buffer.from(Array.from({ length: n }, (_, i) => ((i * 7 + seed) % 251) + 1));
+    const body = Buffer.concat([Buffer.alloc(65_536 + 300), data(100, 1), Buffer.alloc(4 * 1024 * 1024), data(5000, 2), Buffer.alloc(200_000)]);
+    const small = Buffer.concat([data(10, 3), Buffer.alloc(3000)]);
+    for (const pieces of [undefined, [7, 4096, 513, 65_536, 1, 8191]]) {
+      await fsp.rm(path.join(dir, 'tree'), { recursive: true, force: true });
+      const { root } = await write([{ path: 'disk.img', type: 'File', body }, { path: 'small', type: 'File', body: small }, { path: 'zeros', type: 'File', body: Buffer.alloc(10_000) }], pieces ? { pieces } : {});
+      expect((await fsp.readFile(path.join(root, 'disk.img'))).equals(body)).toBe(true);
+      expect((await fsp.readFile(path.join(root, 'small'))).equals(small)).toBe(true);
+      expect((await fsp.readFile(path.join(root, 'zeros'))).equals(Buffer.alloc(10_000))).toBe(true);
+      // 4.2 MiB long; its 5100 bytes of data fit in a few blocks.
+      const st = await fsp.stat(path.join(root, 'disk.img'));
+      expect(st.size).toBe(body.length);
+      expect(st.blocks * 512).toBeLessThan(64 * 1024);
+    }
   });
 });

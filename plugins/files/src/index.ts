@@ -48,6 +48,11 @@ export function makeMatcher(globs: readonly string[], roots: readonly string[]):
 export default defineSource({
   name: 'files',
   options: filesOptions,
+  reads(options, { configDir }) {
+    const roots = options.paths.map((p) => path.resolve(configDir, expandHome(p)));
+    const excluded = makeMatcher(options.exclude, roots);
+    return [{ key: 'paths', paths: roots, skips: excluded ?? (() => false) }];
+  },
   async collect(ctx, options) {
     const roots = options.paths.map((p) => path.resolve(ctx.configDir, expandHome(p)));
     for (const root of roots) {

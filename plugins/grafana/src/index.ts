@@ -1,7 +1,7 @@
 import { createReadStream, promises as fsp } from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
-import { BackupError, defineSource, expandHome, z, type ArtifactSpec } from '@sutazai/backup-core';
+import { BackupError, defineSource, expandHome, joinInside, z, type ArtifactSpec } from '@sutazai/backup-core';
 import { integrityCheck, onlineCopy, tableCounts, type TableCounts } from '@sutazai/backup-plugin-sqlite';
 
 export const grafanaOptions = z
@@ -64,6 +64,10 @@ export function brokenDashboards(db: Database.Database): string[] {
 export default defineSource({
   name: 'grafana',
   options: grafanaOptions,
+  reads(options, { configDir }) {
+    // The configuration folder is archived whole; the database is one file.
+    return options.configDir === false ? [] : [{ key: 'configDir', paths: [path.resolve(configDir, expandHome(options.configDir))] }];
+  },
   async collect(ctx, options) {
     const dataDir = path.resolve(ctx.configDir, expandHome(options.dataDir));
     const configDir = options.configDir === false ? undefined : path.resolve(ctx.configDir, expandHome(options.configDir));
@@ -118,7 +122,7 @@ export default defineSource({
   async restoreTest(ctx) {
     const meta = ctx.artifact.meta as { kind?: string; tables?: TableCounts; configDir?: string };
     if (meta.kind === 'config' && meta.configDir) {
-      const ini = path.join(ctx.restoredPath, meta.configDir, 'grafana.ini');
+      const ini = joinInside(ctx.restoredPath, path.join(meta.configDir, 'grafana.ini'), `${ctx.manifest.id}/${ctx.artifact.file}`);
       const found = await fsp.stat(ini).then((s) => s.isFile(), () => false);
       ctx.addCheck('grafana.ini', found, found ? undefined : `${meta.configDir}/grafana.ini is not in the restored configuration`);
       return;

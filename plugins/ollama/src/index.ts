@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { createReadStream, promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { BackupError, defineSource, expandHome, z } from '@sutazai/backup-core';
+import { BackupError, defineSource, expandHome, joinInside, z } from '@sutazai/backup-core';
 
 export const ollamaOptions = z
   .object({
@@ -98,11 +98,20 @@ async function digestOf(file: string): Promise<string> {
  * Incompressible weights are stored without compressing them. The restore test checks every
  * restored blob against the sha256 in its name and the size in its manifest.
  */
+function modelsFolder(options: { modelsDir: string }, configDir: string): string {
+  return path.resolve(configDir, expandHome(options.modelsDir));
+}
+
 export default defineSource({
   name: 'ollama',
   options: ollamaOptions,
+  reads(options, { configDir }) {
+    // The model manifests and blobs it archives, file by file.
+    const modelsDir = modelsFolder(options, configDir);
+    return [{ key: 'modelsDir', paths: [path.join(modelsDir, 'manifests'), path.join(modelsDir, 'blobs')] }];
+  },
   async collect(ctx, options) {
-    const modelsDir = path.resolve(ctx.configDir, expandHome(options.modelsDir));
+    const modelsDir = modelsFolder(options, ctx.configDir);
     const fail = (message: string): never => {
       throw new BackupError('E_SOURCE', `${ctx.key}: ${message}`, { plugin: ctx.key, details: { modelsDir } });
     };
@@ -161,12 +170,15 @@ export default defineSource({
   async restoreTest(ctx) {
     const meta = ctx.artifact.meta as { modelsDir?: string; models?: ModelRecord[] };
     if (!meta.modelsDir || !meta.models) return;
-    // The tree is restored with its absolute paths under the source's folder.
-    const root = path.join(ctx.restoredPath, meta.modelsDir);
+    // The tree is restored with its absolute paths under the source's folder; the manifest's
+    // paths never lead out of it.
+    const label = `${ctx.manifest.id}/${ctx.artifact.file}`;
+    const root = joinInside(ctx.restoredPath, meta.modelsDir, label);
     const checked = new Map<string, string | undefined>();
     for (const model of meta.models) {
       const problems: string[] = [];
       try {
+        joinInside(root, model.manifest, label);
         const restored = await readManifest(root, model.manifest);
         if (JSON.stringify(restored.blobs) !== JSON.stringify(model.blobs)) problems.push('its manifest lists other blobs than at backup time');
       } catch (err) {

@@ -137,6 +137,10 @@ async function checkBlocks(dir: string, expected: BlockRecord[], add: (name: str
 export default defineSource({
   name: 'prometheus',
   options: prometheusOptions,
+  reads(options, { configDir }) {
+    // What it archives: the snapshots Prometheus writes there.
+    return [{ key: 'dataDir', paths: [path.join(path.resolve(configDir, expandHome(options.dataDir)), 'snapshots')] }];
+  },
   async collect(ctx, options) {
     if (options.bearerToken) ctx.secrets.add(options.bearerToken);
     if (options.password) ctx.secrets.add(options.password);

@@ -1,4 +1,4 @@
-import { closeSync, constants, fchmodSync, fchownSync, futimesSync, lchownSync, lutimesSync, mkdirSync, openSync, symlinkSync, chmodSync, chownSync, utimesSync, writeSync } from 'node:fs';
+import { closeSync, constants, fchmodSync, fchownSync, ftruncateSync, futimesSync, lchownSync, lutimesSync, mkdirSync, openSync, symlinkSync, chmodSync, chownSync, utimesSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import { BackupError } from '../errors.js';
 import { ExtractionGuard, restoredMode, rewriteAbsoluteSymlink, type TreeStats } from './tar-extract.js';
@@ -15,6 +15,16 @@ export interface TreeWriterOptions {
 }
 
 const CREATE_FILE = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;
+
+/** Runs of zeros this long, at this alignment, are left as holes. */
+const HOLE_BLOCK = 4096;
+const ZEROS = Buffer.alloc(HOLE_BLOCK);
+
+function isZeros(data: Buffer, from: number, to: number): boolean {
+  // Most data blocks differ in their first or last byte: a cheap look before the full compare.
+  if (data[from] !== 0 || data[to - 1] !== 0) return false;
+  return data.compare(ZEROS, 0, to - from, from, to) === 0;
+}
 
 interface FolderToFinish {
   abs: string;
@@ -48,6 +58,11 @@ export class TreeWriter {
   readonly #now = new Date();
   #fd: number | undefined;
   #position = 0;
+  /** Where the data written so far ends (less than #position after a final hole). */
+  #written = 0;
+  /** The start of a block at #position, until the block is complete. */
+  readonly #pending = Buffer.alloc(HOLE_BLOCK);
+  #pendingLength = 0;
 
   constructor(root: string, options: TreeWriterOptions) {
     this.#root = root;
@@ -130,6 +145,8 @@ export class TreeWriter {
       default:
         this.#fd = openSync(abs, CREATE_FILE, 0o600);
         this.#position = 0;
+        this.#written = 0;
+        this.#pendingLength = 0;
         this.#created.set(key, 'file');
     }
   }
@@ -148,15 +165,43 @@ export class TreeWriter {
     }
   }
 
+  /**
+   * Writes file data at its position, skipping whole blocks of zeros: the file is new, so what is
+   * never written reads as zeros, and a sparse file (a VM image, a database's preallocated space)
+   * takes on disk what it took before, not its full size. Data comes in pieces of any size: a
+   * block not yet complete waits in #pending. `#entryEnd` writes the last one and sets the size.
+   */
   #data(data: Buffer): void {
     const fd = this.#fd;
     if (fd === undefined) return;
     let offset = 0;
-    while (offset < data.length) {
-      const n = writeSync(fd, data, offset, data.length - offset, this.#position);
-      offset += n;
-      this.#position += n;
+    if (this.#pendingLength > 0 || data.length < HOLE_BLOCK) {
+      offset = data.copy(this.#pending, this.#pendingLength, 0, HOLE_BLOCK - this.#pendingLength);
+      this.#pendingLength += offset;
+      if (this.#pendingLength < HOLE_BLOCK) return;
+      this.#pendingLength = 0;
+      this.#data(this.#pending);
     }
+    // Here #position is at a block boundary.
+    while (data.length - offset >= HOLE_BLOCK) {
+      if (isZeros(data, offset, offset + HOLE_BLOCK)) {
+        offset += HOLE_BLOCK;
+        this.#position += HOLE_BLOCK;
+        continue;
+      }
+      // Up to the next block of zeros in one call.
+      let end = offset + HOLE_BLOCK;
+      while (end + HOLE_BLOCK <= data.length && !isZeros(data, end, end + HOLE_BLOCK)) end += HOLE_BLOCK;
+      this.#write(fd, data, offset, end);
+      offset = end;
+    }
+    this.#pendingLength = data.copy(this.#pending, 0, offset);
+  }
+
+  #write(fd: number, data: Buffer, from: number, to: number): void {
+    for (let at = from; at < to; ) at += writeSync(fd, data, at, to - at, this.#position + (at - from));
+    this.#position += to - from;
+    this.#written = this.#position;
   }
 
   #entryEnd(entry: TarEntryHeader): void {
@@ -164,6 +209,13 @@ export class TreeWriter {
     if (fd === undefined) return;
     this.#fd = undefined;
     try {
+      if (this.#pendingLength) {
+        if (isZeros(this.#pending, 0, this.#pendingLength)) this.#position += this.#pendingLength;
+        else this.#write(fd, this.#pending, 0, this.#pendingLength);
+        this.#pendingLength = 0;
+      }
+      // Zeros skipped at the end of the file: the size makes them a hole.
+      if (this.#position > this.#written) ftruncateSync(fd, this.#position);
       if (this.#preserveOwner && entry.uid !== undefined && entry.gid !== undefined) fchownSync(fd, entry.uid, entry.gid);
       fchmodSync(fd, restoredMode(entry.mode ?? 0o644, this.#preserveOwner)!);
       if (entry.mtime) futimesSync(fd, this.#now, entry.mtime);
