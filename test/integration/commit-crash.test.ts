@@ -48,6 +48,8 @@ async function expectVerifies(dir: string, ids: string[], from?: string): Promis
 }
 
 const readdir = (p: string) => fsp.readdir(p).catch(() => [] as string[]);
+/** Entries of a staging folder without the tool's ownership markers (`.<name>.owner`). */
+const staged = async (p: string) => (await readdir(p)).filter((n) => !/^\..*\.owner$/.test(n));
 
 describe('SIGKILL at a commit point', () => {
   it('after the manifest is written in staging: nothing is committed, and the next run cleans staging', async () => {
@@ -61,9 +63,9 @@ describe('SIGKILL at a commit point', () => {
     const crashed = await runCli(['run'], { cwd: dir, env: { SUTAZAI_BACKUP_TEST_CRASH_AT: 'after-manifest' } });
     expect(crashed.signal).toBe('SIGKILL');
     // It died where it should: a whole staged snapshot with its manifest, never renamed.
-    const staged = await readdir(path.join(dir, 'repo', 'staging', 'snapshots'));
-    expect(staged).toHaveLength(1);
-    expect((await readdir(path.join(dir, 'repo', 'staging', 'snapshots', staged[0]!))).sort()).toEqual(['configs.tar.zst', 'manifest.json']);
+    const entries = await staged(path.join(dir, 'repo', 'staging', 'snapshots'));
+    expect(entries).toHaveLength(1);
+    expect((await readdir(path.join(dir, 'repo', 'staging', 'snapshots', entries[0]!))).sort()).toEqual(['configs.tar.zst', 'manifest.json']);
     expect(existsSync(path.join(dir, 'repo', 'state', 'lock'))).toBe(true);
 
     expect(await readdir(path.join(dir, 'repo', 'snapshots'))).toEqual(good);
@@ -99,7 +101,7 @@ describe('SIGKILL at a commit point', () => {
     expect(local.slice(0, 1)).toEqual(good);
     const crashedId = local[1]!;
     // It died where it should: renamed, its work folder not yet removed, nothing sent offsite.
-    expect(await readdir(path.join(dir, 'repo', 'staging', 'snapshots'))).toEqual([]);
+    expect(await staged(path.join(dir, 'repo', 'staging', 'snapshots'))).toEqual([]);
     expect(await readdir(path.join(dir, 'repo', 'staging'))).toContain(`work-${crashedId}`);
     expect(existsSync(path.join(dir, 'repo', 'state', 'lock'))).toBe(true);
 
@@ -119,6 +121,8 @@ describe('SIGKILL at a commit point', () => {
     expect(await listIds(dir, 'offsite')).toEqual(all);
     await expectVerifies(dir, all, 'offsite');
     expect(await readdir(path.join(dir, 'repo', 'staging'))).toEqual(expect.not.arrayContaining([expect.stringMatching(/^work-/)]));
+    // Nothing of the crashed run is left in staging, its ownership markers included.
+    expect(await readdir(path.join(dir, 'repo', 'staging', 'snapshots'))).toEqual([]);
     expect(existsSync(path.join(dir, 'repo', 'state', 'lock'))).toBe(false);
   });
 });

@@ -23,6 +23,7 @@ const MATRIX: Record<string, Code[]> = {
   restore: [0, 1, 2],
   verify: [0, 1, 2],
   prune: [0, 1, 2, 75],
+  forget: [0, 1, 2, 75],
   'restore-test': [0, 1, 2],
   status: [0, 1, 2],
   'config validate': [0, 2],
@@ -275,8 +276,8 @@ describe('while a live run holds the lock', () => {
       while (!existsSync(marker) && Date.now() < end) await new Promise((r) => setTimeout(r, 50));
       expect(existsSync(marker)).toBe(true);
 
-      for (const command of ['run', 'prune']) {
-        const error = jsonError(await cli(command, ['--json'], 75));
+      for (const [command, args] of [['run', []], ['prune', []], ['forget', [ids[0]!]]] as const) {
+        const error = jsonError(await cli(command, [...args, '--json'], 75));
         expect(error.code).toBe('E_LOCKED');
         expect(error.message).toMatch(/another run holds the lock \(run --profile nightly, pid \d+/);
       }
@@ -313,6 +314,20 @@ describe('prune', () => {
     }
     expect((await runCli(['list', '--json'], { cwd: work })).json().map((s: { id: string }) => s.id)).toEqual([ids.at(-1)]);
     expect((await runCli(['list', '--from', 'offsite', '--json'], { cwd: work })).json().map((s: { id: string }) => s.id)).toEqual([ids.at(-1)]);
+  });
+});
+
+describe('forget', () => {
+  it('0 for a full id, 1 for one that is not there, 2 for a prefix or latest', async () => {
+    const kept = ids.at(-1)!;
+    const forgotten = (await cli('forget', [kept, '--from', 'offsite', '--json'], 0)).json();
+    expectSchema('forget', forgotten);
+    expect(forgotten).toEqual({ repository: 'destinations.offsite', id: kept, suspect: null });
+    expect((await runCli(['list', '--from', 'offsite', '--json'], { cwd: work })).json()).toEqual([]);
+    expect((await runCli(['list', '--json'], { cwd: work })).json().map((s: { id: string }) => s.id)).toEqual([kept]);
+    expect(jsonError(await cli('forget', [kept, '--from', 'offsite', '--json'], 1)).code).toBe('E_NOT_FOUND');
+    expect(jsonError(await cli('forget', [kept.slice(0, 10), '--json'], 2)).code).toBe('E_USAGE');
+    expect(jsonError(await cli('forget', ['latest', '--json'], 2)).code).toBe('E_USAGE');
   });
 });
 

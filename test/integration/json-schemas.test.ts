@@ -20,6 +20,7 @@ const SCHEMAS: Record<string, string[]> = {
   restore: ['restore-to', 'restore-into'],
   verify: ['verify'],
   prune: ['prune'],
+  forget: ['forget'],
   'restore-test': ['restore-test'],
   status: ['status'],
 };

@@ -123,11 +123,7 @@ export class LocalDestination implements Destination {
   }
 
   async getRange(key: string, offset: number, length: number): Promise<Readable> {
-    const file = this.path(key);
-    const handle = await fsp.open(file, 'r').catch((err: NodeJS.ErrnoException) => {
-      if (err.code === 'ENOENT') throw new BackupError('E_NOT_FOUND', `${this.description}: ${key} does not exist`);
-      throw err;
-    });
+    const handle = await this.open(key);
     if (length <= 0) {
       await handle.close();
       return Readable.from([]);

@@ -135,7 +135,7 @@ describe('ResticRepository on a local folder', () => {
     await new Promise((r) => setTimeout(r, 200));
     expect(gate.waiting).toBe(2);
     expect(saved).toBe(1);
-    gate.open();
+    gate.release();
     await saving;
     await repo.flush();
     expect(await files('data')).toHaveLength(10);
@@ -192,7 +192,7 @@ class GatedDestination extends LocalDestination {
   rangeBytes = 0;
   #release: (() => void)[] = [];
 
-  open(): void {
+  release(): void {
     this.closed = false;
     for (const r of this.#release.splice(0)) r();
   }
