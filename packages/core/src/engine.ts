@@ -23,6 +23,7 @@ import { MANIFEST_FILE, MANIFEST_FORMAT_VERSION, manifestBytes, serializeManifes
 import { writeArtifact, type WriteArtifactOptions } from './pipeline/archive.js';
 import { compressionExtension } from './pipeline/compression.js';
 import { looksIncompressible } from './pipeline/encoder.js';
+import { openSourceOutput, type SourceOutput } from './pipeline/source-stream.js';
 import { tarPieces, type TarPiece } from './pipeline/tar-pack.js';
 import { checkStoredScan, FollowingVerifier, verifyingTarScanner, type StoredScanOutcome } from './pipeline/follow-verify.js';
 import type { TreeStats } from './pipeline/tar-extract.js';
@@ -658,6 +659,7 @@ export class Engine {
 
     let input: Readable | AsyncIterable<TarPiece>;
     let done: Promise<Record<string, unknown> | void> | undefined;
+    let output: SourceOutput | undefined;
     const stats: TreeStats = { files: 0, directories: 0, symlinks: 0, bytes: 0 };
     if (spec.type === 'tree') {
       input = tarPieces(spec.paths, {
@@ -672,11 +674,9 @@ export class Engine {
         stats,
       });
     } else {
-      const opened = await spec.open({ tempDir, signal: run.signal, logger });
-      input = opened.stream;
-      done = opened.done;
-      // A producer that fails (a dump exiting non-zero) must fail the stream, even mid-way.
-      done?.catch((err) => opened.stream.destroy(err instanceof Error ? err : new Error(String(err))));
+      output = await openSourceOutput(spec, { tempDir, signal: run.signal, logger }, { plugin, secrets: this.secrets });
+      input = output.stream;
+      done = output.done;
     }
     logger.debug(`archiving ${file}`);
     const task = `${p.source}:${spec.name}`;
@@ -710,6 +710,7 @@ export class Engine {
       follow.followed.set(file, outcome);
     }
     const extra = done ? await done : undefined;
+    output?.checkConsumed(written.rawBytes);
     if (spec.type === 'file' && written.rawBytes === 0 && !spec.allowEmpty) {
       throw new BackupError('E_SOURCE', `${plugin}: ${spec.name} produced no data`, { plugin, stage: 'archive' });
     }
