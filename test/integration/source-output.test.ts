@@ -1,12 +1,13 @@
 /**
  * A source whose output the engine cannot read whole fails the run, naming the source, and
  * nothing is committed: a plugin that hands over a child's stdout after the child exited (Node
- * dropped what nobody read), or after reading some of it itself.
+ * dropped what nobody read), or after reading some of it itself. And one failing source is one
+ * error in `run --json`, however many other artifacts its failure stopped.
  */
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { committedSnapshots, REPO_ROOT, runCli, sourceProject, tempDir } from '../helpers/cli.js';
+import { committedSnapshots, REPO_ROOT, runCli, sourceProject, tempDir, writeRc } from '../helpers/cli.js';
 
 /** A source in the stream form that waits for something before handing its program's stdout over. */
 const LATE_PLUGIN = `
@@ -67,6 +68,24 @@ describe('a source whose output was cut short before the engine got it', () => {
     expect(errors[0].message).toMatch(/^sources\.cache: the stream open\(\) returned for cache /);
     expect(errors[0].message).toMatch(reason);
     expect(errors[0].message).toContain('Return { command, args } and let the engine run the program');
+    expect(await committedSnapshots(dir)).toEqual([]);
+  });
+});
+
+describe('run --json lists a failing source once', () => {
+  it('even when its failure stopped other artifacts that were being written', async () => {
+    const dir = path.join(work, 'one-failure');
+    await fsp.mkdir(dir);
+    const streaming = `{ use: command, command: [head, -c, "4000000000", /dev/zero] }`;
+    await writeRc(
+      dir,
+      `backupRoot: ./backups\nconcurrency: 3\nsources:\n  failing: { use: command, command: 'sleep 0.5; echo partial; echo "dump: permission denied" >&2; exit 3' }\n  big-a: ${streaming}\n  big-b: ${streaming}\n`,
+    );
+    const run = await runCli(['run', '--json'], { cwd: dir });
+    expect(run.code, run.stderr).toBe(1);
+    expect(run.json().errors).toEqual([
+      { stage: 'archive', plugin: 'sources.failing', code: 'E_SOURCE', message: expect.stringMatching(/^sources\.failing: command .* failed: sh -c exited with code 3: dump: permission denied$/) },
+    ]);
     expect(await committedSnapshots(dir)).toEqual([]);
   });
 });

@@ -48,7 +48,7 @@ import {
 import { noProgress, type Progress } from './progress.js';
 import { ArtifactReader, decodeError, Scratch } from './reader.js';
 import { copySnapshot, DEFAULT_RETRY } from './replicate.js';
-import { newReport, reportError, type DestinationResult, type RunReport, type StageName } from './report.js';
+import { newReport, reportError, rootFailures, type DestinationResult, type RunReport, type StageName } from './report.js';
 import { Repository, mapLimit } from './repository.js';
 import { restoreToDir, type RestoredArtifact } from './restore.js';
 import { applyRetention, describePolicy, type RetentionDecision, type RetentionPolicy } from './retention.js';
@@ -385,11 +385,10 @@ export class Engine {
             return { error };
           }
         });
-        const failures = outcomes.filter((o) => o.error).map((o) => o.error!);
-        // The first failure aborts the others; report only the root causes.
-        const roots = failures.filter((e) => e.code !== 'E_ABORTED' && !/aborted/i.test(e.message));
-        for (const e of (roots.length ? roots : failures).slice(1)) report.errors.push(reportError('archive', e));
-        if (failures.length) throw (roots[0] ?? failures[0])!;
+        // The first failure aborts the others; report each root cause once.
+        const roots = rootFailures(outcomes.flatMap((o) => (o.error ? [o.error] : [])), abort.signal.reason);
+        for (const e of roots.slice(1)) this.recordFailure(report, 'archive', e);
+        if (roots.length) throw roots[0]!;
         records.push(...outcomes.map((o) => o.record!));
       });
 

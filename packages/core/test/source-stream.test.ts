@@ -1,7 +1,7 @@
 /**
  * How core takes a file artifact's bytes over from its source (pipeline/source-stream.ts): a
  * program it runs itself, read from the first byte; a stream adopted the moment open() resolves,
- * and refused when someone read it first.
+ * and refused when someone read it first; and a stage's failures reported once each.
  */
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -16,6 +16,7 @@ import { BackupError } from '../src/errors.js';
 import type { ArtifactSource, FileArtifactSpec } from '../src/hooks.js';
 import { silentLogger } from '../src/log.js';
 import { lateStreamReason, openSourceOutput } from '../src/pipeline/source-stream.js';
+import { rootFailures } from '../src/report.js';
 import { SecretRegistry } from '../src/secrets.js';
 
 let dir: string;
@@ -173,5 +174,18 @@ describe('a program open() returns', () => {
     await expect(openWith(() => ({ command: 'cat', cwd: 'relative/folder' }))).rejects.toThrow(
       'sources.cache: open() of cache returned a relative cwd (relative/folder): give an absolute folder',
     );
+  });
+});
+
+describe('failures of a stage whose first failure aborted the others', () => {
+  it('lists each root cause once, leaving out the abort echoed by the tasks it stopped', () => {
+    const root = new BackupError('E_SOURCE', 'sources.a: dump exited with code 3');
+    const other = new BackupError('E_SOURCE', 'sources.b: dump exited with code 1');
+    const stopped = new BackupError('E_ABORTED', 'sources.c: stopped because the run was aborted');
+    const wrapped = new BackupError('E_ARCHIVE', 'Premature close', { cause: root });
+    const abortError = Object.assign(new Error('The operation was aborted'), { name: 'AbortError' });
+    expect(rootFailures([root, root, stopped, wrapped, abortError, root, other], root)).toEqual([root, other]);
+    // An interrupted run: nothing but echoes, and the first one stands.
+    expect(rootFailures([stopped, abortError], new Error('SIGTERM'))).toEqual([stopped]);
   });
 });
