@@ -12,11 +12,13 @@ import path from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
 import { setImmediate as tick } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Destination } from '../src/destination.js';
 import { BackupError } from '../src/errors.js';
 import type { ArtifactSource, FileArtifactSpec } from '../src/hooks.js';
 import { silentLogger } from '../src/log.js';
 import { lateStreamReason, openSourceOutput } from '../src/pipeline/source-stream.js';
 import { rootFailures } from '../src/report.js';
+import { Repository } from '../src/repository.js';
 import { SecretRegistry } from '../src/secrets.js';
 
 let dir: string;
@@ -187,5 +189,30 @@ describe('failures of a stage whose first failure aborted the others', () => {
     expect(rootFailures([root, root, stopped, wrapped, abortError, root, other], root)).toEqual([root, other]);
     // An interrupted run: nothing but echoes, and the first one stands.
     expect(rootFailures([stopped, abortError], new Error('SIGTERM'))).toEqual([stopped]);
+  });
+});
+
+describe("a destination's get", () => {
+  it('must hand over a stream nobody has read: one already drained is refused, naming the destination', async () => {
+    // A destination plugin written the way the race happens: a program's stdout, read by someone else first.
+    const drained = (): Destination => ({
+      description: 'test:drained',
+      async get() {
+        const body = Readable.from([Buffer.from('{"formatVersion":1}')]);
+        body.resume();
+        await once(body, 'end');
+        return body;
+      },
+      put: async () => undefined,
+      list: async () => [],
+      delete: async () => undefined,
+      stat: async () => undefined,
+    });
+    const repo = new Repository(drained(), 'destinations.offsite');
+    await expect(repo.openArtifact('20261126T020000Z-daily-3f9a', 'cache.rdb.zst')).rejects.toMatchObject({
+      code: 'E_DESTINATION',
+      message: "destinations.offsite: reading snapshots/20261126T020000Z-daily-3f9a/cache.rdb.zst: the stream the destination's get() returned had already ended: it must return one nobody has read yet",
+    });
+    await expect(repo.readManifest('20261126T020000Z-daily-3f9a')).rejects.toThrow(/^destinations\.offsite: reading snapshots\/20261126T020000Z-daily-3f9a\/manifest\.json: the stream the destination's get\(\) returned had already ended/);
   });
 });
