@@ -4,6 +4,7 @@ import { startChild } from '../child.js';
 import { BackupError } from '../errors.js';
 import type { ArtifactProgram, ArtifactSource, ArtifactStream, FileArtifactSpec, OpenArtifactContext } from '../hooks.js';
 import { isSecretKey, type SecretRegistry } from '../secrets.js';
+import { isReadFromStart } from './read-from-start.js';
 
 /** The bytes of a file artifact as the archive pipeline reads them, owned by core from the first one. */
 export interface SourceOutput {
@@ -27,7 +28,7 @@ export interface OpenSourceOptions {
 /**
  * Calls the spec's `open` and takes over what it returns before anything else can run: a program
  * is started here with its stdout read from the start; a stream is checked (refused if anyone read
- * it before us) and piped into a buffer at once. Node drops what a child printed if nobody reads
+ * it before us) and piped into a buffer at once, unless it is one already (startChild's stdout). Node drops what a child printed if nobody reads
  * its stdout by the time it exits, and the pipeline only starts reading after a few awaits of its
  * own (hooks, opening the file, starting workers).
  */
@@ -76,13 +77,20 @@ function adopt(opened: ArtifactStream, spec: FileArtifactSpec, options: OpenSour
       { plugin: options.plugin, stage: 'archive' },
     );
   }
-  const buffer = new PassThrough({ highWaterMark: 1024 * 1024 });
-  // Errors travel to the buffer; a buffer destroyed by the pipeline (a failure elsewhere) stops the producer.
-  pipeline(produced, buffer, () => undefined);
-  let bytes = 0;
   let ended = false;
-  produced.on('data', (chunk: Buffer | string) => (bytes += chunk.length));
   produced.once('end', () => (ended = true));
+  // A startChild stdout is already such a buffer, reading its program from the start: no second one.
+  let buffer = produced;
+  let bytes: number | undefined;
+  if (!isReadFromStart(produced)) {
+    const copy = new PassThrough({ highWaterMark: 1024 * 1024 });
+    // Errors travel to the copy; a copy destroyed by the pipeline (a failure elsewhere) stops the producer.
+    pipeline(produced, copy, () => undefined);
+    let counted = 0;
+    produced.on('data', (chunk: Buffer | string) => (bytes = counted += chunk.length));
+    bytes = 0;
+    buffer = copy;
+  }
   // A producer that fails (a dump exiting non-zero) fails the stream, even mid-way. The pipeline
   // sees that error when it reads (or `done` reports it): it must not crash us while nobody reads.
   buffer.on('error', () => undefined);
@@ -91,8 +99,8 @@ function adopt(opened: ArtifactStream, spec: FileArtifactSpec, options: OpenSour
     stream: buffer,
     done,
     checkConsumed(rawBytes) {
-      if (ended && bytes === rawBytes) return;
-      const what = ended ? `${rawBytes} of its ${bytes} bytes were stored` : `its output did not end (${bytes} bytes read)`;
+      if (ended && (bytes === undefined || bytes === rawBytes)) return;
+      const what = ended ? `${rawBytes} of its ${bytes} bytes were stored` : `its output did not end (${bytes ?? rawBytes} bytes read)`;
       throw new BackupError('E_SOURCE', `${options.plugin}: ${spec.name} was cut short: ${what}; nothing of it is stored`, {
         plugin: options.plugin,
         stage: 'archive',
