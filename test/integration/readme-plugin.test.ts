@@ -1,8 +1,10 @@
 /**
  * The README's "Writing a plugin" example, taken verbatim from README.md (so the two cannot drift),
  * type-checked and built, then run against programs that print 1 B, 70,000 B or 1 MiB and exit at
- * once, beside a busy CPU: every backup succeeds and restores byte for byte. Most runs drive the
- * engine in-process (the testkit's check); some go through the real command line.
+ * once, beside a busy CPU: every backup succeeds and restores byte for byte. 60 runs: 17 per size
+ * drive the engine in-process (the testkit's check), 3 per size go through the real command line.
+ * (The example as it was, a child's stdout handed over, failed most 1 B runs and some 70,000 B
+ * ones on the engine as it was.)
  */
 import { randomBytes } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
@@ -13,6 +15,8 @@ import { programPrinting, sourceStreamChecks, startCpuLoad } from '@sutazai/back
 import { REPO_ROOT, runCli, sourceProject, tempDir } from '../helpers/cli.js';
 
 const SIZES = [1, 70_000, 1024 * 1024];
+const IN_PROCESS_RUNS = 17;
+const CLI_RUNS = 3;
 
 /** The first ```ts block of the README's "Writing a plugin" section. */
 async function readmeExample(): Promise<string> {
@@ -58,18 +62,18 @@ afterAll(async () => {
   await fsp.rm(work, { recursive: true, force: true });
 });
 
-/** The testkit's check of the built example: `runs` backups per size, in-process. */
+/** The testkit's check of the built example, in-process. */
 const checks = (use: string) =>
   sourceStreamChecks({
     use,
     sizes: SIZES,
-    runs: 50,
+    runs: IN_PROCESS_RUNS,
     fixture: async ({ data, dir }) => ({ options: { dumpCommand: await programPrinting(data, dir) }, expected: { 'dump.rdb': data } }),
   });
 
 describe("the README's plugin example", () => {
   SIZES.forEach((size, i) => {
-    it(`50 backups of programs printing ${size} bytes and exiting at once, beside a busy CPU: all succeed and restore byte for byte`, async () => {
+    it(`${IN_PROCESS_RUNS} backups of programs printing ${size} bytes and exiting at once, beside a busy CPU: all succeed and restore byte for byte`, async () => {
       await checks(plugin)[i]!.run();
     });
   });
@@ -78,7 +82,7 @@ describe("the README's plugin example", () => {
     const load = startCpuLoad();
     try {
       for (const size of SIZES) {
-        for (let i = 0; i < 3; i++) {
+        for (let i = 0; i < CLI_RUNS; i++) {
           const dir = path.join(work, `cli-${size}-${i}`);
           await fsp.mkdir(dir);
           const data = randomBytes(size);
