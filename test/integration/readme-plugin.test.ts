@@ -75,7 +75,7 @@ describe("the README's plugin example", () => {
   SIZES.forEach((size, i) => {
     it(`${IN_PROCESS_RUNS} backups of programs printing ${size} bytes and exiting at once, beside a busy CPU: all succeed and restore byte for byte`, async () => {
       await checks(plugin)[i]!.run();
-    });
+    }, 600_000);
   });
 
   it('through the command line: every run exits 0 and restores byte for byte', async () => {
@@ -98,5 +98,5 @@ describe("the README's plugin example", () => {
     } finally {
       await load.stop();
     }
-  });
+  }, 600_000);
 });

@@ -19,5 +19,6 @@ describe('files source, a file of 0 B to 1 MiB (testkit)', () => {
       return { options: { paths: [root] }, expected: { [path.join(root.slice(1), 'payload.bin')]: data } };
     },
   });
-  for (const check of checks) it(check.name, check.run);
+  // Many backups beside a busy CPU: more than the default time on a loaded machine.
+  for (const check of checks) it(check.name, check.run, 600_000);
 });
