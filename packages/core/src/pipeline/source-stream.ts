@@ -28,9 +28,9 @@ export interface OpenSourceOptions {
 /**
  * Calls the spec's `open` and takes over what it returns before anything else can run: a program
  * is started here with its stdout read from the start; a stream is checked (refused if anyone read
- * it before us) and piped into a buffer at once, unless it is one already (startChild's stdout). Node drops what a child printed if nobody reads
- * its stdout by the time it exits, and the pipeline only starts reading after a few awaits of its
- * own (hooks, opening the file, starting workers).
+ * it before us) and piped into a buffer at once, unless it is one already (startChild's stdout).
+ * Node drops what a child printed if nobody reads its stdout by the time it exits, and the
+ * pipeline only starts reading after a few awaits of its own (opening the file, starting workers).
  */
 export async function openSourceOutput(spec: FileArtifactSpec, ctx: OpenArtifactContext, options: OpenSourceOptions): Promise<SourceOutput> {
   const source: ArtifactSource = await spec.open(ctx);
