@@ -2,6 +2,7 @@ import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process'
 import { PassThrough, type Readable } from 'node:stream';
 import { BackupError, type ErrorCode } from './errors.js';
 import type { Logger } from './log.js';
+import { markReadFromStart } from './pipeline/read-from-start.js';
 import type { SecretRegistry } from './secrets.js';
 
 const TAIL_BYTES = 4096;
@@ -112,6 +113,7 @@ export function startChild(program: { path: string; name: string }, args: readon
   let stdout: PassThrough | undefined;
   if (child.stdout) {
     stdout = child.stdout.pipe(new PassThrough({ highWaterMark: 1024 * 1024 }));
+    markReadFromStart(stdout);
     // A consumer that failed the stream after reading it all (the program then exited non-zero)
     // may have stopped listening: `exited` reports the failure; the stream must not crash us.
     stdout.on('error', () => undefined);

@@ -26,6 +26,7 @@ import { MANIFEST_FILE, MANIFEST_FORMAT_VERSION, manifestBytes, serializeManifes
 import { writeArtifact, type WriteArtifactOptions } from './pipeline/archive.js';
 import { compressionExtension } from './pipeline/compression.js';
 import { looksIncompressible } from './pipeline/encoder.js';
+import { openSourceOutput, type SourceOutput } from './pipeline/source-stream.js';
 import { tarPieces, type TarPiece } from './pipeline/tar-pack.js';
 import { checkStoredScan, FollowingVerifier, verifyingTarScanner, type StoredScanOutcome } from './pipeline/follow-verify.js';
 import type { TreeStats } from './pipeline/tar-extract.js';
@@ -50,7 +51,7 @@ import {
 import { noProgress, type Progress } from './progress.js';
 import { ArtifactReader, decodeError, Scratch } from './reader.js';
 import { copySnapshot, DEFAULT_RETRY } from './replicate.js';
-import { newReport, reportError, type DestinationResult, type RunReport, type StageName } from './report.js';
+import { newReport, reportError, rootFailures, type DestinationResult, type RunReport, type StageName } from './report.js';
 import { Repository, mapLimit } from './repository.js';
 import { restoreToDir, type RestoredArtifact } from './restore.js';
 import { decideRetention, foreignFolders, forgetSnapshot, policyFor, pruneRecord, pruneRepository, type ForgetResult, type PruneResult } from './pruner.js';
@@ -391,11 +392,10 @@ export class Engine {
             return { error };
           }
         });
-        const failures = outcomes.filter((o) => o.error).map((o) => o.error!);
-        // The first failure aborts the others; report only the root causes.
-        const roots = failures.filter((e) => e.code !== 'E_ABORTED' && !/aborted/i.test(e.message));
-        for (const e of (roots.length ? roots : failures).slice(1)) report.errors.push(reportError('archive', e));
-        if (failures.length) throw (roots[0] ?? failures[0])!;
+        // The first failure aborts the others; report each root cause once.
+        const roots = rootFailures(outcomes.flatMap((o) => (o.error ? [o.error] : [])), abort.signal.reason);
+        for (const e of roots.slice(1)) this.recordFailure(report, 'archive', e);
+        if (roots.length) throw roots[0]!;
         records.push(...outcomes.map((o) => o.record!));
       });
 
@@ -666,6 +666,7 @@ export class Engine {
 
     let input: Readable | AsyncIterable<TarPiece>;
     let done: Promise<Record<string, unknown> | void> | undefined;
+    let output: SourceOutput | undefined;
     const stats: TreeStats = { files: 0, directories: 0, symlinks: 0, bytes: 0 };
     if (spec.type === 'tree') {
       input = tarPieces(spec.paths, {
@@ -680,11 +681,9 @@ export class Engine {
         stats,
       });
     } else {
-      const opened = await spec.open({ tempDir, signal: run.signal, logger });
-      input = opened.stream;
-      done = opened.done;
-      // A producer that fails (a dump exiting non-zero) must fail the stream, even mid-way.
-      done?.catch((err) => opened.stream.destroy(err instanceof Error ? err : new Error(String(err))));
+      output = await openSourceOutput(spec, { tempDir, signal: run.signal, logger }, { plugin, secrets: this.secrets });
+      input = output.stream;
+      done = output.done;
     }
     logger.debug(`archiving ${file}`);
     const task = `${p.source}:${spec.name}`;
@@ -718,6 +717,7 @@ export class Engine {
       follow.followed.set(file, outcome);
     }
     const extra = done ? await done : undefined;
+    output?.checkConsumed(written.rawBytes);
     if (spec.type === 'file' && written.rawBytes === 0 && !spec.allowEmpty) {
       throw new BackupError('E_SOURCE', `${plugin}: ${spec.name} produced no data`, { plugin, stage: 'archive' });
     }

@@ -44,8 +44,13 @@ export interface FileArtifactSpec extends ArtifactSpecBase {
   ext: string;
   /** The file name a restore writes: `agents.db`, `sutazai.pgdump`. */
   filename: string;
-  /** Starts producing the bytes. Called when the engine is ready to archive this artifact. */
-  open(ctx: OpenArtifactContext): Promise<ArtifactStream>;
+  /**
+   * Says where the bytes come from; called when the engine is ready to archive this artifact.
+   * Return a program (`{ command, args }`) and the engine runs it and reads its stdout from the
+   * first byte: the form that cannot lose output. A stream (`{ stream, done }`) must be one
+   * nobody has read yet; the engine takes it over as soon as `open` resolves.
+   */
+  open(ctx: OpenArtifactContext): Promise<ArtifactSource> | ArtifactSource;
   /** Allow an artifact of zero bytes (by default an empty stream fails: a dump that produced nothing). */
   allowEmpty?: boolean;
 }
@@ -57,7 +62,35 @@ export interface OpenArtifactContext {
   logger: Logger;
 }
 
+/** What `open` returns: a program for the engine to run, or a stream the source produces itself. */
+export type ArtifactSource = ArtifactProgram | ArtifactStream;
+
+/**
+ * A program whose stdout is the artifact. The engine starts it, reads its output from the first
+ * byte, and fails the source (quoting the end of its stderr, secrets redacted) when it exits
+ * non-zero, is killed, or is stopped because the run was aborted.
+ */
+export interface ArtifactProgram {
+  /** The program: a path, or a name looked up in PATH. Run as is, not through a shell. */
+  command: string;
+  /** Its arguments. Logged at debug level: secrets belong in `env`, never here. */
+  args?: readonly string[];
+  /**
+   * Added to the few variables the program gets of the engine's environment (PATH, HOME, USER,
+   * LANG, LC_*, TZ, TMPDIR). Values under secret-looking names are redacted from messages.
+   */
+  env?: Readonly<Record<string, string>>;
+  /** Its working folder (absolute); default: the engine's. */
+  cwd?: string;
+}
+
 export interface ArtifactStream {
+  /**
+   * The bytes. Hand it over unread: the engine refuses (E_SOURCE) a stream that was already read
+   * from, ended, destroyed, or flowing with nobody reading it, because bytes may have been lost.
+   * A child process's stdout is safe only if `open` returns right after spawning it; prefer the
+   * program form, or core's `startChild`, which read from the start.
+   */
   stream: Readable;
   /**
    * Settles when the producer is finished: resolves (optionally with more meta) when it succeeded,

@@ -103,6 +103,25 @@ export function reportError(stage: string, err: unknown): ReportError {
   return { stage, code: 'E_INTERNAL', message: err instanceof Error ? err.message : String(err) };
 }
 
+/**
+ * The failures of a stage whose first failure aborted the others, each root cause once. Left out:
+ * the abort's reason as the other tasks rethrew it (the same error again), and what they failed
+ * with because they were stopped (E_ABORTED, an AbortError, or an error caused by the reason).
+ * When every failure is of that kind (the run itself was interrupted), the first one stands.
+ */
+export function rootFailures<E extends Error>(failures: readonly E[], abortReason: unknown): E[] {
+  const unique = [...new Set(failures)];
+  const roots = unique.filter((e) => e === abortReason || !stoppedByAbort(e, abortReason));
+  return roots.length ? roots : unique.slice(0, 1);
+}
+
+function stoppedByAbort(err: unknown, reason: unknown): boolean {
+  for (let e = err, depth = 0; e instanceof Error && depth < 8; e = e.cause, depth++) {
+    if (e === reason || e.name === 'AbortError' || (e as { code?: unknown }).code === 'E_ABORTED') return true;
+  }
+  return false;
+}
+
 export function redactReport(report: RunReport, secrets: SecretRegistry): RunReport {
   return secrets.redactDeep(report);
 }

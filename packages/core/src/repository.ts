@@ -4,6 +4,7 @@ import { Readable as ReadableStream } from 'node:stream';
 import { BackupError, isBackupError } from './errors.js';
 import { LocalDestination, type Destination, type ObjectInfo } from './destination.js';
 import { isPlainFileName, MANIFEST_FILE, parseManifest, serializeManifest, type Manifest } from './manifest.js';
+import { lateStreamReason } from './pipeline/source-stream.js';
 import { compareSnapshotIds, isSnapshotId } from './snapshot-id.js';
 import { TOOL_NAME } from './version.js';
 
@@ -90,7 +91,7 @@ export class Repository {
     const key = snapshotKey(id, MANIFEST_FILE);
     let text: string;
     try {
-      text = await readAll(await this.destination.get(key));
+      text = await readAll(untouched(await this.destination.get(key), this, key));
     } catch (err) {
       if (isBackupError(err) && err.code === 'E_NOT_FOUND') {
         throw new BackupError('E_NOT_FOUND', `snapshot ${id} not found in ${this.description}`, { cause: err });
@@ -143,11 +144,13 @@ export class Repository {
 
   async openArtifact(id: string, file: string): Promise<Readable> {
     const key = snapshotKey(id, file);
+    let body: Readable;
     try {
-      return await this.destination.get(key);
+      body = await this.destination.get(key);
     } catch (err) {
       throw wrapDestinationError(err, this, `reading ${key}`);
     }
+    return untouched(body, this, key);
   }
 
   /**
@@ -233,6 +236,20 @@ export class Repository {
       throw wrapDestinationError(err, this, `writing ${key}`);
     }
   }
+}
+
+/**
+ * A destination's `get` must hand over a stream nobody has read (bytes it already lost would fail
+ * the size and sha256 checks, and be taken for a damaged artifact): one that was read from, ended
+ * or left flowing is the destination's fault, and said so.
+ */
+function untouched(body: Readable, repo: Repository, key: string): Readable {
+  const late = lateStreamReason(body);
+  if (!late) return body;
+  body.destroy();
+  throw new BackupError('E_DESTINATION', `${repo.name}: reading ${key}: the stream the destination's get() returned ${late}: it must return one nobody has read yet`, {
+    details: { destination: repo.name },
+  });
 }
 
 export function wrapDestinationError(err: unknown, repo: Repository, doing: string): BackupError {

@@ -3,7 +3,17 @@ import { createReadStream, promises as fsp } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 
-export { runDestinationConformance } from './conformance.js';
+export { runDestinationConformance, type ConformanceCheck, type ConformanceOptions } from './conformance.js';
+export {
+  programPrinting,
+  sourceStreamChecks,
+  startCpuLoad,
+  STREAM_CHECK_SIZES,
+  STREAM_CHECK_SOURCE,
+  type SourceStreamCheckOptions,
+  type StreamFixture,
+  type StreamFixtureContext,
+} from './source-streams.js';
 export { notifyThrough, sampleRunNotification, sampleRunReport, type ChannelUnderTest } from './notify.js';
 
 /** A fresh private temporary folder; remove it with `fs.rm(dir, { recursive: true })`. */

@@ -7,6 +7,7 @@ import { createHash } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { programPrinting, sourceStreamChecks } from '@sutazai/backup-testkit';
 import { committedSnapshots, logMessages, runCli, sourceProject, tempDir } from '../../../test/helpers/cli.js';
 
 /** 5 MB of deterministic bytes (all 256 values, NULs included), printed by a Node one-liner. */
@@ -188,4 +189,17 @@ describe('command source', () => {
       expect(r.stderr, source).toContain(key);
     }
   });
+});
+
+describe('command source, outputs of 0 B to 1 MiB from programs that exit at once (testkit)', () => {
+  const checks = sourceStreamChecks({
+    use: 'command',
+    runs: 13,
+    fixture: async ({ size, data, dir }) => ({
+      options: { command: await programPrinting(data, dir), ext: 'bin', filename: 'out.bin', ...(size === 0 ? { allowEmpty: true } : {}) },
+      expected: { 'out.bin': data },
+    }),
+  });
+  // Many backups beside a busy CPU: more than the default time on a loaded machine.
+  for (const check of checks) it(check.name, check.run, 600_000);
 });

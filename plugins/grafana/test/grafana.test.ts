@@ -8,6 +8,7 @@ import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { sourceStreamChecks } from '@sutazai/backup-testkit';
 import { runCli, sourceProject, tempDir, writeRc } from '../../../test/helpers/cli.js';
 import { iniValue } from '../src/index.js';
 
@@ -130,4 +131,30 @@ describe('grafana source', () => {
     expect(r3.code).toBe(1);
     expect(r3.stderr).toMatch(/Grafana's database \/.*\/no-such-folder\/grafana\.db does not exist/);
   });
+});
+
+describe('grafana source, a dashboard and a provisioning file of 0 B to 1 MiB (testkit)', () => {
+  const checks = sourceStreamChecks({
+    use: 'grafana',
+    runs: 13,
+    fixture: async ({ size, data, run }) => {
+      const home = await grafanaHome(`stream-${size}-${run}`, [{ uid: 'payload', title: 'Payload', data: JSON.stringify({ uid: 'payload', bytes: data.toString('base64') }) }]);
+      await fsp.writeFile(path.join(home.configDir, 'provisioning', 'payload.bin'), data);
+      return {
+        options: { dataDir: home.dataDir, configDir: home.configDir },
+        expected: { [path.join(home.configDir.slice(1), 'provisioning', 'payload.bin')]: data },
+        check(restored) {
+          const db = new Database(path.join(restored, 'grafana.db'), { readonly: true });
+          try {
+            const json = JSON.parse(db.prepare("SELECT data FROM dashboard WHERE uid = 'payload'").pluck().get() as string);
+            expect(Buffer.from(json.bytes, 'base64').equals(data)).toBe(true);
+          } finally {
+            db.close();
+          }
+        },
+      };
+    },
+  });
+  // Many backups beside a busy CPU: more than the default time on a loaded machine.
+  for (const check of checks) it(check.name, check.run, 600_000);
 });

@@ -8,6 +8,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { sourceStreamChecks } from '@sutazai/backup-testkit';
 import { committedSnapshots, runCli, sourceProject, tempDir } from '../../../test/helpers/cli.js';
 import { manifestPath } from '../src/index.js';
 
@@ -146,4 +147,20 @@ describe('ollama source', () => {
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/is not a model name/);
   });
+});
+
+describe('ollama source, a model whose weights are 0 B to 1 MiB (testkit)', () => {
+  const checks = sourceStreamChecks({
+    use: 'ollama',
+    runs: 13,
+    fixture: async ({ data, dir }) => {
+      const modelsDir = path.join(dir, 'models');
+      const weights = blob(data);
+      await addModel(modelsDir, 'tiny:latest', [tinyConfig, weights, license]);
+      // A tree restores with its absolute paths under DIR/<source>/.
+      return { options: { modelsDir }, expected: { [path.join(modelsDir.slice(1), blobFile(weights))]: data } };
+    },
+  });
+  // Many backups beside a busy CPU: more than the default time on a loaded machine.
+  for (const check of checks) it(check.name, check.run, 600_000);
 });
