@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { cosmiconfig } from 'cosmiconfig';
-import { z } from 'zod';
+import { z } from './vendor/zod.js';
 import { BackupError, ConfigError, isBackupError, type ConfigIssue } from './errors.js';
 import { expandHome } from './fs.js';
 import { compressionSchema, type Compression } from './manifest.js';

@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import { z } from './vendor/zod.js';
 import { BackupError } from './errors.js';
 import { isSnapshotId } from './snapshot-id.js';
 

@@ -16,7 +16,7 @@
  * - The newest good snapshot that is not in the future is always kept (reason "newest").
  * - A policy that keeps nothing (no count > 0, no non-zero `within`) is refused with E_RETENTION.
  */
-import { z } from 'zod';
+import { z } from './vendor/zod.js';
 import { BackupError } from './errors.js';
 
 const count = z.number().int().min(0).optional();
