@@ -15,6 +15,8 @@ const option = (name, fallback) => {
 };
 const runs = Number(option('runs', 20));
 const node = option('node', process.execPath);
+// Another build of the command line to compare (e.g. an older checkout's packages/cli/dist/bin.js).
+const cli = option('cli', CLI);
 const project = mkdtempSync(path.join(os.tmpdir(), 'sutazai-startup-'));
 writeFileSync(
   path.join(project, '.sutazai-backuprc'),
@@ -32,8 +34,8 @@ writeFileSync(
 
 const cases = [
   ['node -e 0', ['-e', '0']],
-  ['sutazai-backup --help', [CLI, '--help']],
-  ['sutazai-backup list', [CLI, 'list']],
+  ['sutazai-backup --help', [cli, '--help']],
+  ['sutazai-backup list', [cli, 'list']],
 ];
 const times = new Map(cases.map(([name]) => [name, []]));
 for (let i = 0; i < runs + 1; i++) {

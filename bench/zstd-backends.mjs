@@ -3,15 +3,18 @@
 // Each backend core can use (zstd-napi, node:zlib on Node 24, the zstd program) compresses a
 // mixed file (half service logs, a quarter random, a quarter JavaScript sources) through core's
 // zstd streams, then decompresses it, in a process of its own (wall time, peak RSS of the process
-// and what it started). Node 24 comes from scripts/node-binaries.mjs. Medians of interleaved reps.
+// and what it started); then `sutazai-backup run` (archive, verification, commit) of a folder
+// holding that file with each backend, all on Node 24 (zstd-napi's build loads there too), so the
+// whole pipeline is compared, not only the codec. Node 24 comes from scripts/node-binaries.mjs.
+// Medians of interleaved reps.
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, openSync, writeSync, closeSync, statSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, openSync, writeSync, writeFileSync, closeSync, statSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { cachedNode } from '../scripts/node-binaries.mjs';
-import { median, REPO_ROOT } from './lib/measure.mjs';
+import { CLI, median, REPO_ROOT } from './lib/measure.mjs';
 
 const arg = (name, fallback) => {
   const i = process.argv.indexOf(`--${name}`);
@@ -103,4 +106,28 @@ for (const [name, r] of results) {
   const d = median(r.decompress);
   const rate = (ms) => ((size / 1e6) / (ms / 1000)).toFixed(0);
   console.log(`| ${name} | ${(c / 1000).toFixed(2)} s | ${rate(c)} | ${Math.round(median(r.crss) / 1024)} MiB | ${(d / 1000).toFixed(2)} s | ${rate(d)} | ${Math.round(median(r.drss) / 1024)} MiB | ${(r.bytes / 2 ** 20).toFixed(1)} MiB |`);
+}
+
+if (node24) {
+  const project = path.join(work, 'project');
+  rmSync(project, { recursive: true, force: true });
+  mkdirSync(path.join(project, 'data'), { recursive: true });
+  spawnSync('cp', [input, path.join(project, 'data', 'mixed.bin')]);
+  const runs = new Map([['napi', []], ['zlib', []], ['program', []]]);
+  for (let rep = 0; rep < REPS; rep++) {
+    for (const key of rep % 2 ? [...runs.keys()].reverse() : runs.keys()) {
+      const root = path.join(project, `backups-${key}`);
+      rmSync(root, { recursive: true, force: true });
+      writeFileSync(path.join(project, '.sutazai-backuprc'), `backupRoot: ./backups-${key}\nsources:\n  data: { use: files, paths: [./data] }\n`);
+      const r = spawnSync('python3', ['-c', TIME, node24, CLI, 'run'], { cwd: project, env: { ...process.env, SUTAZAI_BACKUP_ZSTD: key }, encoding: 'utf8' });
+      const result = JSON.parse(r.stdout.trim().split('\n').at(-1));
+      if (result.code !== 0) throw new Error(`run with ${key} failed: ${r.stderr}`);
+      runs.get(key).push(result);
+    }
+  }
+  console.log(`\n\`sutazai-backup run\` of the same ${(size / 2 ** 20).toFixed(0)} MiB as one file, Node 24, median of ${REPS}:`);
+  console.log('| backend | run (archive, verify, commit) | peak RSS |');
+  console.log('|---|---|---|');
+  for (const [key, r] of runs) console.log(`| ${key} | ${(median(r.map((x) => x.ms)) / 1000).toFixed(2)} s | ${Math.round(median(r.map((x) => x.rssKb)) / 1024)} MiB |`);
+  rmSync(project, { recursive: true, force: true });
 }
