@@ -3,7 +3,7 @@ import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { cosmiconfig } from 'cosmiconfig';
+import { cosmiconfig } from './vendor/cosmiconfig.js';
 import { z } from './vendor/zod.js';
 import { BackupError, ConfigError, isBackupError, type ConfigIssue } from './errors.js';
 import { expandHome } from './fs.js';

@@ -1,4 +1,4 @@
-// zod, replaced after tsc by a one-file bundle of it (scripts/bundle-core-vendor.mjs): loaded as
-// its ~95 modules one by one, it was the largest part of the command line's start-up. This
-// re-export, tsc's output, behaves the same, only slower to load.
+// zod, bundled into this file after tsc (scripts/bundle-core-vendor.mjs): loaded as its ~95
+// modules one by one, it was the largest part of the command line's start-up. This re-export,
+// tsc's output, behaves the same, only slower to load.
 export * from 'zod';
