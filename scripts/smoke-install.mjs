@@ -7,6 +7,7 @@
 // init, run (zstd, encrypted, with a local destination; and gzip), list, verify and restore, and a
 // sqlite source, which must fail with the rebuild hint. Prints one line per step; exits 1 on the
 // first failure. Everything it starts is in one temporary folder, removed at the end unless --keep.
+// `--pack-into DIR` only packs, into DIR.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -14,6 +15,9 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+// The pinned pnpm, or through npx where it is not installed (as scripts/setup.mjs does).
+const pinned = JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8')).packageManager.split('@')[1];
+const pnpm = spawnSync('pnpm', ['--version'], { encoding: 'utf8' }).stdout?.trim() === pinned ? ['pnpm'] : ['npx', '--yes', `pnpm@${pinned}`];
 const option = (name, fallback) => {
   const i = process.argv.indexOf(`--${name}`);
   return i > 0 ? process.argv[i + 1] : fallback;
@@ -43,7 +47,8 @@ function step(name, fn) {
 function finish(code) {
   if (!keep) rmSync(work, { recursive: true, force: true });
   else console.log(`kept ${work}`);
-  console.log(`${code === 0 ? 'passed' : 'failed'}: ${pm} install on Node ${version} in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+  const what = option('pack-into') ? 'pack' : `${pm} install on Node ${version}`;
+  console.log(`${code === 0 ? 'passed' : 'failed'}: ${what} in ${((Date.now() - started) / 1000).toFixed(1)} s`);
   process.exit(code);
 }
 
@@ -58,13 +63,14 @@ const app = path.join(work, 'app');
 const cli = (args, cwd, expected) => run(path.join(app, 'node_modules', '.bin', 'sutazai-backup'), args, cwd, expected);
 const logged = (stderr, pattern) => stderr.split('\n').find((line) => pattern.test(line))?.replace(/^.*"msg":"([^"]*)".*$/, '$1');
 
-let tarballs = option('tarballs');
-if (!tarballs) {
-  tarballs = path.join(work, 'tarballs');
+let tarballs = option('tarballs') ?? option('pack-into');
+if (!option('tarballs')) {
+  tarballs ??= path.join(work, 'tarballs');
   step('pnpm -r pack', () => {
-    run('pnpm', ['-r', 'pack', '--pack-destination', tarballs], root);
+    run(pnpm[0], [...pnpm.slice(1), '-r', 'pack', '--pack-destination', tarballs], root);
     return `${readdirSync(tarballs).length} tarballs`;
   });
+  if (option('pack-into')) finish(0);
 }
 const tarball = (name) => {
   const file = readdirSync(tarballs).find((f) => f.startsWith(`sutazai-backup-${name}-`) && f.endsWith('.tgz'));
@@ -83,7 +89,7 @@ step(`${pm} install (no install scripts)`, () => {
     writeFileSync(path.join(app, 'pnpm-workspace.yaml'), `overrides:\n  '@sutazai/backup-core': 'file:${tarball('core')}'\n`);
     // pnpm's defaults skip every install script and then exit 1 naming them
     // (ERR_PNPM_IGNORED_BUILDS): the packages are installed; that is what a user gets.
-    const r = spawnSync('pnpm', ['add', ...packages], { cwd: app, env, encoding: 'utf8' });
+    const r = spawnSync(pnpm[0], [...pnpm.slice(1), 'add', ...packages], { cwd: app, env, encoding: 'utf8' });
     if (r.status !== 0 && !/ERR_PNPM_IGNORED_BUILDS/.test(r.stdout + r.stderr)) throw new Error(`pnpm add exited ${r.status}:\n${r.stdout}${r.stderr}`);
   }
   // Ours come from the tarballs, never from a registry.

@@ -20,8 +20,9 @@ function smoke(pm: string) {
 
 describe('installed from the packed packages, no native build', () => {
   it('packs every package', () => {
-    const r = spawnSync('pnpm', ['-r', 'pack', '--pack-destination', tarballs], { cwd: REPO_ROOT, encoding: 'utf8' });
-    expect(r.status, r.stderr).toBe(0);
+    const r = spawnSync(process.execPath, [path.join(REPO_ROOT, 'scripts/smoke-install.mjs'), '--pack-into', tarballs], { encoding: 'utf8' });
+    expect(r.status, r.stdout + r.stderr).toBe(0);
+    expect(r.stdout).toContain('ok   pnpm -r pack');
   });
 
   for (const pm of ['npm', 'pnpm']) {
