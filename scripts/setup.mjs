@@ -39,5 +39,7 @@ const [pnpm, prefix] = pnpmCommand();
 const frozen = existsSync(path.join(root, 'pnpm-lock.yaml')) && process.env.SUTAZAI_UNFROZEN !== '1';
 run(pnpm, [...prefix, 'install', ...(frozen ? ['--frozen-lockfile'] : [])]);
 run(path.join(root, 'node_modules/.bin/tsc'), ['-b', 'tsconfig.build.json']);
+// zod as one file: the command line starts faster (scripts/bundle-core-vendor.mjs).
+run(process.execPath, [path.join(root, 'scripts/bundle-core-vendor.mjs')]);
 // The gpg plugin's optional addon (AES into reused memory); without a compiler the plugin still works.
 run(process.execPath, [path.join(root, 'plugins/gpg/scripts/build-native.mjs')]);

@@ -27,6 +27,8 @@ export interface CliOptions {
   /** Run as another user (root only). */
   uid?: number;
   gid?: number;
+  /** The Node.js binary (default: the one running the tests). */
+  node?: string;
 }
 
 /** Starts the CLI without waiting: for tests that kill it or run two at once. */
@@ -38,7 +40,7 @@ export function startCli(args: string[], options: CliOptions): { child: ChildPro
     ...(options.uid !== undefined ? { uid: options.uid } : {}),
     ...(options.gid !== undefined ? { gid: options.gid } : {}),
   };
-  const child = spawn(process.execPath, [CLI_BIN, ...args], spawnOptions);
+  const child = spawn(options.node ?? process.execPath, [CLI_BIN, ...args], spawnOptions);
   let stdout = '';
   let stderr = '';
   child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));

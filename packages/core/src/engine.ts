@@ -24,9 +24,10 @@ import { RunLock } from './lock.js';
 import { createLogger, type Logger } from './log.js';
 import { MANIFEST_FILE, MANIFEST_FORMAT_VERSION, manifestBytes, serializeManifest, type ArtifactRecord, type Compression, type Manifest } from './manifest.js';
 import { writeArtifact, type WriteArtifactOptions } from './pipeline/archive.js';
-import { compressionExtension } from './pipeline/compression.js';
+import { compressionExtension, isStreamOnly } from './pipeline/compression.js';
 import { looksIncompressible } from './pipeline/encoder.js';
 import { openSourceOutput, type SourceOutput } from './pipeline/source-stream.js';
+import { zstdCodec } from './zstd/index.js';
 import { tarPieces, type TarPiece } from './pipeline/tar-pack.js';
 import { checkStoredScan, FollowingVerifier, verifyingTarScanner, type StoredScanOutcome } from './pipeline/follow-verify.js';
 import type { TreeStats } from './pipeline/tar-extract.js';
@@ -320,6 +321,8 @@ export class Engine {
     const id = makeSnapshotId(startedAt, profile.name);
     const report = newReport(profile.name, this.config.host, startedAt, Boolean(options.dryRun));
     const logger = this.logger.child({ snapshot: id });
+    // zstd's backend is chosen here, not at start-up; without one, this says how to get one.
+    if (this.config.compression === 'zstd') logger.debug(`zstd through ${zstdCodec().backend}`);
     const abort = new AbortController();
     const onAbort = () => abort.abort(options.signal?.reason);
     options.signal?.addEventListener('abort', onAbort, { once: true });
@@ -671,8 +674,8 @@ export class Engine {
     if (spec.type === 'tree') {
       input = tarPieces(spec.paths, {
         ...(spec.filter ? { filter: spec.filter } : {}),
-        // Only zstd stores incompressible data without compressing it.
-        ...(this.config.compression === 'zstd' ? { isIncompressible: looksIncompressible } : {}),
+        // Only zstd's pooled writes store incompressible data without compressing it.
+        ...(this.config.compression === 'zstd' && !isStreamOnly('zstd') ? { isIncompressible: looksIncompressible } : {}),
         ...(spec.transform ? { transform: spec.transform } : {}),
         onWarning: (message, entry) => {
           logger.warn(`${entry.absPath}: ${message}`);
@@ -693,7 +696,7 @@ export class Engine {
     // Encrypted: when the encryption stage says how a thread can undo it.
     const decoder = transforms.length === 1 ? transforms[0]!.threadDecoder?.() : undefined;
     const onStored =
-      (transforms.length === 0 || decoder) && compression !== 'gzip' && FollowingVerifier.available
+      (transforms.length === 0 || decoder) && !isStreamOnly(compression) && FollowingVerifier.available
         ? (bytes: number) => {
             if (!follower && bytes >= FOLLOW_FROM) {
               follower = new FollowingVerifier(target, { compression, label: `staging: ${run.id}/${file}`, tree: spec.type === 'tree', decoder });
@@ -1300,10 +1303,11 @@ export { DIR_MODE };
 
 /**
  * How the stages after compression run: one in-process encoder or one program in place of the
- * pooled writes when they allow it, else stream stages (always with gzip, itself a stream stage).
+ * pooled writes when they allow it, else stream stages (always with gzip, itself a stream stage,
+ * and with zstd without zstd-napi).
  */
 function afterCompression(transforms: ArchiveTransform[], compression: Compression): Pick<WriteArtifactOptions, 'chunked' | 'program' | 'transforms'> {
-  const only = transforms.length === 1 && compression !== 'gzip' ? transforms[0]! : undefined;
+  const only = transforms.length === 1 && !isStreamOnly(compression) ? transforms[0]! : undefined;
   if (only?.chunked) return { chunked: only.chunked() };
   if (only?.program) return { program: only.program() };
   return { transforms: transforms.map((t) => t.create()) };

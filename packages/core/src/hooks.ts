@@ -1,5 +1,5 @@
 import type { Duplex, Readable } from 'node:stream';
-import { AsyncParallelHook, AsyncSeriesBailHook, AsyncSeriesHook, SyncHook } from 'tapable';
+import { AsyncParallelHook, AsyncSeriesBailHook, AsyncSeriesHook, SyncHook } from './vendor/tapable.js';
 import type { Destination, DestinationTraits } from './destination.js';
 import { BackupError, toPluginError, type ErrorCode } from './errors.js';
 import type { Logger } from './log.js';

@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { z } from 'zod';
+import { z } from './vendor/zod.js';
 import { BackupError } from './errors.js';
 import { isSnapshotId } from './snapshot-id.js';
 

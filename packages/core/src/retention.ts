@@ -23,7 +23,7 @@
  * - A policy that keeps nothing (no count > 0, no non-zero `within`) is refused: by the rc
  *   file's schema at load time, and here with E_RETENTION.
  */
-import { z } from 'zod';
+import { z } from './vendor/zod.js';
 import { BackupError } from './errors.js';
 
 const count = z.number().int().min(0).optional();

@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import { z } from './vendor/zod.js';
 import { ConfigError, type ConfigIssue } from './errors.js';
 
 export { z };

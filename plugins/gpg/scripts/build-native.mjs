@@ -4,7 +4,7 @@
 // plugin encrypts through node:crypto (slower, same bytes), so a machine without a compiler or
 // headers gets a note, not a failed install. `--strict` makes any failure an error (CI).
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, renameSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -12,6 +12,9 @@ const strict = process.argv.includes('--strict');
 const here = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const source = path.join(here, 'native', 'openpgp.c');
 const target = path.join(here, 'build', 'openpgp.node');
+// What the addon was built against: the plugin loads it only under the same Node and OpenSSL.
+const stamp = path.join(here, 'build', 'openpgp.json');
+const runtime = { node: process.version, modules: process.versions.modules, openssl: process.versions.openssl };
 
 let partial;
 
@@ -35,7 +38,8 @@ if (!include) skip(`no Node headers with OpenSSL in ${headerDirs.join(' or ')}`)
 if (process.platform === 'win32') skip('Windows builds are not set up');
 
 const built = existsSync(target) && statSync(target).mtimeMs;
-if (built && built >= statSync(source).mtimeMs && built >= statSync(fileURLToPath(import.meta.url)).mtimeMs && !process.argv.includes('--force')) process.exit(0);
+const sameRuntime = existsSync(stamp) && readFileSync(stamp, 'utf8').trim() === JSON.stringify(runtime);
+if (built && sameRuntime && built >= statSync(source).mtimeMs && built >= statSync(fileURLToPath(import.meta.url)).mtimeMs && !process.argv.includes('--force')) process.exit(0);
 
 mkdirSync(path.dirname(target), { recursive: true });
 partial = `${target}.${process.pid}.tmp`;
@@ -53,4 +57,5 @@ for ([cc, ...r] of compilers) {
 if (r.error) skip(`${cc}: ${r.error.message}`);
 if (r.status !== 0) skip(`${cc} failed: ${(r.stderr || r.stdout).trim().split('\n').slice(0, 5).join(' | ')}`);
 renameSync(partial, target);
+writeFileSync(stamp, `${JSON.stringify(runtime)}\n`);
 console.error(`@sutazai/backup-plugin-gpg: built ${path.relative(process.cwd(), target)} (${cc}, headers ${include})`);

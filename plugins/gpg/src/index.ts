@@ -5,6 +5,7 @@ import { BackupError, chunkDecoderStream, chunkEncoderStream, definePlugin, expa
 import { authenticateManifest, AUTHENTICATION_FIELD, checkManifestAuthentication, prepareMacKey, type Authenticator } from './manifest-auth.js';
 import { decryptProgram, decryptStream, encryptProgram, encryptStream, Keyring, SYMMETRIC_CIPHER, type KeyInfo } from './gpg.js';
 import { OpenPgpDecryptor, OpenPgpEncryptor } from './openpgp.js';
+import { addonNote } from './native.js';
 
 export { ChildProcessStream, runChild, type ChildOutcome, type ChildStreamOptions } from './child-stream.js';
 export { decryptionOutcome, decryptProgram, encryptionOutcome, encryptProgram, Keyring, parseColons, SYMMETRIC_CIPHER } from './gpg.js';
@@ -191,6 +192,7 @@ export default definePlugin({
     // The manifest's MAC key is slow to derive on purpose: started when the run starts, it is
     // ready at the commit instead of holding it up.
     hooks.beforeRun.tapPromise(ctx.key, async (run) => {
+      if (gpg.mode === 'symmetric') run.logger.debug(`${ctx.key}: ${addonNote()}`);
       if (gpg.mode === 'symmetric' && gpg.passphrase) prepareMacKey(gpg.passphrase, run.host);
     });
 

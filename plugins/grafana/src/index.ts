@@ -1,8 +1,7 @@
 import { createReadStream, promises as fsp } from 'node:fs';
 import path from 'node:path';
-import Database from 'better-sqlite3';
 import { BackupError, defineSource, expandHome, joinInside, z, type ArtifactSpec } from '@sutazai/backup-core';
-import { integrityCheck, onlineCopy, tableCounts, type TableCounts } from '@sutazai/backup-plugin-sqlite';
+import { integrityCheck, onlineCopy, openDatabase, tableCounts, type Database, type TableCounts } from '@sutazai/backup-plugin-sqlite';
 
 export const grafanaOptions = z
   .object({
@@ -40,7 +39,7 @@ export function iniValue(text: string, section: string, key: string): string | u
 }
 
 /** Dashboards whose JSON does not parse, or names another uid: what a restore would lose. */
-export function brokenDashboards(db: Database.Database): string[] {
+export function brokenDashboards(db: Database): string[] {
   const exists = db.prepare("SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = 'dashboard'").get();
   if (!exists) return [];
   const broken: string[] = [];
@@ -101,7 +100,7 @@ export default defineSource({
         async open({ tempDir }) {
           const copy = path.join(tempDir, 'grafana.db');
           await onlineCopy(file, copy, { busyTimeout: options.busyTimeout, what: ctx.key });
-          const db = new Database(copy, { readonly: true, fileMustExist: true });
+          const db = openDatabase(copy, { readonly: true, fileMustExist: true }, ctx.key);
           let meta: Record<string, unknown>;
           try {
             const tables = tableCounts(db);
@@ -128,9 +127,9 @@ export default defineSource({
       return;
     }
     if (meta.kind !== 'database') return;
-    const result = integrityCheck(ctx.restoredPath);
+    const result = integrityCheck(ctx.restoredPath, ctx.plugin.key);
     ctx.addCheck('integrity_check', result === 'ok', result === 'ok' ? undefined : result);
-    const db = new Database(ctx.restoredPath, { readonly: true, fileMustExist: true });
+    const db = openDatabase(ctx.restoredPath, { readonly: true, fileMustExist: true }, ctx.plugin.key);
     try {
       const actual = tableCounts(db);
       const expected = Object.entries(meta.tables ?? {});

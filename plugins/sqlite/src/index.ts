@@ -1,7 +1,9 @@
 import { createReadStream, promises as fsp } from 'node:fs';
 import path from 'node:path';
-import Database from 'better-sqlite3';
 import { BackupError, defineSource, expandHome, z } from '@sutazai/backup-core';
+import { openDatabase, type Database } from './database.js';
+
+export { openDatabase, type Database } from './database.js';
 
 export const sqliteOptions = z
   .object({
@@ -19,7 +21,7 @@ export interface TableCounts {
 }
 
 /** Row counts of every user table, read in one transaction so they agree with each other. */
-export function tableCounts(db: Database.Database): TableCounts {
+export function tableCounts(db: Database): TableCounts {
   const tables = db
     .prepare("SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name")
     .pluck()
@@ -32,8 +34,8 @@ export function tableCounts(db: Database.Database): TableCounts {
 }
 
 /** `PRAGMA integrity_check`: "ok", or the problems it found. */
-export function integrityCheck(file: string): string {
-  const db = new Database(file, { readonly: true, fileMustExist: true });
+export function integrityCheck(file: string, what = file): string {
+  const db = openDatabase(file, { readonly: true, fileMustExist: true }, what);
   try {
     const rows = db.prepare('PRAGMA integrity_check').pluck().all() as string[];
     return rows.join('; ');
@@ -47,7 +49,7 @@ export function integrityCheck(file: string): string {
  * Without it, better-sqlite3's `backup()` resolves as if it were done, having copied nothing,
  * when its first step finds the database locked.
  */
-function holdReadLock(db: Database.Database, file: string, options: { busyTimeout: number; what: string }): void {
+function holdReadLock(db: Database, file: string, options: { busyTimeout: number; what: string }): void {
   try {
     db.exec('BEGIN');
     db.prepare('SELECT count(*) FROM sqlite_schema').get();
@@ -67,10 +69,11 @@ function holdReadLock(db: Database.Database, file: string, options: { busyTimeou
  * `what` names the source in errors.
  */
 export async function onlineCopy(file: string, copy: string, options: { busyTimeout: number; what: string }): Promise<void> {
-  let source: Database.Database;
+  let source: Database;
   try {
-    source = new Database(file, { fileMustExist: true, timeout: options.busyTimeout });
+    source = openDatabase(file, { fileMustExist: true, timeout: options.busyTimeout }, options.what);
   } catch (err) {
+    if (err instanceof BackupError) throw err;
     throw new BackupError('E_SOURCE', `${options.what}: cannot open ${file}: ${(err as Error).message}`, { cause: err });
   }
   try {
@@ -86,7 +89,7 @@ export async function onlineCopy(file: string, copy: string, options: { busyTime
     source.close();
   }
   await fsp.chmod(copy, 0o600);
-  const db = new Database(copy, { fileMustExist: true });
+  const db = openDatabase(copy, { fileMustExist: true }, options.what);
   try {
     db.pragma('journal_mode = DELETE');
   } finally {
@@ -121,7 +124,7 @@ export default defineSource({
         async open({ tempDir }) {
           const copy = path.join(tempDir, 'copy.sqlite');
           await onlineCopy(file, copy, { busyTimeout: options.busyTimeout, what: ctx.key });
-          const db = new Database(copy, { fileMustExist: true });
+          const db = openDatabase(copy, { fileMustExist: true }, ctx.key);
           let meta: Record<string, unknown>;
           try {
             meta = {
@@ -140,15 +143,15 @@ export default defineSource({
   },
   async verify(ctx) {
     const file = await ctx.materialize();
-    const result = integrityCheck(file);
+    const result = integrityCheck(file, ctx.plugin.key);
     ctx.addCheck('integrity_check', result === 'ok', result === 'ok' ? undefined : result);
   },
   async restoreTest(ctx) {
     const file = ctx.restoredPath;
-    const result = integrityCheck(file);
+    const result = integrityCheck(file, ctx.plugin.key);
     ctx.addCheck('integrity_check', result === 'ok', result === 'ok' ? undefined : result);
     const expected = (ctx.artifact.meta.tables ?? {}) as TableCounts;
-    const db = new Database(file, { readonly: true, fileMustExist: true });
+    const db = openDatabase(file, { readonly: true, fileMustExist: true }, ctx.plugin.key);
     let actual: TableCounts;
     try {
       actual = tableCounts(db);

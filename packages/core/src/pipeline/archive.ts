@@ -5,7 +5,7 @@ import { openPrivate } from '../fs.js';
 import type { Compression } from '../manifest.js';
 import type { ChunkEncoder } from './chunk-stages.js';
 import { ArtifactFile, PipeOutput, StreamOutput, type ArtifactOutput } from './artifact-output.js';
-import { createCompressor, DEFAULT_ZSTD_LEVEL } from './compression.js';
+import { createCompressor, DEFAULT_ZSTD_LEVEL, isStreamOnly } from './compression.js';
 import { PlainEncoder, ZstdEncoder, type ArtifactEncoder } from './encoder.js';
 import { FileSink } from './file-sink.js';
 import { ByteCounter } from './hash.js';
@@ -48,9 +48,9 @@ export interface WriteArtifactOptions {
  * stages into a new private file, counting and hashing the stored bytes in the same pass.
  */
 export async function writeArtifact(input: Readable | AsyncIterable<TarPiece>, file: string, options: WriteArtifactOptions): Promise<WrittenArtifact> {
-  if (options.compression === 'gzip') {
-    // gzip is a stream stage: so must every stage after it be.
-    if (options.program || options.chunked) throw new Error('writeArtifact: with gzip, give the stages after compression as `transforms`');
+  if (isStreamOnly(options.compression)) {
+    // gzip (and zstd without zstd-napi) is a stream stage: so must every stage after it be.
+    if (options.program || options.chunked) throw new Error(`writeArtifact: with ${options.compression} here, give the stages after compression as \`transforms\``);
     return writeThroughStreams(input, file, options);
   }
   const handle = await openPrivate(file, 'wx');
@@ -153,8 +153,18 @@ function zstdWorkers(threads: number | undefined): number {
 async function writeThroughStreams(input: Readable | AsyncIterable<TarPiece>, file: string, options: WriteArtifactOptions): Promise<WrittenArtifact> {
   const source = input instanceof Readable ? input : Readable.from(ownedBuffers(input));
   const raw = new ByteCounter(options.onProgress);
-  const compressor = createCompressor(options.compression, { ...(options.compressionLevel !== undefined ? { level: options.compressionLevel } : {}) });
   const handle = await openPrivate(file, 'wx');
+  let compressor: Duplex | undefined;
+  try {
+    // After the file is open: a compressor may be a process, which nothing would end otherwise.
+    compressor = createCompressor(options.compression, {
+      ...(options.compressionLevel !== undefined ? { level: options.compressionLevel } : {}),
+      ...(options.threads !== undefined ? { threads: options.threads } : {}),
+    });
+  } catch (err) {
+    await handle.close();
+    throw err;
+  }
   const out = new FileSink(handle, { hash: true });
   const stages: (Readable | Duplex | Writable)[] = [source, raw, ...(compressor ? [compressor] : []), ...(options.transforms ?? []), out];
   try {

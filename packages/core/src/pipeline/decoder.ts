@@ -1,7 +1,7 @@
-import { Duplex } from 'node:stream';
-import binding from 'zstd-napi/binding.js';
 import { BackupError } from '../errors.js';
 import type { Compression } from '../manifest.js';
+import type { NapiBinding } from '../zstd/napi.js';
+import { zstdCodec } from '../zstd/index.js';
 
 /**
  * Decodes stored bytes synchronously, handing each decoded piece to `onData` as a view that is
@@ -16,12 +16,13 @@ export interface ChunkDecoder {
 const OUT_SIZE = 1024 * 1024;
 
 class ZstdChunkDecoder implements ChunkDecoder {
-  readonly #dctx = new binding.DCtx();
+  readonly #dctx: InstanceType<NapiBinding['DCtx']>;
   readonly #out = Buffer.allocUnsafe(OUT_SIZE);
   readonly #label: string;
   #inFrame = false;
 
-  constructor(label: string) {
+  constructor(binding: NapiBinding, label: string) {
+    this.#dctx = new binding.DCtx();
     this.#label = label;
   }
 
@@ -57,89 +58,19 @@ class PlainChunkDecoder implements ChunkDecoder {
   end(): void {}
 }
 
-/** A synchronous decoder for `compression`, or undefined where only a stream can decode it (gzip). */
+/**
+ * A synchronous decoder for `compression`, or undefined where only a stream can decode it (gzip,
+ * and zstd without zstd-napi's binding).
+ */
 export function createChunkDecoder(compression: Compression, label: string): ChunkDecoder | undefined {
   switch (compression) {
-    case 'zstd':
-      return new ZstdChunkDecoder(label);
+    case 'zstd': {
+      const binding = zstdCodec().binding;
+      return binding && new ZstdChunkDecoder(binding, label);
+    }
     case 'none':
       return new PlainChunkDecoder();
     case 'gzip':
       return undefined;
-  }
-}
-
-const STREAM_OUT_SIZE = 128 * 1024;
-
-/**
- * zstd decompression as a stream that honours backpressure inside a chunk: it decodes one output
- * block at a time and stops while the reader is not reading. (zstd-napi's DecompressStream decodes
- * a whole input chunk at once: 1 MiB of a dump that compresses 100:1 became 100 MiB of queued
- * buffers, even when the reader stopped after a few KiB, as `pg_restore --list` does.)
- */
-export class ZstdDecompressStream extends Duplex {
-  readonly #dctx = new binding.DCtx();
-  #input: Buffer | undefined;
-  #written: ((err?: Error | null) => void) | undefined;
-  #inFrame = false;
-  #wantsData = false;
-  #pumping = false;
-
-  constructor() {
-    super({ readableHighWaterMark: 1024 * 1024, writableHighWaterMark: 1024 * 1024 });
-  }
-
-  override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (err?: Error | null) => void): void {
-    this.#input = chunk;
-    this.#written = callback;
-    this.#pump();
-  }
-
-  override _final(callback: (err?: Error | null) => void): void {
-    if (this.#inFrame) {
-      callback(new Error('Stream ended in middle of compressed data frame'));
-      return;
-    }
-    this.push(null);
-    callback();
-  }
-
-  override _read(): void {
-    this.#wantsData = true;
-    this.#pump();
-  }
-
-  #pump(): void {
-    // push() may call _read synchronously: the outer loop carries on.
-    if (this.#pumping) return;
-    this.#pumping = true;
-    try {
-      while (this.#input && this.#wantsData) {
-        const out = Buffer.allocUnsafe(STREAM_OUT_SIZE);
-        let result: [number, number, number];
-        try {
-          result = this.#dctx.decompressStream(out, this.#input) as [number, number, number];
-        } catch (err) {
-          this.#finishInput(err as Error);
-          return;
-        }
-        const [remaining, produced, consumed] = result;
-        this.#input = this.#input.subarray(consumed);
-        if (produced > 0) this.#wantsData = this.push(out.subarray(0, produced));
-        if (this.#input.length === 0 && (produced < out.length || remaining === 0)) {
-          this.#inFrame = remaining !== 0;
-          this.#finishInput();
-        }
-      }
-    } finally {
-      this.#pumping = false;
-    }
-  }
-
-  #finishInput(err?: Error): void {
-    const callback = this.#written;
-    this.#input = undefined;
-    this.#written = undefined;
-    callback?.(err);
   }
 }

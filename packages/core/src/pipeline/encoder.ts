@@ -1,4 +1,5 @@
-import binding from 'zstd-napi/binding.js';
+import type { NapiBinding } from '../zstd/napi.js';
+import { zstdCodec } from '../zstd/index.js';
 import type { ArtifactOutput } from './artifact-output.js';
 
 /**
@@ -100,13 +101,18 @@ export interface ZstdEncoderOptions {
  * stock `zstd -d`.
  */
 export class ZstdEncoder implements ArtifactEncoder {
-  readonly #cctx = new binding.CCtx();
+  readonly #binding: NapiBinding;
+  readonly #cctx: InstanceType<NapiBinding['CCtx']>;
   readonly #out: OutputCursor;
   /** What the current frame holds: compressed blocks, raw blocks, or no frame is open. */
   #frame: 'zstd' | 'raw' | undefined;
   #frames = 0;
 
   constructor(output: ArtifactOutput, options: ZstdEncoderOptions) {
+    const binding = zstdCodec().binding;
+    if (!binding) throw new Error('ZstdEncoder: zstd-napi is not the zstd backend (isStreamOnly says so)');
+    this.#binding = binding;
+    this.#cctx = new binding.CCtx();
     this.#out = new OutputCursor(output);
     this.#cctx.setParameter(binding.CParameter.compressionLevel, options.level);
     if (options.workers > 0) this.#cctx.setParameter(binding.CParameter.nbWorkers, options.workers);
@@ -117,7 +123,7 @@ export class ZstdEncoder implements ArtifactEncoder {
     this.#frame = 'zstd';
     while (data.length) {
       const room = await this.#out.room(MIN_ROOM);
-      const [, produced, consumed] = this.#cctx.compressStream2(room, data, binding.EndDirective.continue);
+      const [, produced, consumed] = this.#cctx.compressStream2(room, data, this.#binding.EndDirective.continue);
       this.#out.advance(produced);
       data = data.subarray(consumed);
     }
@@ -151,7 +157,7 @@ export class ZstdEncoder implements ArtifactEncoder {
   async #endZstdFrame(): Promise<void> {
     for (;;) {
       const room = await this.#out.room(MIN_ROOM);
-      const [remaining, produced] = this.#cctx.compressStream2(room, EMPTY, binding.EndDirective.end);
+      const [remaining, produced] = this.#cctx.compressStream2(room, EMPTY, this.#binding.EndDirective.end);
       this.#out.advance(produced);
       if (remaining === 0) break;
     }
@@ -171,11 +177,14 @@ const SAMPLE_MIN_SAVING = 0.03;
  * Whether data like `samples` is worth compressing: a quick zstd pass (level 1) over samples
  * of it saves less than 3%. Random-looking data (model weights, media, encrypted or already
  * compressed files) is then stored, which keeps zstd from spending its time on it.
+ * Needs zstd-napi's synchronous contexts (the pooled writes are the only ones that store).
  */
 export function looksIncompressible(samples: Buffer[]): boolean {
   let input = 0;
   let output = 0;
-  const cctx = sampler();
+  const binding = zstdCodec().binding;
+  if (!binding) return false;
+  const cctx = sampler(binding);
   for (const sample of samples) {
     if (!sample.length) continue;
     input += sample.length;
@@ -184,10 +193,10 @@ export function looksIncompressible(samples: Buffer[]): boolean {
   return input > 0 && output > input * (1 - SAMPLE_MIN_SAVING);
 }
 
-let samplerCctx: InstanceType<typeof binding.CCtx> | undefined;
+let samplerCctx: InstanceType<NapiBinding['CCtx']> | undefined;
 let scratchBuffer: Buffer | undefined;
 
-function sampler(): InstanceType<typeof binding.CCtx> {
+function sampler(binding: NapiBinding): InstanceType<NapiBinding['CCtx']> {
   if (!samplerCctx) {
     samplerCctx = new binding.CCtx();
     samplerCctx.setParameter(binding.CParameter.compressionLevel, 1);
