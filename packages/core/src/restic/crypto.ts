@@ -1,6 +1,6 @@
 import { createCipheriv, createDecipheriv, randomBytes, randomFillSync, timingSafeEqual, type Cipher } from 'node:crypto';
-import { poly1305 } from '@noble/ciphers/_poly1305.js';
 import { BackupError } from '../errors.js';
+import { poly1305Backend, type Poly1305Fn } from './poly1305.js';
 
 /**
  * restic's authenticated encryption (doc/design.rst, "Keys, Encryption and MAC"): AES-256-CTR
@@ -36,6 +36,7 @@ export class MasterKey {
   /** r ‖ AES_k(nonce): the one-time Poly1305 key, rebuilt for each object. */
   readonly #polyKey = Buffer.alloc(32);
   readonly #mac = Buffer.alloc(MAC_SIZE);
+  readonly #poly1305: Poly1305Fn = poly1305Backend().mac;
 
   constructor(encrypt: Uint8Array, macK: Uint8Array, macR: Uint8Array) {
     if (encrypt.length !== 32 || macK.length !== 16 || macR.length !== 16) {
@@ -125,7 +126,7 @@ export class MasterKey {
   /** Poly1305-AES (Bernstein 2005): Poly1305 keyed with r and s = AES_k(nonce). */
   #macInto(nonce: Uint8Array, ciphertext: Uint8Array, out: Uint8Array): void {
     this.#nonceCipher.update(nonce).copy(this.#polyKey, 16);
-    poly1305.create(this.#polyKey).update(ciphertext).digestInto(out);
+    this.#poly1305(out, ciphertext, this.#polyKey);
   }
 }
 
