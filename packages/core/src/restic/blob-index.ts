@@ -95,6 +95,16 @@ export class BlobIndex {
     return { pack: meta[at] as number, offset: meta[at + 1] as number, length: meta[at + 2] as number, uncompressedLength: meta[at + 3] as number };
   }
 
+  /** Moves an entry (a blob sealed on a crypto thread gets its place in a pack once appended). */
+  setLocation(entry: number, where: BlobLocation): void {
+    const meta = (this.#pages[entry >>> PAGE_BITS] as Page).meta;
+    const at = (entry & IN_PAGE) * 4;
+    meta[at] = where.pack;
+    meta[at + 1] = where.offset;
+    meta[at + 2] = where.length;
+    meta[at + 3] = where.uncompressedLength;
+  }
+
   /** Plaintext length: stored blobs are their sealed length less the IV and MAC. */
   plaintextLength(entry: number): number {
     const where = this.location(entry);

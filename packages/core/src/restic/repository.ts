@@ -4,11 +4,12 @@ import { getRange, type Destination } from '../destination.js';
 import { BackupError } from '../errors.js';
 import { BlobIndex, PackList } from './blob-index.js';
 import { MasterKey } from './crypto.js';
+import { CryptoPool } from './crypto-pool.js';
 import { openJson, sealJson, sha256Hex } from './files.js';
 import { indexFiles, parseIndexJson, type IndexJson } from './index-file.js';
 import { DEFAULT_KDF, openKeyFile, sealKeyFile, type KdfParams } from './keys.js';
 import { RepositoryLock, type LockOptions } from './locks.js';
-import { DEFAULT_PACK_SIZE, DEFAULT_UPLOADS, PackWriter, packKey } from './pack-writer.js';
+import { DEFAULT_PACK_SIZE, DEFAULT_UPLOADS, PackWriter, SEALING, packKey } from './pack-writer.js';
 import { newRepoConfig, parseRepoConfig, repoConfigJson, type RepoConfig } from './repo-config.js';
 import type { BlobId, BlobStore, BlobType, FileType, JsonFileStore } from './store.js';
 import { decompressExact } from './zstd.js';
@@ -24,6 +25,8 @@ export interface OpenOptions {
    * a check opens so, to report a damaged index file instead of failing on it.
    */
   loadIndex?: boolean;
+  /** Compress and seal on the process's crypto threads (default); false: on the calling thread. */
+  cryptoThreads?: boolean;
 }
 
 export interface InitOptions extends OpenOptions {
@@ -66,6 +69,7 @@ export class ResticRepository implements BlobStore, JsonFileStore {
       packSize,
       uploads: Math.max(1, options.uploads ?? DEFAULT_UPLOADS),
       compress: config.version >= 2,
+      pool: options.cryptoThreads === false ? undefined : CryptoPool.shared(),
     });
   }
 
@@ -145,7 +149,11 @@ export class ResticRepository implements BlobStore, JsonFileStore {
         details: { object: `${type} blob ${id}` },
       });
     }
-    const where = this.#index.location(e);
+    let where = this.#index.location(e);
+    if (where.pack === SEALING) {
+      await this.#writer.sealed(e);
+      where = this.#index.location(e);
+    }
     const packId = this.#packs.id(where.pack);
     const name = `${type} blob ${id} in ${packId ? packKey(packId) : 'a pack being written'}`;
     const sealed =
