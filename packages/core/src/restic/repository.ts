@@ -5,10 +5,11 @@ import { BackupError } from '../errors.js';
 import { BlobIndex, PackList } from './blob-index.js';
 import { MasterKey } from './crypto.js';
 import { CryptoPool } from './crypto-pool.js';
-import { openJson, sealJson, sha256Hex } from './files.js';
+import { openJson, readAll, sealJson, sha256Hex } from './files.js';
 import { indexFiles, parseIndexJson, type IndexJson } from './index-file.js';
 import { DEFAULT_KDF, openKeyFile, sealKeyFile, type KdfParams } from './keys.js';
 import { RepositoryLock, type LockOptions } from './locks.js';
+import { loadInPackOrder, type BlobSink, type PackSource } from './pack-reader.js';
 import { DEFAULT_PACK_SIZE, DEFAULT_UPLOADS, PackWriter, SEALING, packKey } from './pack-writer.js';
 import { newRepoConfig, parseRepoConfig, repoConfigJson, type RepoConfig } from './repo-config.js';
 import type { BlobId, BlobStore, BlobType, FileType, JsonFileStore } from './store.js';
@@ -53,12 +54,14 @@ export class ResticRepository implements BlobStore, JsonFileStore {
   readonly #index = new BlobIndex();
   readonly #packs = new PackList();
   readonly #writer: PackWriter;
+  readonly #pool: CryptoPool | undefined;
   readonly #idScratch = Buffer.alloc(32);
 
   private constructor(destination: Destination, key: MasterKey, config: RepoConfig, options: OpenOptions) {
     this.destination = destination;
     this.#key = key;
     this.config = config;
+    this.#pool = options.cryptoThreads === false ? undefined : CryptoPool.shared();
     const packSize = options.packSize ?? DEFAULT_PACK_SIZE;
     if (!(packSize >= 4096 && packSize <= 128 * 1024 * 1024)) throw new BackupError('E_USAGE', `pack size ${packSize} is outside 4 KiB..128 MiB`);
     this.#writer = new PackWriter({
@@ -69,7 +72,7 @@ export class ResticRepository implements BlobStore, JsonFileStore {
       packSize,
       uploads: Math.max(1, options.uploads ?? DEFAULT_UPLOADS),
       compress: config.version >= 2,
-      pool: options.cryptoThreads === false ? undefined : CryptoPool.shared(),
+      pool: this.#pool,
     });
   }
 
@@ -144,11 +147,7 @@ export class ResticRepository implements BlobStore, JsonFileStore {
 
   async load(type: BlobType, id: BlobId): Promise<Buffer> {
     const e = this.#index.lookup(type, id);
-    if (e < 0) {
-      throw new BackupError('E_NOT_FOUND', `${this.destination.description}: ${type} blob ${id} is not in the repository's index`, {
-        details: { object: `${type} blob ${id}` },
-      });
-    }
+    if (e < 0) throw this.#notFound(type, id);
     let where = this.#index.location(e);
     if (where.pack === SEALING) {
       await this.#writer.sealed(e);
@@ -170,6 +169,34 @@ export class ResticRepository implements BlobStore, JsonFileStore {
       throw new BackupError('E_INTEGRITY', `${name}: its content does not hash to its id`, { details: { object: name } });
     }
     return plain;
+  }
+
+  /** Loads blobs as a restore does: each pack read once, in ranges, in pack order (pack-reader.ts). */
+  loadMany(type: BlobType, ids: Iterable<BlobId>, onBlob: BlobSink): Promise<void> {
+    this.#packSource ??= this.#makePackSource();
+    return loadInPackOrder(this.#packSource, type, ids, onBlob);
+  }
+
+  #packSource: PackSource | undefined;
+
+  #makePackSource = (): PackSource => ({
+    destination: this.destination,
+    key: this.#key,
+    pool: this.#pool,
+    locate: async (type, id) => {
+      const e = this.#index.lookup(type, id);
+      if (e < 0) throw this.#notFound(type, id);
+      await this.#writer.sealed(e);
+      const where = this.#index.location(e);
+      return { pack: this.#packs.id(where.pack), offset: where.offset, length: where.length, uncompressedLength: where.uncompressedLength };
+    },
+    load: (type, id) => this.load(type, id),
+  });
+
+  #notFound(type: BlobType, id: BlobId): BackupError {
+    return new BackupError('E_NOT_FOUND', `${this.destination.description}: ${type} blob ${id} is not in the repository's index`, {
+      details: { object: `${type} blob ${id}` },
+    });
   }
 
   /** Writes the packs being filled, then index files naming every pack stored since the last flush. */
@@ -277,8 +304,4 @@ export async function getBytes(destination: Destination, key: string): Promise<B
   return readAll(await destination.get(key));
 }
 
-export async function readAll(body: Readable): Promise<Buffer> {
-  const parts: Buffer[] = [];
-  for await (const chunk of body as AsyncIterable<Buffer>) parts.push(chunk);
-  return parts.length === 1 ? (parts[0] as Buffer) : Buffer.concat(parts);
-}
+export { readAll };
