@@ -50,6 +50,16 @@ export class BlobIndex {
     return this.#count;
   }
 
+  /** Forgets every entry (keeps the first page). */
+  clear(): void {
+    this.#count = 0;
+    this.#capacity = FIRST_PAGE;
+    this.#pages.length = 0;
+    this.#pages.push(newPage(FIRST_PAGE));
+    this.#slots = new Uint32Array(FIRST_PAGE * 2);
+    this.#mask = FIRST_PAGE * 2 - 1;
+  }
+
   /** Bytes the arrays hold (for the memory budget). */
   get byteLength(): number {
     return this.#capacity * (ID + 1 + 16) + this.#slots.byteLength;
@@ -186,6 +196,11 @@ export class PackList {
 
   get size(): number {
     return this.#ids.length;
+  }
+
+  clear(): void {
+    this.#ids.length = 0;
+    this.#numbers.clear();
   }
 
   /** A number for a pack whose id is not known yet. */

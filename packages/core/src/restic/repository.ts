@@ -7,6 +7,7 @@ import { MasterKey } from './crypto.js';
 import { CryptoPool } from './crypto-pool.js';
 import { openJson, readAll, sealJson, sha256Hex } from './files.js';
 import { indexFiles, parseIndexJson, type IndexJson } from './index-file.js';
+import { loadIndex, prefetchIndex, type LoadedIndex } from './index-loader.js';
 import { DEFAULT_KDF, openKeyFile, sealKeyFile, type KdfParams } from './keys.js';
 import { RepositoryLock, type LockOptions } from './locks.js';
 import { loadInPackOrder, type BlobSink, type PackSource } from './pack-reader.js';
@@ -39,8 +40,6 @@ export interface InitOptions extends OpenOptions {
 
 const CONFIG = 'config';
 const HEX_ID = /^[0-9a-f]{64}$/;
-/** Index files read at once when opening. */
-const INDEX_READS = 4;
 
 /**
  * A restic repository (format version 2, doc/design.rst) on any Destination: the backupRoot
@@ -56,6 +55,8 @@ export class ResticRepository implements BlobStore, JsonFileStore {
   readonly #writer: PackWriter;
   readonly #pool: CryptoPool | undefined;
   readonly #idScratch = Buffer.alloc(32);
+  /** What opening loaded: index files added, and those left out as superseded. */
+  loadedIndex: LoadedIndex = { files: 0, superseded: [] };
 
   private constructor(destination: Destination, key: MasterKey, config: RepoConfig, options: OpenOptions) {
     this.destination = destination;
@@ -99,10 +100,16 @@ export class ResticRepository implements BlobStore, JsonFileStore {
       }
       throw err;
     });
+    // The index files need no key: list and fetch the first ones while scrypt derives it.
+    const fetchIndex = (id: string) => getBytes(destination, `index/${id}`);
+    const prefetch = options.loadIndex === false ? undefined : prefetchIndex(() => listIds(destination, 'index'), { fetch: fetchIndex });
+    prefetch?.catch(() => {});
     const key = await findKey(destination, options.password);
     const config = parseRepoConfig(openJson(key, configBytes, `${where}: config`, { compressed: false }), `${where}: config`);
     const repo = new ResticRepository(destination, key, config, options);
-    if (options.loadIndex !== false) await repo.#loadIndex();
+    if (prefetch) {
+      repo.loadedIndex = await loadIndex(repo.#index, repo.#packs, { fetch: fetchIndex, parse: (id, bytes) => repo.#parseIndex(id, bytes) }, await prefetch);
+    }
     return repo;
   }
 
@@ -237,27 +244,14 @@ export class ResticRepository implements BlobStore, JsonFileStore {
     return e < 0 ? undefined : this.#packs.id(this.#index.location(e).pack);
   }
 
-  /** Loads and checks every index file into the in-memory index. */
-  async #loadIndex(): Promise<void> {
-    const ids = await this.list('index');
-    for (let i = 0; i < ids.length; i += INDEX_READS) {
-      const files = await Promise.all(ids.slice(i, i + INDEX_READS).map((id) => this.loadIndexFile(id)));
-      for (const file of files) this.#addToIndex(file);
-    }
-  }
-
   /** One index file, decrypted and checked. */
   async loadIndexFile(id: string): Promise<IndexJson> {
-    return parseIndexJson(await this.loadJson('index', id), `${this.destination.description}: index/${id}`);
+    return this.#parseIndex(id, await getBytes(this.destination, `index/${id}`));
   }
 
-  #addToIndex(file: IndexJson): void {
-    for (const pack of file.packs) {
-      const n = this.#packs.numberOf(pack.id);
-      for (const b of pack.blobs) {
-        this.#index.add(b.type, b.id, { pack: n, offset: b.offset, length: b.length, uncompressedLength: b.uncompressed_length ?? 0 });
-      }
-    }
+  #parseIndex(id: string, bytes: Buffer): IndexJson {
+    const name = `${this.destination.description}: index/${id}`;
+    return parseIndexJson(openJson(this.#key, bytes, name, { compressed: this.config.version >= 2, id }), name);
   }
 
   async #readRange(key: string, offset: number, length: number): Promise<Buffer> {
