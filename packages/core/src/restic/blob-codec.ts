@@ -10,11 +10,24 @@ import { compressTransient, decompressInto } from './zstd.js';
  * allocated per blob but Node's cipher output slices.
  */
 
-/** The bytes to seal for `plaintext`: zstd's frame when it is smaller (version 2 repositories), else the plaintext. */
-export function compressIfSmaller(plaintext: Uint8Array, compress: boolean): { body: Uint8Array; uncompressedLength: number } {
-  if (compress && plaintext.length > 0) {
+/**
+ * Whether to compress a blob: never in version 1; tree blobs always, as restic 0.14 does (its
+ * prune repacks tree packs holding an uncompressed blob, so anything else would be repacked on
+ * every prune); data blobs when zstd makes them smaller (restic compresses all, but keeps
+ * uncompressed data packs by default).
+ */
+export type Compression = 'never' | 'smaller' | 'always';
+
+export function compressionFor(type: 'data' | 'tree', compress: boolean): Compression {
+  if (!compress) return 'never';
+  return type === 'tree' ? 'always' : 'smaller';
+}
+
+/** The bytes to seal for `plaintext`: zstd's frame or the plaintext (an empty blob is never compressed: 0 marks "stored"). */
+export function compressBody(plaintext: Uint8Array, mode: Compression): { body: Uint8Array; uncompressedLength: number } {
+  if (mode !== 'never' && plaintext.length > 0) {
     const z = compressTransient(plaintext);
-    if (z.length < plaintext.length) return { body: z, uncompressedLength: plaintext.length };
+    if (mode === 'always' || z.length < plaintext.length) return { body: z, uncompressedLength: plaintext.length };
   }
   return { body: plaintext, uncompressedLength: 0 };
 }
@@ -30,8 +43,8 @@ export interface SealedStaged {
  * Seals a staged blob: `buf` holds its IV at 0..16 and its plaintext at 16..16+length, and gets
  * the sealed blob from 0 (in place; `buf` has room for the MAC).
  */
-export function sealStaged(key: MasterKey, buf: Buffer, length: number, compress: boolean): SealedStaged {
-  const { body, uncompressedLength } = compressIfSmaller(buf.subarray(IV_SIZE, IV_SIZE + length), compress);
+export function sealStaged(key: MasterKey, buf: Buffer, length: number, mode: Compression): SealedStaged {
+  const { body, uncompressedLength } = compressBody(buf.subarray(IV_SIZE, IV_SIZE + length), mode);
   return { sealedLength: key.sealAfterIv(body, buf, 0), uncompressedLength };
 }
 

@@ -2,6 +2,7 @@ import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { BackupError, type ErrorCode } from '../errors.js';
 import { threadModule } from '../pipeline/threads.js';
+import type { Compression } from './blob-codec.js';
 import type { MasterKey } from './crypto.js';
 import type { CryptoMessage, CryptoReply, OpenMessage, SealMessage } from './crypto-thread.js';
 
@@ -72,7 +73,7 @@ export class CryptoPool {
   }
 
   /** Compresses (when it helps) and seals a staged blob: IV at 0..16, plaintext at 16..16+length. */
-  async seal(key: MasterKey, buffer: Buffer, length: number, compress: boolean): Promise<SealResult> {
+  async seal(key: MasterKey, buffer: Buffer, length: number, compress: Compression): Promise<SealResult> {
     const reply = await this.#run(key, (job, keyId) => ({ op: 'seal', job, keyId, buffer: ownArrayBuffer(buffer), length, compress }) satisfies SealMessage);
     return { buffer: Buffer.from(reply.buffer), sealedLength: reply.length, uncompressedLength: reply.uncompressedLength };
   }

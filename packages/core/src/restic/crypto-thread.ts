@@ -2,7 +2,7 @@
 // opens them for restores, in buffers the main thread transfers here and gets back, so the bytes
 // are never copied between threads. Each reply carries the buffer back, error or not.
 import { parentPort } from 'node:worker_threads';
-import { openSealed, Scratch, sealStaged } from './blob-codec.js';
+import { openSealed, Scratch, sealStaged, type Compression } from './blob-codec.js';
 import { MasterKey, type MasterKeyJson } from './crypto.js';
 
 export interface KeyMessage {
@@ -18,7 +18,7 @@ export interface SealMessage {
   /** IV at 0..16, plaintext at 16..16+length; gets the sealed blob from 0. */
   buffer: ArrayBuffer;
   length: number;
-  compress: boolean;
+  compress: Compression;
 }
 
 export interface OpenMessage {

@@ -3,6 +3,7 @@ import { Readable } from 'node:stream';
 import type { Destination } from '../destination.js';
 import { BackupError, isBackupError } from '../errors.js';
 import type { BlobIndex, PackList } from './blob-index.js';
+import { compressionFor } from './blob-codec.js';
 import type { CryptoPool, SealResult } from './crypto-pool.js';
 import { SEAL_OVERHEAD, type MasterKey } from './crypto.js';
 import type { StoredPack } from './index-file.js';
@@ -87,6 +88,11 @@ export class PackWriter {
     return this.#inMemory.size;
   }
 
+  /** Blobs on the crypto threads, not yet in a pack. */
+  get sealing(): number {
+    return this.#sealing.length;
+  }
+
   async add(type: BlobType, id: Buffer, plaintext: Uint8Array): Promise<void> {
     this.#throwIfFailed();
     if (this.#o.pool) return this.#stage(this.#o.pool, type, id, plaintext);
@@ -115,7 +121,7 @@ export class PackWriter {
     const buffer = await this.#stagingBuffer(plaintext.length + SEAL_OVERHEAD);
     (this.#o.fillIv ?? randomIv)(buffer.subarray(0, 16), 'blob');
     buffer.set(plaintext, 16);
-    const result = pool.seal(this.#o.key, buffer, plaintext.length, this.#o.compress);
+    const result = pool.seal(this.#o.key, buffer, plaintext.length, compressionFor(type, this.#o.compress));
     result.catch(() => {});
     this.#sealing.push({ type, id: copy, entry, result });
     this.#kick();

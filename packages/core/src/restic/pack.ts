@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { BackupError } from '../errors.js';
 import { SEAL_OVERHEAD, type MasterKey } from './crypto.js';
 import type { BlobType } from './store.js';
-import { compressIfSmaller } from './blob-codec.js';
+import { compressBody, compressionFor } from './blob-codec.js';
 
 /**
  * Pack files (doc/design.rst "Pack Format"): sealed blobs back to back, then the sealed header
@@ -86,11 +86,11 @@ export class PackBuilder {
   }
 
   /**
-   * Compresses (when `compress` and zstd makes it smaller), seals and appends a blob. Returns its
+   * Compresses (when `compress`: trees always, data when zstd makes it smaller), seals and appends a blob. Returns its
    * entry; the caller's `plaintext` is not kept.
    */
   add(id: Buffer, plaintext: Uint8Array, compress: boolean): PackedBlob {
-    const { body, uncompressedLength } = compressIfSmaller(plaintext, compress);
+    const { body, uncompressedLength } = compressBody(plaintext, compressionFor(this.type, compress));
     this.#reserve(body.length + SEAL_OVERHEAD);
     const length = this.#key.sealInto(body, this.#buf, this.#size, this.#fillIv && ((iv) => this.#fillIv!(iv, 'blob')));
     return this.#append(id, length, uncompressedLength);
