@@ -38,8 +38,8 @@ export async function prefetchIndex(list: () => Promise<string[]>, source: Pick<
 }
 
 export interface LoadedIndex {
-  /** Index files added. */
-  files: number;
+  /** Every index file listed (a prune replaces them all). */
+  ids: string[];
   /** Index files left out because another supersedes them. */
   superseded: string[];
 }
@@ -48,13 +48,13 @@ export async function loadIndex(index: BlobIndex, packs: PackList, source: Index
   const { ids } = prefetch;
   const superseded = await addFiles(index, packs, source, ids, prefetch.fetched);
   const left = ids.filter((id) => superseded.has(id));
-  if (!left.length) return { files: ids.length, superseded: [] };
+  if (!left.length) return { ids, superseded: [] };
   // Rare (after an interrupted prune): start again without the replaced files, whose packs may be gone.
   index.clear();
   packs.clear();
   const kept = ids.filter((id) => !superseded.has(id));
   await addFiles(index, packs, source, kept, new Map());
-  return { files: kept.length, superseded: left };
+  return { ids, superseded: left };
 }
 
 async function addFiles(index: BlobIndex, packs: PackList, source: IndexFileSource, ids: string[], fetched: Map<string, Promise<Buffer>>): Promise<Set<string>> {

@@ -7,11 +7,11 @@ import { MasterKey } from './crypto.js';
 import { CryptoPool } from './crypto-pool.js';
 import { openJson, readAll, sealJson, sha256Hex } from './files.js';
 import { indexFiles, parseIndexJson, type IndexJson } from './index-file.js';
-import { loadIndex, prefetchIndex, type LoadedIndex } from './index-loader.js';
+import { loadIndex, prefetchIndex, type IndexPrefetch, type LoadedIndex } from './index-loader.js';
 import { DEFAULT_KDF, openKeyFile, sealKeyFile, type KdfParams } from './keys.js';
 import { RepositoryLock, type LockOptions } from './locks.js';
 import { loadInPackOrder, type BlobSink, type PackSource } from './pack-reader.js';
-import { DEFAULT_PACK_SIZE, DEFAULT_UPLOADS, PackWriter, SEALING, packKey } from './pack-writer.js';
+import { DEFAULT_PACK_SIZE, DEFAULT_UPLOADS, PackWriter, SEALING, packKey, type PackWriterOptions } from './pack-writer.js';
 import { newRepoConfig, parseRepoConfig, repoConfigJson, type RepoConfig } from './repo-config.js';
 import type { BlobId, BlobStore, BlobType, FileType, JsonFileStore } from './store.js';
 import { decompressExact } from './zstd.js';
@@ -53,10 +53,11 @@ export class ResticRepository implements BlobStore, JsonFileStore {
   readonly #index = new BlobIndex();
   readonly #packs = new PackList();
   readonly #writer: PackWriter;
+  readonly #writerOptions: PackWriterOptions;
   readonly #pool: CryptoPool | undefined;
   readonly #idScratch = Buffer.alloc(32);
-  /** What opening loaded: index files added, and those left out as superseded. */
-  loadedIndex: LoadedIndex = { files: 0, superseded: [] };
+  /** What opening (or reloadIndex) loaded: the index files listed, and those left out as superseded. */
+  loadedIndex: LoadedIndex = { ids: [], superseded: [] };
 
   private constructor(destination: Destination, key: MasterKey, config: RepoConfig, options: OpenOptions) {
     this.destination = destination;
@@ -65,7 +66,7 @@ export class ResticRepository implements BlobStore, JsonFileStore {
     this.#pool = options.cryptoThreads === false ? undefined : CryptoPool.shared();
     const packSize = options.packSize ?? DEFAULT_PACK_SIZE;
     if (!(packSize >= 4096 && packSize <= 128 * 1024 * 1024)) throw new BackupError('E_USAGE', `pack size ${packSize} is outside 4 KiB..128 MiB`);
-    this.#writer = new PackWriter({
+    this.#writerOptions = {
       key,
       destination,
       index: this.#index,
@@ -74,7 +75,37 @@ export class ResticRepository implements BlobStore, JsonFileStore {
       uploads: Math.max(1, options.uploads ?? DEFAULT_UPLOADS),
       compress: config.version >= 2,
       pool: this.#pool,
-    });
+    };
+    this.#writer = new PackWriter(this.#writerOptions);
+  }
+
+  /** The target pack size. */
+  get packSize(): number {
+    return this.#writerOptions.packSize;
+  }
+
+  /** A writer of new packs into this repository with an index of its own (prune's repacking). */
+  newPackWriter(index: BlobIndex, packs: PackList): PackWriter {
+    return new PackWriter({ ...this.#writerOptions, index, packs });
+  }
+
+  /** The in-memory index and pack numbers, for prune (this package only). */
+  get indexState(): { index: BlobIndex; packs: PackList } {
+    return { index: this.#index, packs: this.#packs };
+  }
+
+  /** Loads the index again (prune does, once it holds the exclusive lock); nothing may be pending. */
+  async reloadIndex(): Promise<LoadedIndex> {
+    if (this.#writer.pendingPacks || this.#writer.sealing) throw new BackupError('E_INTERNAL', 'the index cannot be reloaded while blobs are being written');
+    this.#index.clear();
+    this.#packs.clear();
+    await this.#loadIndex(await prefetchIndex(() => listIds(this.destination, 'index'), { fetch: (id) => getBytes(this.destination, `index/${id}`) }));
+    return this.loadedIndex;
+  }
+
+  async #loadIndex(prefetch: IndexPrefetch): Promise<void> {
+    const source = { fetch: (id: string) => getBytes(this.destination, `index/${id}`), parse: (id: string, bytes: Buffer) => this.#parseIndex(id, bytes) };
+    this.loadedIndex = await loadIndex(this.#index, this.#packs, source, prefetch);
   }
 
   /** Creates a repository: a key for `password`, then the config (whose presence marks a repository). */
@@ -101,15 +132,12 @@ export class ResticRepository implements BlobStore, JsonFileStore {
       throw err;
     });
     // The index files need no key: list and fetch the first ones while scrypt derives it.
-    const fetchIndex = (id: string) => getBytes(destination, `index/${id}`);
-    const prefetch = options.loadIndex === false ? undefined : prefetchIndex(() => listIds(destination, 'index'), { fetch: fetchIndex });
+    const prefetch = options.loadIndex === false ? undefined : prefetchIndex(() => listIds(destination, 'index'), { fetch: (id) => getBytes(destination, `index/${id}`) });
     prefetch?.catch(() => {});
     const key = await findKey(destination, options.password);
     const config = parseRepoConfig(openJson(key, configBytes, `${where}: config`, { compressed: false }), `${where}: config`);
     const repo = new ResticRepository(destination, key, config, options);
-    if (prefetch) {
-      repo.loadedIndex = await loadIndex(repo.#index, repo.#packs, { fetch: fetchIndex, parse: (id, bytes) => repo.#parseIndex(id, bytes) }, await prefetch);
-    }
+    if (prefetch) await repo.#loadIndex(await prefetch);
     return repo;
   }
 

@@ -36,7 +36,7 @@ describe('opening a repository', () => {
     // The prune's new index: x's pack dropped, naming the old file as replaced.
     const replacement = await repo.saveJson('index', { supersedes: [old], packs: file.packs.filter((p) => p.id === packY) });
     const reopened = await ResticRepository.open(dest, { password: RESTIC_PASSWORD });
-    expect(reopened.loadedIndex).toEqual({ files: 1, superseded: [old] });
+    expect(reopened.loadedIndex).toEqual({ ids: [old, replacement].sort(), superseded: [old] });
     expect(reopened.has('data', sha(y))).toBe(true);
     expect(reopened.has('data', sha(x))).toBe(false);
     expect((await reopened.load('data', sha(y))).equals(y)).toBe(true);
@@ -46,9 +46,9 @@ describe('opening a repository', () => {
   });
 
   it('loads every index file when none is superseded', async () => {
-    const { dest, x, y } = await twoPacks();
+    const { dest, x, y, old } = await twoPacks();
     const reopened = await ResticRepository.open(dest, { password: RESTIC_PASSWORD });
-    expect(reopened.loadedIndex).toEqual({ files: 1, superseded: [] });
+    expect(reopened.loadedIndex).toEqual({ ids: [old], superseded: [] });
     expect(reopened.has('data', sha(x)) && reopened.has('data', sha(y))).toBe(true);
   });
 
