@@ -1,5 +1,6 @@
 #!/usr/bin/env node
-// Throughput of the restic format's write path on this machine, one thread: encrypt+MAC
+// Throughput of the restic format's write path on this machine, one thread: Poly1305 alone (the
+// backend in use, and noble's for comparison), encrypt+MAC
 // (AES-256-CTR + Poly1305-AES) alone, open (MAC + decrypt), zstd alone, a pack builder
 // (compress when smaller, seal, header), and ResticRepository.save + flush to a local folder
 // (packs hashed, written, indexed). Input: chunks of a mixed stream, half random bytes, half
@@ -19,6 +20,7 @@ const { PackBuilder } = await load('restic/pack.js');
 const { compressTransient } = await load('restic/zstd.js');
 const { ResticRepository } = await load('restic/repository.js');
 const { LocalDestination } = await load('destination.js');
+const { noble, poly1305Backend } = await load('restic/poly1305.js');
 
 const arg = (name, fallback) => {
   const i = process.argv.indexOf(`--${name}`);
@@ -43,7 +45,15 @@ function rate(label, fn) {
 const key = MasterKey.random();
 const out = Buffer.allocUnsafe(chunk + 64);
 const sealed = key.seal(chunks[0]);
+const tag = Buffer.alloc(16);
+const polyKey = randomBytes(32);
 const results = [
+  ...[poly1305Backend(), noble].map((backend) =>
+    rate(`Poly1305 alone (${backend.name})`, () => {
+      for (let i = 0; i < count; i++) backend.mac(tag, chunks[i % 16], polyKey);
+      return count * chunk;
+    }),
+  ),
   rate('encrypt+MAC (seal)', () => {
     for (let i = 0; i < count; i++) key.sealInto(chunks[i % 16], out, 0);
     return count * chunk;
@@ -69,28 +79,32 @@ const results = [
   }),
 ];
 
-// End to end: distinct chunks (the first bytes vary), saved, packed, hashed and written, flushed.
-const dir = mkdtempSync(path.join(os.tmpdir(), 'sutazai-bench-restic-'));
-try {
-  const repo = await ResticRepository.init(new LocalDestination(dir), { password: 'bench', kdf: { N: 1024, r: 8, p: 1 } });
-  const t = performance.now();
-  for (let i = 0; i < count; i++) {
-    const c = chunks[i % 16];
-    c.writeUInt32LE(i, 0);
-    await repo.save('data', createHash('sha256').update(c).digest('hex'), c);
+// End to end: distinct chunks (the first bytes vary), saved, packed, hashed and written, flushed;
+// sealed on the crypto threads (the default) and on the calling thread.
+for (const cryptoThreads of [true, false]) {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'sutazai-bench-restic-'));
+  try {
+    const repo = await ResticRepository.init(new LocalDestination(dir), { password: 'bench', kdf: { N: 1024, r: 8, p: 1 }, cryptoThreads });
+    const t = performance.now();
+    for (let i = 0; i < count; i++) {
+      const c = chunks[i % 16];
+      c.writeUInt32LE(i + (cryptoThreads ? 0 : count), 0);
+      await repo.save('data', createHash('sha256').update(c).digest('hex'), c);
+    }
+    await repo.flush();
+    const s = (performance.now() - t) / 1000;
+    const how = cryptoThreads ? 'on crypto threads' : 'on this thread';
+    results.push([`ResticRepository.save + flush to a local folder (incl. sha256 of chunks), ${how}`, +((count * chunk) / s / MiB).toFixed(0)]);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
   }
-  await repo.flush();
-  const s = (performance.now() - t) / 1000;
-  results.push(['ResticRepository.save + flush to a local folder (incl. sha256 of chunks)', +((count * chunk) / s / MiB).toFixed(0)]);
-} finally {
-  rmSync(dir, { recursive: true, force: true });
 }
 
 // Packs in memory are bounded (two uploading, one filling per type): peak RSS must not grow with --mb.
 const peakRssMiB = +(process.resourceUsage().maxRSS / 1024).toFixed(0);
 if (process.argv.includes('--json')) console.log(JSON.stringify({ ...Object.fromEntries(results), peakRssMiB }));
 else {
-  console.log(`${totalMb} MiB in ${(chunk / 1024).toFixed(0)} KiB chunks, one thread:`);
-  for (const [label, mibs] of results) console.log(`  ${label.padEnd(78)} ${String(mibs).padStart(5)} MiB/s`);
+  console.log(`${totalMb} MiB in ${(chunk / 1024).toFixed(0)} KiB chunks, one thread; MACs by ${poly1305Backend().name}:`);
+  for (const [label, mibs] of results) console.log(`  ${label.padEnd(96)} ${String(mibs).padStart(5)} MiB/s`);
   console.log(`  peak RSS of the process: ${peakRssMiB} MiB`);
 }

@@ -50,6 +50,16 @@ export class BlobIndex {
     return this.#count;
   }
 
+  /** Forgets every entry (keeps the first page). */
+  clear(): void {
+    this.#count = 0;
+    this.#capacity = FIRST_PAGE;
+    this.#pages.length = 0;
+    this.#pages.push(newPage(FIRST_PAGE));
+    this.#slots = new Uint32Array(FIRST_PAGE * 2);
+    this.#mask = FIRST_PAGE * 2 - 1;
+  }
+
   /** Bytes the arrays hold (for the memory budget). */
   get byteLength(): number {
     return this.#capacity * (ID + 1 + 16) + this.#slots.byteLength;
@@ -93,6 +103,16 @@ export class BlobIndex {
     const meta = (this.#pages[entry >>> PAGE_BITS] as Page).meta;
     const at = (entry & IN_PAGE) * 4;
     return { pack: meta[at] as number, offset: meta[at + 1] as number, length: meta[at + 2] as number, uncompressedLength: meta[at + 3] as number };
+  }
+
+  /** Moves an entry (a blob sealed on a crypto thread gets its place in a pack once appended). */
+  setLocation(entry: number, where: BlobLocation): void {
+    const meta = (this.#pages[entry >>> PAGE_BITS] as Page).meta;
+    const at = (entry & IN_PAGE) * 4;
+    meta[at] = where.pack;
+    meta[at + 1] = where.offset;
+    meta[at + 2] = where.length;
+    meta[at + 3] = where.uncompressedLength;
   }
 
   /** Plaintext length: stored blobs are their sealed length less the IV and MAC. */
@@ -176,6 +196,11 @@ export class PackList {
 
   get size(): number {
     return this.#ids.length;
+  }
+
+  clear(): void {
+    this.#ids.length = 0;
+    this.#numbers.clear();
   }
 
   /** A number for a pack whose id is not known yet. */

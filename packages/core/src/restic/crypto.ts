@@ -1,6 +1,6 @@
-import { createCipheriv, createDecipheriv, randomBytes, randomFillSync, timingSafeEqual, type Cipher } from 'node:crypto';
-import { poly1305 } from '@noble/ciphers/_poly1305.js';
+import { createCipheriv, randomBytes, randomFillSync, timingSafeEqual, type Cipher } from 'node:crypto';
 import { BackupError } from '../errors.js';
+import { poly1305Backend, type Poly1305Fn } from './poly1305.js';
 
 /**
  * restic's authenticated encryption (doc/design.rst, "Keys, Encryption and MAC"): AES-256-CTR
@@ -11,7 +11,7 @@ export const IV_SIZE = 16;
 export const MAC_SIZE = 16;
 /** Bytes a sealed object has beyond its plaintext. */
 export const SEAL_OVERHEAD = IV_SIZE + MAC_SIZE;
-const SLICE = 64 * 1024;
+const SLICE = 16 * 1024;
 
 /** Poly1305's clamp of r, applied to the stored key as restic does. */
 const R_MASK = [0xff, 0xff, 0xff, 0x0f, 0xfc, 0xff, 0xff, 0x0f, 0xfc, 0xff, 0xff, 0x0f, 0xfc, 0xff, 0xff, 0x0f];
@@ -36,6 +36,7 @@ export class MasterKey {
   /** r ‖ AES_k(nonce): the one-time Poly1305 key, rebuilt for each object. */
   readonly #polyKey = Buffer.alloc(32);
   readonly #mac = Buffer.alloc(MAC_SIZE);
+  readonly #poly1305: Poly1305Fn = poly1305Backend().mac;
 
   constructor(encrypt: Uint8Array, macK: Uint8Array, macR: Uint8Array) {
     if (encrypt.length !== 32 || macK.length !== 16 || macR.length !== 16) {
@@ -74,22 +75,52 @@ export class MasterKey {
 
   /**
    * Encrypts `plaintext` into `out` at `at` as IV ‖ CIPHERTEXT ‖ MAC and returns the bytes written
-   * (`plaintext.length + SEAL_OVERHEAD`). `out` must have the room.
+   * (`plaintext.length + SEAL_OVERHEAD`). `out` must have the room. `fillIv` writes the IV
+   * (random by default; tests pass a fixed sequence to compare packs byte for byte).
    */
-  sealInto(plaintext: Uint8Array, out: Buffer, at: number): number {
+  sealInto(plaintext: Uint8Array, out: Buffer, at: number, fillIv: (iv: Buffer) => void = randomIv): number {
+    fillIv(out.subarray(at, at + IV_SIZE));
+    return this.sealAfterIv(plaintext, out, at);
+  }
+
+  /**
+   * As sealInto, with the IV already at `out[at..at+16]`. `plaintext` may be the very bytes after
+   * the IV (`out[at+16..]`): the blob is then encrypted in place.
+   */
+  sealAfterIv(plaintext: Uint8Array, out: Buffer, at: number): number {
     const iv = out.subarray(at, at + IV_SIZE);
-    randomFillSync(iv);
     const body = at + IV_SIZE;
-    const cipher = createCipheriv('aes-256-ctr', this.#encrypt, iv);
-    // CTR has no final block: update returns every byte. Node allocates each update's output;
-    // slices of 64 KiB come from malloc's reused arena, where a whole blob's would be fresh
-    // pages (page faults, then a GC to free them).
-    let n = 0;
-    for (let at = 0; at < plaintext.length; at += SLICE) {
-      n += cipher.update(plaintext.subarray(at, at + SLICE)).copy(out, body + n);
-    }
+    const n = this.#ctr(iv, plaintext, out, body);
     this.#macInto(iv, out.subarray(body, body + n), out.subarray(body + n, body + n + MAC_SIZE));
     return n + SEAL_OVERHEAD;
+  }
+
+  /**
+   * AES-256-CTR of `input` into `out` at `at`. CTR has no final block: update returns every byte.
+   * Node allocates each update's output; slices of 16 KiB come from malloc's reused arena, where
+   * a whole blob's would be fresh pages (page faults, then a GC to free them): measured by CPU
+   * time here, 16 KiB slices run at ~3.3 GiB/s, 64 KiB at ~2.4, whole 1 MiB blobs at ~1.3. A
+   * slice is read before its output is written, so `input` may be the same bytes as the output.
+   */
+  #ctr(iv: Uint8Array, input: Uint8Array, out: Uint8Array, at: number): number {
+    const cipher = createCipheriv('aes-256-ctr', this.#encrypt, iv);
+    let n = 0;
+    for (let i = 0; i < input.length; i += SLICE) {
+      const part = cipher.update(input.subarray(i, i + SLICE));
+      out.set(part, at + n);
+      n += part.length;
+    }
+    return n;
+  }
+
+  /**
+   * Checks the MAC, then decrypts into `out` at `at` (which may be the sealed bytes' own
+   * ciphertext, `sealed[16..]`, or anywhere with room); returns the plaintext length. `what`
+   * names the object in the error, as in `open`.
+   */
+  openInto(sealed: Uint8Array, what: string, out: Uint8Array, at: number): number {
+    this.#checkMac(sealed, what);
+    return this.#ctr(sealed.subarray(0, IV_SIZE), sealed.subarray(IV_SIZE, sealed.length - MAC_SIZE), out, at);
   }
 
   seal(plaintext: Uint8Array): Buffer {
@@ -104,14 +135,17 @@ export class MasterKey {
    * sealed by another repository's key.
    */
   open(sealed: Uint8Array, what: string): Buffer {
+    const out = Buffer.allocUnsafe(Math.max(0, sealed.length - SEAL_OVERHEAD));
+    this.openInto(sealed, what, out, 0);
+    return out;
+  }
+
+  #checkMac(sealed: Uint8Array, what: string): void {
     if (!this.verify(sealed)) {
       throw new BackupError('E_INTEGRITY', `${what}: the MAC does not match (the data was altered or belongs to another repository)`, {
         details: { object: what },
       });
     }
-    const iv = sealed.subarray(0, IV_SIZE);
-    const decipher = createDecipheriv('aes-256-ctr', this.#encrypt, iv);
-    return decipher.update(sealed.subarray(IV_SIZE, sealed.length - MAC_SIZE));
   }
 
   /** Whether the MAC of a sealed object matches, without decrypting it. */
@@ -125,8 +159,12 @@ export class MasterKey {
   /** Poly1305-AES (Bernstein 2005): Poly1305 keyed with r and s = AES_k(nonce). */
   #macInto(nonce: Uint8Array, ciphertext: Uint8Array, out: Uint8Array): void {
     this.#nonceCipher.update(nonce).copy(this.#polyKey, 16);
-    poly1305.create(this.#polyKey).update(ciphertext).digestInto(out);
+    this.#poly1305(out, ciphertext, this.#polyKey);
   }
+}
+
+function randomIv(iv: Buffer): void {
+  randomFillSync(iv);
 }
 
 function isZero(bytes: Uint8Array): boolean {

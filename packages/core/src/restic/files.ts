@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import type { Readable } from 'node:stream';
 import { BackupError } from '../errors.js';
 import type { MasterKey } from './crypto.js';
 import { compressTransient, decompress } from './zstd.js';
@@ -57,4 +58,11 @@ export function openJson(key: MasterKey, bytes: Buffer, name: string, options: {
 
 export function sha256Hex(data: Uint8Array): string {
   return createHash('sha256').update(data).digest('hex');
+}
+
+/** A stream's bytes in one buffer (one object of a destination). */
+export async function readAll(body: Readable): Promise<Buffer> {
+  const parts: Buffer[] = [];
+  for await (const chunk of body as AsyncIterable<Buffer>) parts.push(chunk);
+  return parts.length === 1 ? (parts[0] as Buffer) : Buffer.concat(parts);
 }

@@ -1,4 +1,4 @@
-import { createHash, randomBytes, scrypt } from 'node:crypto';
+import { createHash, randomBytes, scrypt, timingSafeEqual } from 'node:crypto';
 import { hostname, userInfo } from 'node:os';
 import { BackupError } from '../errors.js';
 import { MasterKey } from './crypto.js';
@@ -63,10 +63,36 @@ export async function sealKeyFile(master: MasterKey, password: string, params: K
 }
 
 /**
+ * Keys this process opened, by key file (its sha256) and password: scrypt costs ~0.1-0.5 s, and
+ * a daemon's runs, or one run's copies of a repository on several destinations (the same key
+ * files), open the same key again. The password is compared, never hashed: a fast hash of it in
+ * memory would be easier to attack than the key file's scrypt.
+ */
+const opened = new Map<string, { password: Buffer; key: MasterKey }>();
+const OPENED_MAX = 16;
+
+function samePassword(a: Buffer, b: Buffer): boolean {
+  return a.length === b.length && timingSafeEqual(a, b);
+}
+
+/**
  * The master key a key file holds, or undefined when `password` does not open it. `name`
  * (`keys/<id>`) names the file when it is not a key file at all.
  */
 export async function openKeyFile(bytes: Buffer, password: string, name: string): Promise<MasterKey | undefined> {
+  const fileId = createHash('sha256').update(bytes).digest('hex');
+  const given = Buffer.from(password, 'utf8');
+  const known = opened.get(fileId);
+  if (known && samePassword(known.password, given)) return known.key;
+  const key = await deriveAndOpen(bytes, password, name);
+  if (key) {
+    if (opened.size >= OPENED_MAX) opened.delete(opened.keys().next().value as string);
+    opened.set(fileId, { password: given, key });
+  }
+  return key;
+}
+
+async function deriveAndOpen(bytes: Buffer, password: string, name: string): Promise<MasterKey | undefined> {
   let json: Partial<KeyFileJson>;
   try {
     json = JSON.parse(bytes.toString('utf8')) as Partial<KeyFileJson>;

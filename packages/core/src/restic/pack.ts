@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { BackupError } from '../errors.js';
 import { SEAL_OVERHEAD, type MasterKey } from './crypto.js';
 import type { BlobType } from './store.js';
-import { compressTransient } from './zstd.js';
+import { compressBody, compressionFor } from './blob-codec.js';
 
 /**
  * Pack files (doc/design.rst "Pack Format"): sealed blobs back to back, then the sealed header
@@ -41,6 +41,9 @@ export function packSizeOf(blobs: readonly Pick<PackedBlob, 'length' | 'uncompre
   return size;
 }
 
+/** Writes an IV for a blob or a pack header (tests: fixed sequences, one per kind). */
+export type FillIv = (iv: Buffer, kind: 'blob' | 'header') => void;
+
 export interface FinishedPack {
   /** The sha256 of the whole file: its name under data/. */
   id: string;
@@ -59,11 +62,14 @@ export class PackBuilder {
   #buf: Buffer;
   #size = 0;
   readonly #blobs: PackedBlob[] = [];
+  readonly #fillIv: FillIv | undefined;
 
-  constructor(key: MasterKey, type: BlobType, buffer: Buffer) {
+  /** `fillIv` writes each IV (random by default; tests pass fixed sequences). */
+  constructor(key: MasterKey, type: BlobType, buffer: Buffer, fillIv?: FillIv) {
     this.#key = key;
     this.type = type;
     this.#buf = buffer;
+    this.#fillIv = fillIv;
   }
 
   /** Bytes of sealed blobs so far. */
@@ -80,21 +86,24 @@ export class PackBuilder {
   }
 
   /**
-   * Compresses (when `compress` and zstd makes it smaller), seals and appends a blob. Returns its
+   * Compresses (when `compress`: trees always, data when zstd makes it smaller), seals and appends a blob. Returns its
    * entry; the caller's `plaintext` is not kept.
    */
   add(id: Buffer, plaintext: Uint8Array, compress: boolean): PackedBlob {
-    let body = plaintext;
-    let uncompressedLength = 0;
-    if (compress && plaintext.length > 0) {
-      const z = compressTransient(plaintext);
-      if (z.length < plaintext.length) {
-        body = z;
-        uncompressedLength = plaintext.length;
-      }
-    }
+    const { body, uncompressedLength } = compressBody(plaintext, compressionFor(this.type, compress));
     this.#reserve(body.length + SEAL_OVERHEAD);
-    const length = this.#key.sealInto(body, this.#buf, this.#size);
+    const length = this.#key.sealInto(body, this.#buf, this.#size, this.#fillIv && ((iv) => this.#fillIv!(iv, 'blob')));
+    return this.#append(id, length, uncompressedLength);
+  }
+
+  /** Appends a blob sealed elsewhere (on a crypto thread): IV ‖ CIPHERTEXT ‖ MAC. */
+  addSealed(id: Uint8Array, sealed: Uint8Array, uncompressedLength: number): PackedBlob {
+    this.#reserve(sealed.length);
+    this.#buf.set(sealed, this.#size);
+    return this.#append(id, sealed.length, uncompressedLength);
+  }
+
+  #append(id: Uint8Array, length: number, uncompressedLength: number): PackedBlob {
     const blob: PackedBlob = { type: this.type, id: Buffer.from(id), offset: this.#size, length, uncompressedLength };
     this.#size += length;
     this.#blobs.push(blob);
@@ -109,7 +118,7 @@ export class PackBuilder {
   finish(): FinishedPack {
     const header = encodeHeader(this.#blobs);
     this.#reserve(header.length + SEAL_OVERHEAD + 4);
-    const sealedLength = this.#key.sealInto(header, this.#buf, this.#size);
+    const sealedLength = this.#key.sealInto(header, this.#buf, this.#size, this.#fillIv && ((iv) => this.#fillIv!(iv, 'header')));
     this.#buf.writeUInt32LE(sealedLength, this.#size + sealedLength);
     const end = this.#size + sealedLength + 4;
     const bytes = this.#buf.subarray(0, end);

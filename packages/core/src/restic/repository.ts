@@ -4,11 +4,14 @@ import { getRange, type Destination } from '../destination.js';
 import { BackupError } from '../errors.js';
 import { BlobIndex, PackList } from './blob-index.js';
 import { MasterKey } from './crypto.js';
-import { openJson, sealJson, sha256Hex } from './files.js';
+import { CryptoPool } from './crypto-pool.js';
+import { openJson, readAll, sealJson, sha256Hex } from './files.js';
 import { indexFiles, parseIndexJson, type IndexJson } from './index-file.js';
+import { loadIndex, prefetchIndex, type IndexPrefetch, type LoadedIndex } from './index-loader.js';
 import { DEFAULT_KDF, openKeyFile, sealKeyFile, type KdfParams } from './keys.js';
 import { RepositoryLock, type LockOptions } from './locks.js';
-import { DEFAULT_PACK_SIZE, DEFAULT_UPLOADS, PackWriter, packKey } from './pack-writer.js';
+import { loadInPackOrder, type BlobSink, type PackSource } from './pack-reader.js';
+import { DEFAULT_PACK_SIZE, DEFAULT_UPLOADS, PackWriter, SEALING, packKey, type PackWriterOptions } from './pack-writer.js';
 import { newRepoConfig, parseRepoConfig, repoConfigJson, type RepoConfig } from './repo-config.js';
 import type { BlobId, BlobStore, BlobType, FileType, JsonFileStore } from './store.js';
 import { decompressExact } from './zstd.js';
@@ -24,6 +27,8 @@ export interface OpenOptions {
    * a check opens so, to report a damaged index file instead of failing on it.
    */
   loadIndex?: boolean;
+  /** Compress and seal on the process's crypto threads (default); false: on the calling thread. */
+  cryptoThreads?: boolean;
 }
 
 export interface InitOptions extends OpenOptions {
@@ -35,8 +40,6 @@ export interface InitOptions extends OpenOptions {
 
 const CONFIG = 'config';
 const HEX_ID = /^[0-9a-f]{64}$/;
-/** Index files read at once when opening. */
-const INDEX_READS = 4;
 
 /**
  * A restic repository (format version 2, doc/design.rst) on any Destination: the backupRoot
@@ -50,15 +53,20 @@ export class ResticRepository implements BlobStore, JsonFileStore {
   readonly #index = new BlobIndex();
   readonly #packs = new PackList();
   readonly #writer: PackWriter;
+  readonly #writerOptions: PackWriterOptions;
+  readonly #pool: CryptoPool | undefined;
   readonly #idScratch = Buffer.alloc(32);
+  /** What opening (or reloadIndex) loaded: the index files listed, and those left out as superseded. */
+  loadedIndex: LoadedIndex = { ids: [], superseded: [] };
 
   private constructor(destination: Destination, key: MasterKey, config: RepoConfig, options: OpenOptions) {
     this.destination = destination;
     this.#key = key;
     this.config = config;
+    this.#pool = options.cryptoThreads === false ? undefined : CryptoPool.shared();
     const packSize = options.packSize ?? DEFAULT_PACK_SIZE;
     if (!(packSize >= 4096 && packSize <= 128 * 1024 * 1024)) throw new BackupError('E_USAGE', `pack size ${packSize} is outside 4 KiB..128 MiB`);
-    this.#writer = new PackWriter({
+    this.#writerOptions = {
       key,
       destination,
       index: this.#index,
@@ -66,7 +74,38 @@ export class ResticRepository implements BlobStore, JsonFileStore {
       packSize,
       uploads: Math.max(1, options.uploads ?? DEFAULT_UPLOADS),
       compress: config.version >= 2,
-    });
+      pool: this.#pool,
+    };
+    this.#writer = new PackWriter(this.#writerOptions);
+  }
+
+  /** The target pack size. */
+  get packSize(): number {
+    return this.#writerOptions.packSize;
+  }
+
+  /** A writer of new packs into this repository with an index of its own (prune's repacking). */
+  newPackWriter(index: BlobIndex, packs: PackList): PackWriter {
+    return new PackWriter({ ...this.#writerOptions, index, packs });
+  }
+
+  /** The in-memory index and pack numbers, for prune (this package only). */
+  get indexState(): { index: BlobIndex; packs: PackList } {
+    return { index: this.#index, packs: this.#packs };
+  }
+
+  /** Loads the index again (prune does, once it holds the exclusive lock); nothing may be pending. */
+  async reloadIndex(): Promise<LoadedIndex> {
+    if (this.#writer.pendingPacks || this.#writer.sealing) throw new BackupError('E_INTERNAL', 'the index cannot be reloaded while blobs are being written');
+    this.#index.clear();
+    this.#packs.clear();
+    await this.#loadIndex(await prefetchIndex(() => listIds(this.destination, 'index'), { fetch: (id) => getBytes(this.destination, `index/${id}`) }));
+    return this.loadedIndex;
+  }
+
+  async #loadIndex(prefetch: IndexPrefetch): Promise<void> {
+    const source = { fetch: (id: string) => getBytes(this.destination, `index/${id}`), parse: (id: string, bytes: Buffer) => this.#parseIndex(id, bytes) };
+    this.loadedIndex = await loadIndex(this.#index, this.#packs, source, prefetch);
   }
 
   /** Creates a repository: a key for `password`, then the config (whose presence marks a repository). */
@@ -92,10 +131,13 @@ export class ResticRepository implements BlobStore, JsonFileStore {
       }
       throw err;
     });
+    // The index files need no key: list and fetch the first ones while scrypt derives it.
+    const prefetch = options.loadIndex === false ? undefined : prefetchIndex(() => listIds(destination, 'index'), { fetch: (id) => getBytes(destination, `index/${id}`) });
+    prefetch?.catch(() => {});
     const key = await findKey(destination, options.password);
     const config = parseRepoConfig(openJson(key, configBytes, `${where}: config`, { compressed: false }), `${where}: config`);
     const repo = new ResticRepository(destination, key, config, options);
-    if (options.loadIndex !== false) await repo.#loadIndex();
+    if (prefetch) await repo.#loadIndex(await prefetch);
     return repo;
   }
 
@@ -140,12 +182,12 @@ export class ResticRepository implements BlobStore, JsonFileStore {
 
   async load(type: BlobType, id: BlobId): Promise<Buffer> {
     const e = this.#index.lookup(type, id);
-    if (e < 0) {
-      throw new BackupError('E_NOT_FOUND', `${this.destination.description}: ${type} blob ${id} is not in the repository's index`, {
-        details: { object: `${type} blob ${id}` },
-      });
+    if (e < 0) throw this.#notFound(type, id);
+    let where = this.#index.location(e);
+    if (where.pack === SEALING) {
+      await this.#writer.sealed(e);
+      where = this.#index.location(e);
     }
-    const where = this.#index.location(e);
     const packId = this.#packs.id(where.pack);
     const name = `${type} blob ${id} in ${packId ? packKey(packId) : 'a pack being written'}`;
     const sealed =
@@ -162,6 +204,34 @@ export class ResticRepository implements BlobStore, JsonFileStore {
       throw new BackupError('E_INTEGRITY', `${name}: its content does not hash to its id`, { details: { object: name } });
     }
     return plain;
+  }
+
+  /** Loads blobs as a restore does: each pack read once, in ranges, in pack order (pack-reader.ts). */
+  loadMany(type: BlobType, ids: Iterable<BlobId>, onBlob: BlobSink): Promise<void> {
+    this.#packSource ??= this.#makePackSource();
+    return loadInPackOrder(this.#packSource, type, ids, onBlob);
+  }
+
+  #packSource: PackSource | undefined;
+
+  #makePackSource = (): PackSource => ({
+    destination: this.destination,
+    key: this.#key,
+    pool: this.#pool,
+    locate: async (type, id) => {
+      const e = this.#index.lookup(type, id);
+      if (e < 0) throw this.#notFound(type, id);
+      await this.#writer.sealed(e);
+      const where = this.#index.location(e);
+      return { pack: this.#packs.id(where.pack), offset: where.offset, length: where.length, uncompressedLength: where.uncompressedLength };
+    },
+    load: (type, id) => this.load(type, id),
+  });
+
+  #notFound(type: BlobType, id: BlobId): BackupError {
+    return new BackupError('E_NOT_FOUND', `${this.destination.description}: ${type} blob ${id} is not in the repository's index`, {
+      details: { object: `${type} blob ${id}` },
+    });
   }
 
   /** Writes the packs being filled, then index files naming every pack stored since the last flush. */
@@ -202,27 +272,14 @@ export class ResticRepository implements BlobStore, JsonFileStore {
     return e < 0 ? undefined : this.#packs.id(this.#index.location(e).pack);
   }
 
-  /** Loads and checks every index file into the in-memory index. */
-  async #loadIndex(): Promise<void> {
-    const ids = await this.list('index');
-    for (let i = 0; i < ids.length; i += INDEX_READS) {
-      const files = await Promise.all(ids.slice(i, i + INDEX_READS).map((id) => this.loadIndexFile(id)));
-      for (const file of files) this.#addToIndex(file);
-    }
-  }
-
   /** One index file, decrypted and checked. */
   async loadIndexFile(id: string): Promise<IndexJson> {
-    return parseIndexJson(await this.loadJson('index', id), `${this.destination.description}: index/${id}`);
+    return this.#parseIndex(id, await getBytes(this.destination, `index/${id}`));
   }
 
-  #addToIndex(file: IndexJson): void {
-    for (const pack of file.packs) {
-      const n = this.#packs.numberOf(pack.id);
-      for (const b of pack.blobs) {
-        this.#index.add(b.type, b.id, { pack: n, offset: b.offset, length: b.length, uncompressedLength: b.uncompressed_length ?? 0 });
-      }
-    }
+  #parseIndex(id: string, bytes: Buffer): IndexJson {
+    const name = `${this.destination.description}: index/${id}`;
+    return parseIndexJson(openJson(this.#key, bytes, name, { compressed: this.config.version >= 2, id }), name);
   }
 
   async #readRange(key: string, offset: number, length: number): Promise<Buffer> {
@@ -269,8 +326,4 @@ export async function getBytes(destination: Destination, key: string): Promise<B
   return readAll(await destination.get(key));
 }
 
-export async function readAll(body: Readable): Promise<Buffer> {
-  const parts: Buffer[] = [];
-  for await (const chunk of body as AsyncIterable<Buffer>) parts.push(chunk);
-  return parts.length === 1 ? (parts[0] as Buffer) : Buffer.concat(parts);
-}
+export { readAll };

@@ -1,11 +1,11 @@
-import { constants, promises as fsp } from 'node:fs';
+import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { BackupError } from '../errors.js';
 import { restoredMode, symlinksStayInside, type TreeStats } from '../pipeline/tar-extract.js';
 import { parseGoTime } from './go-json.js';
 import { unixPermissions, type ResticNode } from './node.js';
 import { RestoreGuard, linkRoot, safeLinkTarget, type GuardLimits } from './restore-guard.js';
-import { Slots } from './slots.js';
+import { FileContentWriter } from './file-content.js';
 import type { BlobStore } from './store.js';
 import { nameBytes } from './tree.js';
 import { findPath, loadTree } from './walk.js';
@@ -27,14 +27,8 @@ export interface RestoreOptions extends GuardLimits {
    * 1 for this tool's snapshots (`/<source>/...`, the default), 0 for snapshots restic made.
    */
   linkRootDepth?: number;
-  /** Files written at once. Default 4. */
-  files?: number;
   onWarning?: (message: string) => void;
 }
-
-const WRITE_FLAGS = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;
-/** Blobs loaded ahead of the one being written, per file. */
-const READ_AHEAD = 4;
 
 interface Pending {
   at: string | Buffer;
@@ -118,11 +112,7 @@ class Restorer {
         const here = [...parts, node.name];
         const raw = rawAbove || node.rawName !== undefined;
         if (node.type === 'symlink') safeLinkTarget(guard, here, node, this.#rootDepth, raw);
-        if (node.type === 'file') {
-          this.#totalBytes += node.size ?? 0;
-          const missing = (node.content ?? []).find((id) => !this.#o.store.has('data', id));
-          if (missing) throw new BackupError('E_INTEGRITY', `${this.#o.label}: ${here.join('/')}: data blob ${missing} is not in the repository; nothing was restored`);
-        }
+        if (node.type === 'file') this.#checkFile(here, node);
         if (node.type === 'dir') await visit(here, await loadTree(this.#o.store, node.subtree!), raw);
       }
     };
@@ -137,12 +127,31 @@ class Restorer {
     }
   }
 
+  /** A file's blobs are all held and add up to its size. */
+  #checkFile(here: string[], node: ResticNode): void {
+    const { store, label } = this.#o;
+    const expected = node.size ?? 0;
+    this.#totalBytes += expected;
+    let held = 0;
+    for (const id of node.content ?? []) {
+      const size = store.plaintextSize('data', id);
+      if (size === undefined) throw new BackupError('E_INTEGRITY', `${label}: ${here.join('/')}: data blob ${id} is not in the repository; nothing was restored`);
+      held += size;
+    }
+    if (held !== expected) {
+      throw new BackupError('E_INTEGRITY', `${label}: ${here.join('/')}: its blobs hold ${held} bytes, its node says ${expected}; nothing was restored`);
+    }
+  }
+
   /** The second pass: the trees again (unchanged: blobs are addressed by their hash), written. */
   async write(): Promise<TreeStats> {
     const dirs: Pending[] = [];
     const links = new Map<string, string[]>();
-    const files = new Slots(this.#o.files ?? 4);
-    const writing: Promise<void>[] = [];
+    const files = new FileContentWriter(this.#o.store, this.#o.label, async (handle, file) => {
+      await this.#metadata(handle, file.node);
+      this.#stats.files++;
+      this.#stats.bytes += file.node.size ?? 0;
+    });
     let rewritten = 0;
     const visit = async (parts: string[], dir: string | Buffer, nodes: ResticNode[]): Promise<void> => {
       for (const node of nodes) {
@@ -165,10 +174,7 @@ class Restorer {
           const key = root.join('/');
           links.set(key, [...(links.get(key) ?? []), inside]);
         } else {
-          await files.acquire();
-          const done = this.#writeFile(at, here, node).finally(() => files.release());
-          done.catch(() => {});
-          writing.push(done);
+          await files.add({ at, here, node });
         }
       }
     };
@@ -179,9 +185,14 @@ class Restorer {
       await fsp.mkdir(dir, { mode: 0o700 });
       dirs.push({ at: dir, node: folder });
     }
-    if (tree) await visit(parts, dir, await loadTree(this.#o.store, tree));
-    else await visit(parts, dir, [node!]);
-    await Promise.all(writing);
+    try {
+      if (tree) await visit(parts, dir, await loadTree(this.#o.store, tree));
+      else await visit(parts, dir, [node!]);
+      await files.flush();
+    } catch (err) {
+      await files.abort();
+      throw err;
+    }
     for (const [root, inside] of links) await symlinksStayInside(path.join(this.#o.target, ...root.split('/').filter(Boolean)), inside, this.#o.label);
     // Deepest first: writing into a folder changes its mtime, and a read-only folder takes no more entries.
     for (const d of dirs.reverse()) await this.#metadata(d.at, d.node);
@@ -195,37 +206,6 @@ class Restorer {
     if (rewritten) onWarning(`${label}: ${rewritten} absolute symlink(s) rewritten to point inside the restored tree`);
     if (this.#guard.leftOut) onWarning(`${label}: ${this.#guard.leftOut} device node(s), FIFO(s) or socket(s) left out`);
     if (this.#guard.withAttributes) onWarning(`${label}: extended attributes of ${this.#guard.withAttributes} entr(ies) not restored`);
-  }
-
-  async #writeFile(at: string | Buffer, here: string[], node: ResticNode): Promise<void> {
-    const { store, label } = this.#o;
-    const expected = node.size ?? 0;
-    const handle = await fsp.open(at, WRITE_FLAGS, 0o600);
-    try {
-      const ids = node.content ?? [];
-      const loads = ids.slice(0, READ_AHEAD).map((id) => store.load('data', id));
-      loads.forEach((p) => p.catch(() => {}));
-      let written = 0;
-      for (let i = 0; i < ids.length; i++) {
-        const blob = await loads[i]!;
-        if (i + READ_AHEAD < ids.length) {
-          const next = store.load('data', ids[i + READ_AHEAD]!);
-          next.catch(() => {});
-          loads.push(next);
-        }
-        written += blob.length;
-        if (written > expected) break;
-        for (let off = 0; off < blob.length; ) off += (await handle.write(blob, off, blob.length - off)).bytesWritten;
-      }
-      if (written !== expected) {
-        throw new BackupError('E_INTEGRITY', `${label}: ${here.join('/')}: its blobs hold ${written > expected ? `more than ${expected}` : written} bytes, its node says ${expected}; nothing was restored`);
-      }
-      await this.#metadata(handle, node);
-      this.#stats.files++;
-      this.#stats.bytes += written;
-    } finally {
-      await handle.close();
-    }
   }
 
   /** Owner, mode and times of a written entry (a symlink's mode is not its own to set). */

@@ -23,6 +23,12 @@ export interface BlobStore {
   save(type: BlobType, id: BlobId, plaintext: Uint8Array): Promise<void>;
   /** A held blob's plaintext, decrypted, decompressed and checked against its id. */
   load(type: BlobType, id: BlobId): Promise<Buffer>;
+  /**
+   * Loads distinct blobs as a restore does: each pack read once, in ranges covering nearby
+   * blobs, in pack order. `onBlob` gets each blob's plaintext, valid until its promise resolves.
+   * Optional: `loadBlobs` falls back to `load`.
+   */
+  loadMany?(type: BlobType, ids: Iterable<BlobId>, onBlob: (id: BlobId, plaintext: Buffer) => Promise<void> | void): Promise<void>;
   /** A held blob's plaintext length, or undefined. */
   plaintextSize(type: BlobType, id: BlobId): number | undefined;
   /** Writes the pending packs and an index file naming them. */
@@ -35,4 +41,15 @@ export interface JsonFileStore {
   loadJson<T>(type: Exclude<FileType, 'keys'>, id: string): Promise<T>;
   list(type: FileType): Promise<string[]>;
   remove(type: Exclude<FileType, 'keys'>, id: string): Promise<void>;
+}
+
+/** `store.loadMany`, or one `load` after another for stores without it. */
+export async function loadBlobs(
+  store: BlobStore,
+  type: BlobType,
+  ids: Iterable<BlobId>,
+  onBlob: (id: BlobId, plaintext: Buffer) => Promise<void> | void,
+): Promise<void> {
+  if (store.loadMany) return store.loadMany(type, ids, onBlob);
+  for (const id of new Set(ids)) await onBlob(id, await store.load(type, id));
 }

@@ -1,7 +1,7 @@
 import { Readable } from 'node:stream';
 import { BackupError } from '../errors.js';
 import type { ResticNode } from './node.js';
-import type { BlobStore } from './store.js';
+import { loadBlobs, type BlobStore } from './store.js';
 import { decodeTree, nameBytes } from './tree.js';
 
 /** Loads and parses a tree blob, naming it in errors. */
@@ -50,39 +50,59 @@ export async function findPath(store: BlobStore, rootTree: string, snapshotPath:
   return chain;
 }
 
+/** Plaintext bytes a file stream loads at once (one window), and one more window read ahead. */
+const STREAM_WINDOW = 16 * 1024 * 1024;
+
 /**
- * A file node's bytes as a stream (`restore --into` of a database dump), loading a few blobs
- * ahead. Errors (a missing or damaged blob, a size that does not match the node) end the stream
- * with an E_INTEGRITY error, so a consumer never takes a short file for a whole one.
+ * A file node's bytes as a stream (`restore --into` of a database dump). Blobs are loaded in
+ * windows of up to `windowBytes` of plaintext, each through `loadBlobs` (a pack read once for
+ * all of the window's blobs in it), the next window while the current one is consumed. Errors (a
+ * missing or damaged blob, a size that does not match the node) end the stream with an error
+ * (E_INTEGRITY unless the store named another), so a consumer never takes a short file for a
+ * whole one.
  */
-export function fileStream(store: BlobStore, node: ResticNode, options: { readAhead?: number; label?: string } = {}): Readable {
+export function fileStream(store: BlobStore, node: ResticNode, options: { windowBytes?: number; label?: string } = {}): Readable {
   const ids = node.content ?? [];
-  const ahead = Math.max(1, options.readAhead ?? 4);
+  const limit = Math.max(1, options.windowBytes ?? STREAM_WINDOW);
   const label = options.label ?? node.name;
-  const loading: Promise<Buffer>[] = [];
   let next = 0;
   let bytes = 0;
-  const fill = () => {
-    while (loading.length < ahead && next < ids.length) {
-      const p = store.load('data', ids[next++]!);
-      p.catch(() => {});
-      loading.push(p);
-    }
+  const loadWindow = async (): Promise<Buffer[] | undefined> => {
+    if (next >= ids.length) return undefined;
+    const from = next;
+    let size = 0;
+    do size += store.plaintextSize('data', ids[next++]!) ?? 1024 * 1024;
+    while (next < ids.length && size + (store.plaintextSize('data', ids[next]!) ?? 0) <= limit);
+    const window = ids.slice(from, next);
+    const got = new Map<string, Buffer>();
+    // The plaintext is the store's until the callback returns: keep a copy for the consumer.
+    await loadBlobs(store, 'data', window, (id, plaintext) => void got.set(id, Buffer.from(plaintext)));
+    return window.map((id) => got.get(id)!);
   };
+  const start = () => {
+    const p = loadWindow();
+    p.catch(() => {});
+    return p;
+  };
+  let ahead = start();
+  let current: Buffer[] = [];
   return new Readable({
     highWaterMark: 0,
+    // One push per call: Node calls read again only after a push.
     async read() {
       try {
-        fill();
-        const p = loading.shift();
-        if (!p) {
-          if (bytes !== (node.size ?? 0)) throw new Error(`holds ${bytes} bytes, but its node says ${node.size ?? 0}`);
-          this.push(null);
-          return;
+        if (!current.length) {
+          const window = await ahead;
+          if (!window) {
+            if (bytes !== (node.size ?? 0)) throw new Error(`holds ${bytes} bytes, but its node says ${node.size ?? 0}`);
+            this.push(null);
+            return;
+          }
+          ahead = start();
+          current = window;
         }
-        const blob = await p;
+        const blob = current.shift()!;
         bytes += blob.length;
-        fill();
         this.push(blob);
       } catch (err) {
         const message = err instanceof Error ? err.message : String(err);

@@ -44,17 +44,22 @@ export function compress(data: Uint8Array, level = ZSTD_LEVEL): Buffer {
  * errors.
  */
 export function decompressExact(data: Uint8Array, size: number, what: string): Buffer {
+  const out = Buffer.allocUnsafe(size);
+  decompressInto(data, out, size, what);
+  return out;
+}
+
+/** As decompressExact, into `out` (at least `size` bytes), which the caller reuses. */
+export function decompressInto(data: Uint8Array, out: Uint8Array, size: number, what: string): void {
   const z = zstd();
   dctx ??= new z.DCtx();
-  const out = Buffer.allocUnsafe(size);
   let n: number;
   try {
-    n = size === 0 ? 0 : dctx.decompress(out, data);
+    n = size === 0 ? 0 : dctx.decompress(out.subarray(0, size), data);
   } catch (err) {
     throw new BackupError('E_INTEGRITY', `${what}: zstd cannot decode it: ${(err as Error).message}`, { cause: err });
   }
   if (n !== size) throw new BackupError('E_INTEGRITY', `${what}: decompresses to ${n} bytes, the index says ${size}`);
-  return out;
 }
 
 /** Decompresses frames of unknown total size (restic's unpacked files), up to `limit` bytes. */

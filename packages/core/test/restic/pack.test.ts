@@ -41,6 +41,16 @@ describe('packs', () => {
     expect(key.open(pack.bytes.subarray(blobs[0]!.length, blobs[0]!.length + blobs[1]!.length), 'blob').equals(noise)).toBe(true);
   });
 
+  it('compresses every tree blob, even one zstd makes larger, as restic does (its prune repacks tree packs holding uncompressed blobs)', () => {
+    const key = MasterKey.random();
+    const builder = new PackBuilder(key, 'tree', Buffer.alloc(64));
+    const tiny = Buffer.from('{"nodes":[]}\n');
+    builder.add(sha(tiny), tiny, true);
+    const [blob] = header(key, builder.finish().bytes);
+    expect(blob!.uncompressedLength).toBe(tiny.length);
+    expect(blob!.length).toBeGreaterThan(tiny.length + 32);
+  });
+
   it('asks for more of the tail when the header is longer than what was read', () => {
     const key = MasterKey.random();
     const pack = build(key, Array.from({ length: 200 }, (_, i) => Buffer.from(`blob ${i}`)));

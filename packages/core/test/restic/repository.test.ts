@@ -6,6 +6,7 @@ import { Readable } from 'node:stream';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { getRange, LocalDestination, PrefixedDestination, type Destination, type PutInfo } from '../../src/destination.js';
 import { BackupError } from '../../src/errors.js';
+import { CryptoPool } from '../../src/restic/crypto-pool.js';
 import { readAll, ResticRepository } from '../../src/restic/repository.js';
 import { sha, TEST_KDF } from '../../../../test/helpers/restic.js';
 
@@ -120,25 +121,32 @@ describe('ResticRepository on a local folder', () => {
     expect(await repo.list('snapshots')).toEqual([]);
   });
 
-  it('holds at most `uploads` packs in flight: save waits while the destination is slow', async () => {
+  it.each([
+    // On the calling thread, the third blob (the third full pack) waits for an upload.
+    { threads: false, bound: 1 },
+    // On crypto threads, blobs also wait in the few staging buffers (two per thread and one).
+    { threads: true, bound: 2 + CryptoPool.shared()!.size * 2 + 1 },
+  ])('holds at most `uploads` packs in flight: save waits while the destination is slow (crypto threads: $threads)', async ({ threads, bound }) => {
     const gate = new GatedDestination(dir);
-    const repo = await ResticRepository.init(gate, { password: 'pw', kdf: TEST_KDF, packSize: 8192, uploads: 2 });
+    const repo = await ResticRepository.init(gate, { password: 'pw', kdf: TEST_KDF, packSize: 8192, uploads: 2, cryptoThreads: threads });
     gate.closed = true;
     let saved = 0;
     const saving = (async () => {
-      for (let i = 0; i < 10; i++) {
+      for (let i = 0; i < 20; i++) {
         const b = randomBytes(9000);
         await repo.save('data', sha(b), b);
         saved++;
       }
     })();
-    await new Promise((r) => setTimeout(r, 200));
+    await new Promise((r) => setTimeout(r, 300));
     expect(gate.waiting).toBe(2);
-    expect(saved).toBe(1);
+    expect(saved).toBe(bound);
+    await new Promise((r) => setTimeout(r, 200));
+    expect(saved).toBe(bound);
     gate.release();
     await saving;
     await repo.flush();
-    expect(await files('data')).toHaveLength(10);
+    expect(await files('data')).toHaveLength(20);
   });
 
   it('fails save and flush after a pack upload fails, and writes no index naming the lost pack', async () => {

@@ -168,10 +168,11 @@ describe('restorer against hostile trees', () => {
     await refused(await snapshot([dir('sub', sub), link('x', 'sub'), link('z', 'x/up/..')]), /leads outside the restored tree through other symlinks/);
   });
 
-  it('refuses a missing data blob before writing, and a size that does not match after', async () => {
+  it('refuses a missing data blob and a size that does not match, before writing', async () => {
     await refused(await snapshot([file('gone', ['e'.repeat(64)], 3)]), /data blob e+ is not in the repository; nothing was restored/);
     const id = await putData(store, 'short');
-    await refused(await snapshot([file('a', [id], 5), file('liar', [id], 3)]), /its blobs hold more than 3 bytes/);
+    await refused(await snapshot([file('a', [id], 5), file('liar', [id], 3)]), /src\/liar: its blobs hold 5 bytes, its node says 3; nothing was restored/);
+    await refused(await snapshot([file('a', [id], 5), file('short', [id, id], 11)]), /its blobs hold 10 bytes, its node says 11/);
   });
 
   it('refuses trees deeper than the limit and trees that repeat a subtree into millions of entries', async () => {
