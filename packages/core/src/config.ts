@@ -6,12 +6,14 @@ import { pathToFileURL } from 'node:url';
 import { cosmiconfig } from './vendor/cosmiconfig.js';
 import { z } from './vendor/zod.js';
 import { BackupError, ConfigError, isBackupError, type ConfigIssue } from './errors.js';
+import { readCredential } from './credentials.js';
 import { expandHome } from './fs.js';
 import { compressionSchema, type Compression } from './manifest.js';
 import { DEFAULT_NOTIFY_ON, NOTIFY_EVENTS } from './notify.js';
 import type { Plugin, PluginFactory, PluginKind, SourceRead } from './plugin.js';
 import { DEFAULT_RETENTION, retentionPolicySchema, type RetentionPolicy } from './retention.js';
 import { parseCron } from './schedule.js';
+import { schedulingSchema } from './scheduling-config.js';
 import { backupRootInSources } from './source-reads.js';
 import { joinPath, zodIssues } from './schema.js';
 import { isSecretKey, secrets as defaultSecrets, urlCredentials, type SecretRegistry } from './secrets.js';
@@ -96,9 +98,12 @@ const topLevelSchema = z
         maxAge: intervalSchema.default(26 * 3600_000),
         maxStorageUsage: percentSchema.default(0.85),
         restoreTest: z.object({ schedule: cronSchema.optional(), from: z.string().optional(), maxAge: intervalSchema.optional() }).strict().optional(),
+        /** When `status --notify` runs from the daemon and the generated units (docs/design.md Part C). */
+        schedule: cronSchema.optional(),
       })
       .default({ maxAge: 26 * 3600_000, maxStorageUsage: 0.85 }),
     log: z.object({ level: z.enum(['debug', 'info', 'warn', 'error']).optional() }).strict().default({}),
+    scheduling: schedulingSchema.optional(),
     /** Refuse an rc file that others can read when it holds literal secrets. */
     strictPermissions: z.boolean().default(false),
   })
@@ -377,7 +382,7 @@ function interpolate(value: unknown, at: string, env: NodeJS.ProcessEnv, issues:
     if (!value.includes('${')) return value;
     return value.replace(VAR, (match, name: string | undefined, fallback: string | undefined) => {
       if (match === '$${') return '${';
-      const found = env[name!];
+      const found = env[name!] ?? readCredential(name!, env, secrets);
       if (found !== undefined && found !== '') {
         if (isSecretKey(name!) || isSecretKey(at.split('.').at(-1) ?? '')) secrets.add(found);
         return found;
