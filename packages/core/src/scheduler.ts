@@ -49,20 +49,23 @@ export interface SchedulerOptions {
 /** The longest real sleep: the loop looks at the clock again at least this often (clock changes, suspend). */
 const MAX_SLEEP_MS = 60_000;
 
-export const systemClock: SchedulerClock = {
-  now: () => new Date(),
-  sleepUntil: (until, signal) =>
-    new Promise<void>((resolve) => {
-      if (signal.aborted) return resolve();
-      const done = () => {
-        clearTimeout(timer);
-        signal.removeEventListener('abort', done);
-        resolve();
-      };
-      const timer = setTimeout(done, Math.max(0, Math.min(until.getTime() - Date.now(), MAX_SLEEP_MS)));
-      signal.addEventListener('abort', done, { once: true });
-    }),
-};
+/** Real time, as `now` tells it (the engine's clock: the system's, or one shifted for rehearsals). */
+export function realClock(now: () => Date = () => new Date()): SchedulerClock {
+  return {
+    now,
+    sleepUntil: (until, signal) =>
+      new Promise<void>((resolve) => {
+        if (signal.aborted) return resolve();
+        const done = () => {
+          clearTimeout(timer);
+          signal.removeEventListener('abort', done);
+          resolve();
+        };
+        const timer = setTimeout(done, Math.max(0, Math.min(until.getTime() - now().getTime(), MAX_SLEEP_MS)));
+        signal.addEventListener('abort', done, { once: true });
+      }),
+  };
+}
 
 interface Pending extends JobStart {
   order: number;
@@ -86,7 +89,7 @@ export class Scheduler {
 
   constructor(options: SchedulerOptions) {
     this.#options = options;
-    this.#clock = options.clock ?? systemClock;
+    this.#clock = options.clock ?? realClock();
     this.#zone = options.zone ?? 'local';
     for (const job of options.jobs) this.#schedules.set(job.name, parseCron(job.schedule));
   }
