@@ -9,6 +9,7 @@ import type { Engine, LogLevel, Logger } from '@sutazai/backup-core';
 import { STARTER_RC } from './init.js';
 import { registerDaemon } from './daemon.js';
 import { registerScheduling } from './scheduling-commands.js';
+import { decryptsNothing } from './decrypts-nothing.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const STOP_GRACE_MS = 10_000;
@@ -71,6 +72,7 @@ export async function main(argv: string[], io: Io = defaultIo()): Promise<number
       ...(globals.config ? { configPath: globals.config } : {}),
       env: io.env,
       resolveFrom: [here],
+      deferEncryptionSecrets: decryptsNothing(command),
     });
     const progress = createProgress(io.stderr as NodeJS.WriteStream);
     logger = createLogger({
@@ -298,6 +300,8 @@ export async function main(argv: string[], io: Io = defaultIo()): Promise<number
     .action(async (_opts: unknown, command: Command) => {
       await withEngine(command, async (engine) => {
         print(`ok: ${engine.config.file ?? '(inline config)'}: ${engine.config.sources.length} source(s), ${engine.config.destinations.length} destination(s), ${engine.config.notifiers.length} notifier(s)`);
+        const missing = engine.config.encryptionSecretsMissing;
+        if (missing) print(`note: ${loaded().encryptionNotChecked(missing)}`);
       });
     });
   config
@@ -306,7 +310,7 @@ export async function main(argv: string[], io: Io = defaultIo()): Promise<number
     .action(async (_opts: unknown, command: Command) => {
       const globals = command.optsWithGlobals() as GlobalOptions;
       const { loadConfig, maskSecretKeys, secrets } = loaded();
-      const config = await loadConfig({ cwd: io.cwd, ...(globals.config ? { configPath: globals.config } : {}), env: io.env, resolveFrom: [here] });
+      const config = await loadConfig({ cwd: io.cwd, ...(globals.config ? { configPath: globals.config } : {}), env: io.env, resolveFrom: [here], deferEncryptionSecrets: true });
       printJson({ file: config.file, backupRoot: config.backupRoot, host: config.host, config: maskSecretKeys(config.raw, secrets) });
     });
 

@@ -7,6 +7,7 @@ import { cosmiconfig } from './vendor/cosmiconfig.js';
 import { z } from './vendor/zod.js';
 import { BackupError, ConfigError, isBackupError, type ConfigIssue } from './errors.js';
 import { readCredential } from './credentials.js';
+import { isEncryptionKey, lockedEncryptionEntry } from './deferred-secrets.js';
 import { expandHome } from './fs.js';
 import { compressionSchema, type Compression } from './manifest.js';
 import { DEFAULT_NOTIFY_ON, NOTIFY_EVENTS } from './notify.js';
@@ -158,6 +159,8 @@ export interface ResolvedConfig {
   logLevel: 'debug' | 'info' | 'warn' | 'error' | undefined;
   strictPermissions: boolean;
   warnings: string[];
+  /** With `deferEncryptionSecrets`: the encryption `${VAR}`s that were not set (the plugin was not loaded). */
+  encryptionSecretsMissing?: ConfigIssue[];
 }
 
 export interface LoadConfigOptions {
@@ -172,6 +175,8 @@ export interface LoadConfigOptions {
   /** More folders to resolve plugins from (e.g. the CLI's own installation). */
   resolveFrom?: string[];
   secrets?: SecretRegistry;
+  /** For commands that decrypt nothing: an unset `${VAR}` under `encryption` is no error (see deferred-secrets.ts). */
+  deferEncryptionSecrets?: boolean;
 }
 
 /** Settings that the engine handles itself, per kind of plugin; they are not passed to the plugin. */
@@ -206,6 +211,8 @@ export async function loadConfig(options: LoadConfigOptions = {}): Promise<Resol
   const issues: ConfigIssue[] = [];
   const literal = literalSecrets(data, '');
   const raw = interpolate(data, '', env, issues, secrets) as Record<string, unknown>;
+  const deferred = options.deferEncryptionSecrets ? issues.filter((i) => isEncryptionKey(i.path)) : [];
+  issues.splice(0, issues.length, ...issues.filter((i) => !deferred.includes(i)));
   if (issues.length) throw new ConfigError(issues, file);
   registerSecrets(raw, '', secrets);
 
@@ -256,7 +263,11 @@ export async function loadConfig(options: LoadConfigOptions = {}): Promise<Resol
   const sources = await Promise.all(Object.entries(top.sources).map(([n, e]) => load(`sources.${n}`, n, 'source', e)));
   const destinations = await Promise.all(Object.entries(top.destinations).map(([n, e]) => load(`destinations.${n}`, n, 'destination', e)));
   const notifiers = await Promise.all(Object.entries(top.notify).map(([n, e]) => load(`notify.${n}`, n, 'notifier', e)));
-  const encryption = top.encryption ? await load('encryption', 'encryption', 'encryption', top.encryption) : undefined;
+  const encryption = deferred.length
+    ? lockedEncryptionEntry(top.encryption!.use, deferred, file)
+    : top.encryption
+      ? await load('encryption', 'encryption', 'encryption', top.encryption)
+      : undefined;
   const plugins: (PluginEntry | undefined)[] = [];
   for (const [i, e] of top.plugins.entries()) {
     if (e) plugins.push(await load(`plugins[${i}]`, `plugins[${i}]`, 'plugin', e));
@@ -310,6 +321,7 @@ export async function loadConfig(options: LoadConfigOptions = {}): Promise<Resol
     logLevel: top.log.level,
     strictPermissions: top.strictPermissions,
     warnings,
+    ...(deferred.length ? { encryptionSecretsMissing: deferred } : {}),
   };
 }
 

@@ -28,6 +28,7 @@ export * from './schedule-state.js';
 export { schedulingOptions, healthSchedule, DEFAULT_SCHEDULED_WAIT_MS, type SchedulingOptions } from './scheduling-config.js';
 export { recordMissedRun, type MissedRun } from './missed-run.js';
 export { readCredential } from './credentials.js';
+export { encryptionNotChecked } from './deferred-secrets.js';
 export * from './child.js';
 export { COMMIT_STAGE_AUTHENTICATE, integrityPlugin, INTEGRITY_SCRYPT, type IntegrityAuthentication } from './integrity.js';
 export { packTree, type TreeEntry, type PackOptions } from './pipeline/tar-pack.js';
