@@ -99,7 +99,14 @@ describe('run --wait', () => {
   it('stopped while it waits, it exits 143 and records no missed run', async () => {
     const slow = await holdLock();
     const waiting = startCli(['run', '--profile', 'quick', '--wait', '2min', '--json'], { cwd: work });
-    await new Promise((r) => setTimeout(r, 1500));
+    // Stopped once it waits (not while Node still starts: under load that takes seconds).
+    await new Promise<void>((resolve) => {
+      let seen = '';
+      waiting.child.stderr!.on('data', (d: Buffer) => {
+        seen += d.toString();
+        if (seen.includes('waiting up to 2min for the lock')) resolve();
+      });
+    });
     waiting.child.kill('SIGTERM');
     const stopped = await waiting.result;
     expect(stopped.code).toBe(143);
