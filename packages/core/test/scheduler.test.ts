@@ -58,11 +58,16 @@ interface Started {
 }
 
 /** Runs a scheduler from `start` until `end` (simulated); each job takes `duration(job)`. */
-async function simulate(start: string, end: string, duration: (s: JobStart, clock: SimulatedClock) => number | JobOutcome = () => 10 * MIN): Promise<Started[]> {
+async function simulate(
+  start: string,
+  end: string,
+  duration: (s: JobStart, clock: SimulatedClock) => number | JobOutcome = () => 10 * MIN,
+  jobs: { name: string; schedule: string }[] = SEED,
+): Promise<Started[]> {
   const clock = new SimulatedClock(start, Date.parse(end));
   const started: Started[] = [];
   const scheduler = new Scheduler({
-    jobs: SEED,
+    jobs,
     store,
     clock,
     zone: 'utc',
@@ -118,6 +123,26 @@ describe('the scheduler', () => {
       ['weekly', '2026-11-03T04:00:00.000Z'],
       ['monthly', '2026-11-03T04:10:00.000Z'],
       ['daily', '2026-11-03T04:20:00.000Z'],
+    ]);
+  });
+
+  it('coalesces a job already waiting in the queue that comes due again while the job before it runs', async () => {
+    // At 05:00 the long job ends: "other" (due 02:00) runs next, "hourly" (due 02:30) waits behind
+    // it; "hourly" comes due again at 05:30 while it still waits, and still runs once.
+    const jobs = [
+      { name: 'long', schedule: '0 2 * * *' },
+      { name: 'other', schedule: '0 2 * * *' },
+      { name: 'hourly', schedule: '30 * * * *' },
+    ];
+    const hours = { long: 3 * HOUR, other: HOUR, hourly: 10 * MIN } as Record<string, number>;
+    const started = await simulate('2026-11-01T00:00:00Z', '2026-11-01T07:00:00Z', (s) => hours[s.job.name]!, jobs);
+    expect(started.map((s) => [s.job, s.at.slice(11, 16), s.slot.slice(11, 16)])).toEqual([
+      ['hourly', '00:30', '00:30'],
+      ['hourly', '01:30', '01:30'],
+      ['long', '02:00', '02:00'],
+      ['other', '05:00', '02:00'],
+      ['hourly', '06:00', '02:30'],
+      ['hourly', '06:30', '06:30'],
     ]);
   });
 
