@@ -31,6 +31,16 @@ const REQUIRED = [
   ['prometheus', 'prometheus'],
   ['promtool', 'prometheus'],
   ['curl', 'curl'],
+  // Unattended runs: units checked by systemd-analyze, a journald in a private namespace, rsyslog.
+  ['systemd-analyze', 'systemd'],
+  ['journalctl', 'systemd'],
+  ['systemd-cat', 'systemd'],
+  ['/lib/systemd/systemd-journald', 'systemd'],
+  ['rsyslogd', 'rsyslog'],
+  ['unshare', 'util-linux'],
+  ['setpriv', 'util-linux'],
+  // A unix datagram socket server for the syslog notifier's test (Node cannot open one).
+  ['python3', 'python3'],
 ];
 
 /** Everything we install in one go when something is missing (the list in the CI contract). */
@@ -47,6 +57,10 @@ const PACKAGES = [
   'procps',
   'prometheus',
   'curl',
+  'systemd',
+  'rsyslog',
+  'util-linux',
+  'python3',
 ];
 
 const SEARCH_PATH = [

@@ -31,6 +31,8 @@ const MATRIX: Record<string, Code[]> = {
   init: [0, 1, 2],
   schedule: [0, 2],
   'systemd print': [0, 2],
+  'systemd on-failure': [0, 2],
+  daemon: [0, 2, 75],
   metrics: [0, 1, 2],
   serve: [0, 1, 2],
 };
@@ -328,6 +330,31 @@ describe('forget', () => {
     expect(jsonError(await cli('forget', [kept, '--from', 'offsite', '--json'], 1)).code).toBe('E_NOT_FOUND');
     expect(jsonError(await cli('forget', [kept.slice(0, 10), '--json'], 2)).code).toBe('E_USAGE');
     expect(jsonError(await cli('forget', ['latest', '--json'], 2)).code).toBe('E_USAGE');
+  });
+});
+
+describe('unattended commands', () => {
+  it('daemon: 0 when stopped by SIGTERM, 75 while another daemon runs for the repository, 2 for a schedule that is not cron', async () => {
+    const first = startCli(['daemon'], { cwd: work });
+    await new Promise<void>((resolve) => {
+      let said = '';
+      first.child.stderr!.on('data', (d: Buffer) => {
+        said += d.toString();
+        if (said.includes('daemon started')) resolve();
+      });
+    });
+    expect((await cli('daemon', [], 75)).stderr).toContain(`another daemon runs for ${path.join(work, 'repo')}`);
+    first.child.kill('SIGTERM');
+    const stopped = await first.result;
+    expect(stopped.code, stopped.stderr).toBe(0);
+    seen.get('daemon')!.add(0);
+    expect((await cli('daemon', ['--config', 'bad-cron.yaml'], 2)).stderr).toContain('profiles.nightly.schedule');
+  });
+
+  it('systemd on-failure: 0 (here: the run had reported its failure itself), 2 for a broken rc file', async () => {
+    const reported = { MONITOR_SERVICE_RESULT: 'exit-code', MONITOR_EXIT_CODE: 'exited', MONITOR_EXIT_STATUS: '1' };
+    expect((await cli('systemd on-failure', ['sutazai-backup-nightly.service'], 0, { env: reported })).stdout).toContain('already reported by the run');
+    await cli('systemd on-failure', ['sutazai-backup-nightly.service', '--config', 'broken.yaml'], 2, { env: reported });
   });
 });
 

@@ -35,15 +35,19 @@ afterAll(async () => {
 });
 
 describe('schedules', () => {
-  it('schedule prints a crontab line per scheduled profile and the restore test', async () => {
+  it('schedule prints a crontab line per scheduled profile and the restore test; runs wait for the lock', async () => {
     const r = await runCli(['schedule'], { cwd: work });
     expect(r.code, r.stderr).toBe(0);
     const lines = r.stdout.split('\n').filter((l) => l && !l.startsWith('#'));
     expect(lines).toEqual([
-      `0 2 * * * ${process.execPath} ${CLI_BIN} run --profile daily --config ${rc}  # back up profile daily`,
-      `30 3 * * sun ${process.execPath} ${CLI_BIN} run --profile weekly --config ${rc}  # back up profile weekly`,
-      `0 5 * * 1-5 ${process.execPath} ${CLI_BIN} restore-test --config ${rc}  # restore test`,
+      `0 2 * * * exec ${process.execPath} ${CLI_BIN} run --profile daily --wait 6h --config ${rc}  # back up profile daily`,
+      `30 3 * * sun exec ${process.execPath} ${CLI_BIN} run --profile weekly --wait 6h --config ${rc}  # back up profile weekly`,
+      `0 5 * * 1-5 exec ${process.execPath} ${CLI_BIN} restore-test --config ${rc}  # restore test`,
     ]);
+    // How to add them without replacing a crontab; never the pipe into `crontab -` that replaces it.
+    expect(r.stdout).toContain('run `crontab -e` and paste them');
+    expect(r.stdout).toContain('sutazai-backup schedule --system > /etc/cron.d/sutazai-backup');
+    expect(r.stdout).not.toMatch(/^# install with: .*\| crontab -/m);
   });
 
   it('systemd print writes a oneshot service and a timer for each', async () => {
@@ -53,8 +57,9 @@ describe('schedules', () => {
     expect(r.stdout).toContain('OnCalendar=*-*-* 02:00:00');
     expect(r.stdout).toContain('OnCalendar=Sun *-*-* 03:30:00');
     expect(r.stdout).toContain('OnCalendar=Mon..Fri *-*-* 05:00:00');
-    expect(r.stdout).toContain(`ExecStart=${process.execPath} ${CLI_BIN} run --profile weekly --config ${rc}`);
-    expect(r.stdout).toContain('SuccessExitStatus=75');
+    expect(r.stdout).toContain(`ExecStart=${process.execPath} ${CLI_BIN} run --profile weekly --wait 6h --config ${rc}`);
+    // 75 is no longer a success: a run that waited for the lock and gave up did not happen.
+    expect(r.stdout).not.toContain('SuccessExitStatus=75');
     expect(r.stdout).not.toContain('adhoc');
   });
 

@@ -7,6 +7,9 @@ import { Command, CommanderError, Option } from 'commander';
 import { BackupError, ConfigError, ExitCode, exitCodeOf, isBackupError } from '@sutazai/backup-core/errors';
 import type { Engine, LogLevel, Logger } from '@sutazai/backup-core';
 import { STARTER_RC } from './init.js';
+import { registerDaemon } from './daemon.js';
+import { registerScheduling } from './scheduling-commands.js';
+import { decryptsNothing } from './decrypts-nothing.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const STOP_GRACE_MS = 10_000;
@@ -69,6 +72,7 @@ export async function main(argv: string[], io: Io = defaultIo()): Promise<number
       ...(globals.config ? { configPath: globals.config } : {}),
       env: io.env,
       resolveFrom: [here],
+      deferEncryptionSecrets: decryptsNothing(command),
     });
     const progress = createProgress(io.stderr as NodeJS.WriteStream);
     logger = createLogger({
@@ -86,6 +90,7 @@ export async function main(argv: string[], io: Io = defaultIo()): Promise<number
       await engine.close();
     }
   };
+  const context = { io, print, printJson, withEngine, setExitCode: (code: number) => void (exitCode = code) };
 
   program
     .command('run')
@@ -94,8 +99,9 @@ export async function main(argv: string[], io: Io = defaultIo()): Promise<number
     .option('--only <source>', 'back up only this source (repeatable)', collect, [])
     .option('--dry-run', 'say what would be backed up, write nothing')
     .option('--sequential', 'archive one artifact at a time')
+    .option('--wait <duration>', 'when another run holds the lock, wait this long for it ("6h"); a run that gives up is recorded and alerted')
     .option('--json', 'print the run report as JSON on stdout')
-    .action(async (opts: { profile?: string; only: string[]; dryRun?: boolean; sequential?: boolean; json?: boolean }, command: Command) => {
+    .action(async (opts: { profile?: string; only: string[]; dryRun?: boolean; sequential?: boolean; wait?: string; json?: boolean }, command: Command) => {
       await withEngine(command, async (engine) => {
         const abort = new AbortController();
         // A run stopped by a signal exits as the shell reports a process killed by it (130, 143),
@@ -114,13 +120,13 @@ export async function main(argv: string[], io: Io = defaultIo()): Promise<number
         process.once('SIGINT', stop);
         process.once('SIGTERM', stop);
         try {
-          const report = await engine.run({
+          const report = await (await import('./run-wait.js')).runWaiting(engine, {
             ...(opts.profile ? { profile: opts.profile } : {}),
             only: opts.only,
             dryRun: Boolean(opts.dryRun),
             sequential: Boolean(opts.sequential),
             signal: abort.signal,
-          });
+          }, opts.wait);
           if (opts.json) printJson(report);
           else if (report.status === 'success') {
             const bytes = report.artifacts.reduce((s, a) => s + a.bytes, 0);
@@ -294,6 +300,8 @@ export async function main(argv: string[], io: Io = defaultIo()): Promise<number
     .action(async (_opts: unknown, command: Command) => {
       await withEngine(command, async (engine) => {
         print(`ok: ${engine.config.file ?? '(inline config)'}: ${engine.config.sources.length} source(s), ${engine.config.destinations.length} destination(s), ${engine.config.notifiers.length} notifier(s)`);
+        const missing = engine.config.encryptionSecretsMissing;
+        if (missing) print(`note: ${loaded().encryptionNotChecked(missing)}`);
       });
     });
   config
@@ -302,7 +310,7 @@ export async function main(argv: string[], io: Io = defaultIo()): Promise<number
     .action(async (_opts: unknown, command: Command) => {
       const globals = command.optsWithGlobals() as GlobalOptions;
       const { loadConfig, maskSecretKeys, secrets } = loaded();
-      const config = await loadConfig({ cwd: io.cwd, ...(globals.config ? { configPath: globals.config } : {}), env: io.env, resolveFrom: [here] });
+      const config = await loadConfig({ cwd: io.cwd, ...(globals.config ? { configPath: globals.config } : {}), env: io.env, resolveFrom: [here], deferEncryptionSecrets: true });
       printJson({ file: config.file, backupRoot: config.backupRoot, host: config.host, config: maskSecretKeys(config.raw, secrets) });
     });
 
@@ -317,27 +325,7 @@ export async function main(argv: string[], io: Io = defaultIo()): Promise<number
       print(`wrote ${file}: edit sources and backupRoot, then run \`sutazai-backup config validate\``);
     });
 
-  const invocation = (engine: Engine) => ({
-    command: [process.execPath, path.join(here, 'bin.js')],
-    configFile: engine.config.file ?? path.resolve(io.cwd, '.sutazai-backuprc'),
-  });
-  program
-    .command('schedule')
-    .description('print crontab lines for the profiles\' schedules and the restore test')
-    .action(async (_opts: unknown, command: Command) => {
-      // Modules only some commands need are loaded by those commands: every command starts faster.
-      const { crontab } = await import('./scheduling.js');
-      await withEngine(command, async (engine) => print(crontab(engine.config, invocation(engine))));
-    });
-  program
-    .command('systemd')
-    .description('systemd units for the schedules')
-    .command('print')
-    .description('print a service and a timer for each scheduled profile and the restore test')
-    .action(async (_opts: unknown, command: Command) => {
-      const { systemdUnits } = await import('./scheduling.js');
-      await withEngine(command, async (engine) => print(systemdUnits(engine.config, invocation(engine))));
-    });
+  registerScheduling(program, context);
   program
     .command('metrics')
     .description('print health metrics in Prometheus text format (for node_exporter\'s textfile collector)')
@@ -359,6 +347,8 @@ export async function main(argv: string[], io: Io = defaultIo()): Promise<number
         await serveMetrics(engine, log, m[1]!, Number(m[2]), (address) => print(`serving http://${address}/metrics`));
       });
     });
+
+  registerDaemon(program, context);
 
   try {
     await program.parseAsync(argv, { from: 'user' });

@@ -1,86 +1,50 @@
-import { cronToOnCalendar, type ResolvedConfig } from '@sutazai/backup-core';
+import path from 'node:path';
+import type { UnattendedJob } from './jobs.js';
+import type { UnattendedSetup } from './unattended-setup.js';
 
-export interface Invocation {
-  /** The command that runs the CLI: node and the bin script, or the installed `sutazai-backup`. */
-  command: string[];
-  configFile: string;
+/** A word for sh: bare when it is safe, single-quoted otherwise. */
+export function shellQuote(arg: string): string {
+  return /^[A-Za-z0-9_./@+=:,-]+$/.test(arg) ? arg : `'${arg.replace(/'/g, `'\\''`)}'`;
 }
 
-function quote(arg: string): string {
-  return /^[A-Za-z0-9_./@%+=:,-]+$/.test(arg) ? arg : `'${arg.replace(/'/g, `'\\''`)}'`;
+/** The env file beside the rc file, when the rc file reads `${VAR}`s and none is configured. */
+export function cronEnvFile(setup: UnattendedSetup): string | undefined {
+  return setup.envFile ?? (setup.variables.length ? path.join(path.dirname(setup.configFile), 'sutazai-backup.env') : undefined);
 }
 
-interface Job {
-  name: string;
-  schedule: string;
-  args: string[];
-  description: string;
+function cronCommand(setup: UnattendedSetup, job: UnattendedJob, envFile: string | undefined): string {
+  const program = [...setup.command, ...job.args, '--config', setup.configFile].map(shellQuote).join(' ');
+  // `set -a` exports what the file assigns: NAME=value lines, as systemd's EnvironmentFile= reads them too.
+  const line = envFile ? `set -a && . ${shellQuote(envFile)} && set +a && exec ${program}` : `exec ${program}`;
+  // cron turns an unescaped % into a newline.
+  return line.replace(/%/g, '\\%');
 }
 
-function jobs(config: ResolvedConfig): Job[] {
-  const out: Job[] = [];
-  for (const p of Object.values(config.profiles)) {
-    if (p.schedule) out.push({ name: p.name, schedule: p.schedule, args: ['run', '--profile', p.name], description: `back up profile ${p.name}` });
+/**
+ * crontab lines for every scheduled job. Each sources the env file (secrets, 0600) before it runs,
+ * and runs wait for the lock (`--wait`). `system`: the /etc/cron.d format, with the user field.
+ */
+export function crontab(setup: UnattendedSetup, options: { system?: boolean; envFileExposed?: string } = {}): string {
+  const envFile = cronEnvFile(setup);
+  const user = setup.user ?? 'root';
+  const lines = [`# sutazai-backup schedule for ${setup.configFile}`];
+  if (envFile) {
+    lines.push(
+      `# Each line first reads ${envFile}: NAME=value lines (${setup.variables.join(', ') || 'the variables your rc file reads'}), in sh syntax`,
+      `# (quote values: NAME='va lue'). Make it readable by ${options.system ? user : 'this user'} alone: install -m 0600 /dev/null ${shellQuote(envFile)}`,
+    );
+    if (options.envFileExposed) lines.push(`# WARNING: ${options.envFileExposed}`);
   }
-  const rt = config.checks.restoreTest;
-  if (rt?.schedule) {
-    out.push({ name: 'restore-test', schedule: rt.schedule, args: ['restore-test', ...(rt.from ? ['--from', rt.from] : [])], description: 'restore test' });
+  if (options.system) {
+    lines.push(`# As root, save this as a file of its own (nothing else is replaced): sutazai-backup schedule --system > /etc/cron.d/sutazai-backup`, 'SHELL=/bin/sh');
+  } else {
+    lines.push(
+      '# Add these lines to a crontab without replacing what is there: run `crontab -e` and paste them;',
+      '# or, as root, give them a file of their own: sutazai-backup schedule --system > /etc/cron.d/sutazai-backup',
+      '# (never `sutazai-backup schedule | crontab -`: that replaces the whole crontab)',
+    );
   }
-  // Health conditions (a missing backup, a full disk, ...) alert only when something checks them.
-  if (config.notifiers.length) {
-    out.push({ name: 'health', schedule: '17 * * * *', args: ['status', '--notify'], description: 'check health and alert on changes' });
-  }
-  return out;
-}
-
-/** crontab lines for every scheduled profile and the restore test. */
-export function crontab(config: ResolvedConfig, inv: Invocation): string {
-  const list = jobs(config);
-  const lines = [`# sutazai-backup schedule for ${inv.configFile}`, '# install with: sutazai-backup schedule | crontab -   (or append to your crontab)'];
-  if (list.length === 0) lines.push('# no profile has a schedule: add `schedule: "0 2 * * *"` to a profile');
-  for (const j of list) {
-    lines.push(`${j.schedule} ${[...inv.command, ...j.args, '--config', inv.configFile].map(quote).join(' ')}  # ${j.description}`);
-  }
+  if (setup.jobs.length === 0) lines.push('# no profile has a schedule: add `schedule: "0 2 * * *"` to a profile');
+  for (const j of setup.jobs) lines.push(`${j.schedule} ${options.system ? `${user} ` : ''}${cronCommand(setup, j, envFile)}  # ${j.description}`);
   return lines.join('\n') + '\n';
-}
-
-/** A oneshot service template and one timer per scheduled job. */
-export function systemdUnits(config: ResolvedConfig, inv: Invocation): string {
-  const list = jobs(config);
-  const exec = (args: string[]) => [...inv.command, ...args, '--config', inv.configFile].map(quote).join(' ');
-  const parts: string[] = [];
-  for (const j of list) {
-    const unit = `sutazai-backup-${j.name}`;
-    parts.push(`# /etc/systemd/system/${unit}.service
-[Unit]
-Description=sutazai-backup: ${j.description}
-Wants=network-online.target
-After=network-online.target
-
-[Service]
-Type=oneshot
-ExecStart=${exec(j.args)}
-# 75: another run holds the lock; that run does the work.
-SuccessExitStatus=75
-Nice=10
-IOSchedulingClass=best-effort
-IOSchedulingPriority=7
-UMask=0077
-`);
-    parts.push(`# /etc/systemd/system/${unit}.timer
-[Unit]
-Description=sutazai-backup: ${j.description} (${j.schedule})
-
-[Timer]
-OnCalendar=${cronToOnCalendar(j.schedule)}
-Persistent=true
-RandomizedDelaySec=2min
-
-[Install]
-WantedBy=timers.target
-`);
-  }
-  if (list.length === 0) parts.push('# no profile has a schedule: add `schedule: "0 2 * * *"` to a profile\n');
-  else parts.push(`# then: systemctl daemon-reload && systemctl enable --now ${list.map((j) => `sutazai-backup-${j.name}.timer`).join(' ')}\n`);
-  return parts.join('\n');
 }

@@ -1,11 +1,24 @@
-import { createServer } from 'node:http';
+import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { Engine, Logger } from '@sutazai/backup-core';
+import { BackupError, type Engine, type Logger } from '@sutazai/backup-core';
 import { prometheusMetrics } from './metrics.js';
 
-/** Serves /metrics and /healthz until SIGINT or SIGTERM. */
-export async function serveMetrics(engine: Engine, logger: Logger, host: string, port: number, onListening: (address: string) => void): Promise<void> {
-  const server = createServer((req, res) => {
+/** `--listen host:port`. */
+export function parseListen(listen: string): { host: string; port: number } {
+  const m = /^(.*):(\d+)$/.exec(listen);
+  if (!m) throw new BackupError('E_USAGE', `--listen ${listen}: expected host:port, like 127.0.0.1:9469`);
+  return { host: m[1]!, port: Number(m[2]) };
+}
+
+export interface MetricsServer {
+  /** `host:port` it listens on. */
+  address: string;
+  close(): Promise<void>;
+}
+
+/** Serves /metrics and /healthz: for `serve`, and for `daemon --listen`. */
+export async function startMetricsServer(engine: Engine, logger: Logger, host: string, port: number): Promise<MetricsServer> {
+  const server: Server = createServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://x');
     const reply = async () => {
       if (req.method !== 'GET' && req.method !== 'HEAD') return { status: 405, type: 'text/plain', body: 'method not allowed\n' };
@@ -28,18 +41,37 @@ export async function serveMetrics(engine: Engine, logger: Logger, host: string,
       },
     );
   });
-  // Catch the signals before saying where it serves: whoever reads that may stop it at once.
-  const stopped = new Promise<void>((resolve) => {
-    const stop = () => server.close(() => resolve());
-    process.once('SIGINT', stop);
-    process.once('SIGTERM', stop);
-  });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(port, host, resolve);
   });
-  const address = server.address() as AddressInfo;
-  onListening(`${address.address}:${address.port}`);
-  logger.info(`serving metrics on http://${address.address}:${address.port}/metrics`);
-  await stopped;
+  const a = server.address() as AddressInfo;
+  const address = `${a.address}:${a.port}`;
+  logger.info(`serving metrics on http://${address}/metrics`);
+  return {
+    address,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeIdleConnections?.();
+      }),
+  };
+}
+
+/** Serves /metrics and /healthz until SIGINT or SIGTERM. */
+export async function serveMetrics(engine: Engine, logger: Logger, host: string, port: number, onListening: (address: string) => void): Promise<void> {
+  // Catch the signals before saying where it serves: whoever reads that may stop it at once.
+  let stop!: () => void;
+  const stopped = new Promise<void>((resolve) => (stop = resolve));
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+  try {
+    const server = await startMetricsServer(engine, logger, host, port);
+    onListening(server.address);
+    await stopped;
+    await server.close();
+  } finally {
+    process.removeListener('SIGINT', stop);
+    process.removeListener('SIGTERM', stop);
+  }
 }

@@ -5,7 +5,7 @@ import { ensureDir, ensureInside, linkRefused } from './fs.js';
 
 /** The folders the tool keeps in backupRoot, and the files it keeps in state/. */
 const OWN_FOLDERS = ['state', 'staging', 'snapshots'] as const;
-const STATE_FILES = ['lock', 'history.jsonl', 'notifications.json'] as const;
+const STATE_FILES = ['lock', 'history.jsonl', 'notifications.json', 'schedule.json', 'daemon.lock'] as const;
 
 /**
  * Refuses a backupRoot that someone else could tamper with before a run: whoever can write to it

@@ -6,12 +6,15 @@ import { pathToFileURL } from 'node:url';
 import { cosmiconfig } from './vendor/cosmiconfig.js';
 import { z } from './vendor/zod.js';
 import { BackupError, ConfigError, isBackupError, type ConfigIssue } from './errors.js';
+import { readCredential } from './credentials.js';
+import { isEncryptionKey, lockedEncryptionEntry } from './deferred-secrets.js';
 import { expandHome } from './fs.js';
 import { compressionSchema, type Compression } from './manifest.js';
 import { DEFAULT_NOTIFY_ON, NOTIFY_EVENTS } from './notify.js';
 import type { Plugin, PluginFactory, PluginKind, SourceRead } from './plugin.js';
 import { DEFAULT_RETENTION, retentionPolicySchema, type RetentionPolicy } from './retention.js';
 import { parseCron } from './schedule.js';
+import { schedulingSchema } from './scheduling-config.js';
 import { backupRootInSources } from './source-reads.js';
 import { joinPath, zodIssues } from './schema.js';
 import { isSecretKey, secrets as defaultSecrets, urlCredentials, type SecretRegistry } from './secrets.js';
@@ -96,9 +99,12 @@ const topLevelSchema = z
         maxAge: intervalSchema.default(26 * 3600_000),
         maxStorageUsage: percentSchema.default(0.85),
         restoreTest: z.object({ schedule: cronSchema.optional(), from: z.string().optional(), maxAge: intervalSchema.optional() }).strict().optional(),
+        /** When `status --notify` runs from the daemon and the generated units (docs/design.md Part C). */
+        schedule: cronSchema.optional(),
       })
       .default({ maxAge: 26 * 3600_000, maxStorageUsage: 0.85 }),
     log: z.object({ level: z.enum(['debug', 'info', 'warn', 'error']).optional() }).strict().default({}),
+    scheduling: schedulingSchema.optional(),
     /** Refuse an rc file that others can read when it holds literal secrets. */
     strictPermissions: z.boolean().default(false),
   })
@@ -153,6 +159,8 @@ export interface ResolvedConfig {
   logLevel: 'debug' | 'info' | 'warn' | 'error' | undefined;
   strictPermissions: boolean;
   warnings: string[];
+  /** With `deferEncryptionSecrets`: the encryption `${VAR}`s that were not set (the plugin was not loaded). */
+  encryptionSecretsMissing?: ConfigIssue[];
 }
 
 export interface LoadConfigOptions {
@@ -167,6 +175,8 @@ export interface LoadConfigOptions {
   /** More folders to resolve plugins from (e.g. the CLI's own installation). */
   resolveFrom?: string[];
   secrets?: SecretRegistry;
+  /** For commands that decrypt nothing: an unset `${VAR}` under `encryption` is no error (see deferred-secrets.ts). */
+  deferEncryptionSecrets?: boolean;
 }
 
 /** Settings that the engine handles itself, per kind of plugin; they are not passed to the plugin. */
@@ -201,6 +211,8 @@ export async function loadConfig(options: LoadConfigOptions = {}): Promise<Resol
   const issues: ConfigIssue[] = [];
   const literal = literalSecrets(data, '');
   const raw = interpolate(data, '', env, issues, secrets) as Record<string, unknown>;
+  const deferred = options.deferEncryptionSecrets ? issues.filter((i) => isEncryptionKey(i.path)) : [];
+  issues.splice(0, issues.length, ...issues.filter((i) => !deferred.includes(i)));
   if (issues.length) throw new ConfigError(issues, file);
   registerSecrets(raw, '', secrets);
 
@@ -251,7 +263,11 @@ export async function loadConfig(options: LoadConfigOptions = {}): Promise<Resol
   const sources = await Promise.all(Object.entries(top.sources).map(([n, e]) => load(`sources.${n}`, n, 'source', e)));
   const destinations = await Promise.all(Object.entries(top.destinations).map(([n, e]) => load(`destinations.${n}`, n, 'destination', e)));
   const notifiers = await Promise.all(Object.entries(top.notify).map(([n, e]) => load(`notify.${n}`, n, 'notifier', e)));
-  const encryption = top.encryption ? await load('encryption', 'encryption', 'encryption', top.encryption) : undefined;
+  const encryption = deferred.length
+    ? lockedEncryptionEntry(top.encryption!.use, deferred, file)
+    : top.encryption
+      ? await load('encryption', 'encryption', 'encryption', top.encryption)
+      : undefined;
   const plugins: (PluginEntry | undefined)[] = [];
   for (const [i, e] of top.plugins.entries()) {
     if (e) plugins.push(await load(`plugins[${i}]`, `plugins[${i}]`, 'plugin', e));
@@ -305,6 +321,7 @@ export async function loadConfig(options: LoadConfigOptions = {}): Promise<Resol
     logLevel: top.log.level,
     strictPermissions: top.strictPermissions,
     warnings,
+    ...(deferred.length ? { encryptionSecretsMissing: deferred } : {}),
   };
 }
 
@@ -377,7 +394,7 @@ function interpolate(value: unknown, at: string, env: NodeJS.ProcessEnv, issues:
     if (!value.includes('${')) return value;
     return value.replace(VAR, (match, name: string | undefined, fallback: string | undefined) => {
       if (match === '$${') return '${';
-      const found = env[name!];
+      const found = env[name!] ?? readCredential(name!, env, secrets);
       if (found !== undefined && found !== '') {
         if (isSecretKey(name!) || isSecretKey(at.split('.').at(-1) ?? '')) secrets.add(found);
         return found;

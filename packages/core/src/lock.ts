@@ -1,7 +1,7 @@
-import { promises as fsp, readFileSync, rmSync } from 'node:fs';
+import { promises as fsp, readFileSync, rmSync, watch } from 'node:fs';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { BackupError } from './errors.js';
+import { BackupError, isBackupError } from './errors.js';
 import { linkRefused, openPrivate, readOwnFile } from './fs.js';
 import { ownFolder } from './backup-root.js';
 import { currentOwner, isGone, isProcessOwner, type ProcessOwner } from './process-owner.js';
@@ -18,6 +18,18 @@ type LockFile = { text: string; holder?: LockInfo; modified: Date } | undefined;
 const DAMAGED_GRACE_MS = 10_000;
 /** How long to wait for another process that is breaking the same stale lock. */
 const BREAK_WAIT_MS = 2_000;
+/** While waiting for a lock, look again at least this often (a change in state/ wakes us sooner). */
+const WAIT_POLL_MS = 2_000;
+
+export interface LockWait {
+  /** How long to wait for a lock another run holds (default 0: refuse at once). */
+  waitMs?: number;
+  /** Stops the wait (E_ABORTED). */
+  signal?: AbortSignal;
+  /** Called once, when the lock is found held and the wait begins. */
+  onWait?: (error: BackupError) => void;
+  pollMs?: number;
+}
 
 /**
  * One run at a time per repository: a lock file created exclusively, with stale-lock detection.
@@ -38,12 +50,64 @@ export class RunLock {
     }
   };
 
-  constructor(stateDir: string) {
-    this.file = path.join(stateDir, 'lock');
+  /** `name`: `lock` (one run at a time), `daemon.lock` (one daemon per repository). */
+  constructor(stateDir: string, name = 'lock') {
+    this.file = path.join(stateDir, name);
     this.#breakFile = `${this.file}.break`;
   }
 
-  async acquire(command: string): Promise<void> {
+  /**
+   * Takes the lock; with `waitMs`, waits that long for a holder to release it (or to die: the
+   * stale-lock rules are the same), then fails with E_LOCKED saying how long it waited.
+   */
+  async acquire(command: string, wait: LockWait = {}): Promise<void> {
+    const deadline = Date.now() + (wait.waitMs ?? 0);
+    let onWait = wait.onWait;
+    for (;;) {
+      try {
+        return await this.tryAcquire(command);
+      } catch (err) {
+        if (!isBackupError(err) || err.code !== 'E_LOCKED' || !wait.waitMs) throw err;
+        await this.waitUntilFree({ ...wait, waitMs: deadline - Date.now(), ...(onWait ? { onWait } : {}) });
+        onWait = undefined;
+      }
+    }
+  }
+
+  /**
+   * Resolves once nobody holds the lock (it is missing, or stale and so taken over by the next
+   * `acquire`), without taking it; fails with E_LOCKED when `waitMs` runs out first.
+   */
+  async waitUntilFree(wait: LockWait = {}): Promise<void> {
+    const waitMs = Math.max(0, wait.waitMs ?? 0);
+    const deadline = Date.now() + waitMs;
+    for (let first = true; ; first = false) {
+      const held = this.heldBy(await this.read());
+      if (!held) return;
+      if (Date.now() >= deadline) {
+        const waited = Math.round(waitMs / 1000);
+        throw new BackupError('E_LOCKED', `gave up after waiting ${waited} s for the lock: ${held.message}`, { details: { ...held.details, waitedSeconds: waited } });
+      }
+      if (first) wait.onWait?.(held);
+      await changeIn(path.dirname(this.file), Math.min(wait.pollMs ?? WAIT_POLL_MS, deadline - Date.now()), wait.signal);
+      if (wait.signal?.aborted) throw new BackupError('E_ABORTED', `stopped while waiting for the lock ${this.file}`);
+    }
+  }
+
+  /** Why the lock cannot be taken now, or undefined when it is free or stale. */
+  private heldBy(found: LockFile): BackupError | undefined {
+    if (!found) return undefined;
+    if (found.holder) return isGone(found.holder) ? undefined : this.locked(found.holder);
+    const age = Date.now() - found.modified.getTime();
+    if (age >= DAMAGED_GRACE_MS) return undefined;
+    return new BackupError(
+      'E_LOCKED',
+      `the lock ${this.file} is empty or damaged and was written ${Math.round(age / 1000)} s ago: a run may be starting; if no run is active, remove it`,
+      { details: { lock: this.file } },
+    );
+  }
+
+  private async tryAcquire(command: string): Promise<void> {
     await ownFolder(path.dirname(path.dirname(this.file)), path.basename(path.dirname(this.file)));
     const info: LockInfo = { ...currentOwner(), startedAt: new Date().toISOString(), command };
     const until = Date.now() + BREAK_WAIT_MS;
@@ -55,14 +119,8 @@ export class RunLock {
       }
       const found = await this.read();
       if (!found) continue;
-      if (found.holder && !isGone(found.holder)) throw this.locked(found.holder);
-      if (!found.holder && Date.now() - found.modified.getTime() < DAMAGED_GRACE_MS) {
-        throw new BackupError(
-          'E_LOCKED',
-          `the lock ${this.file} is empty or damaged and was written ${Math.round((Date.now() - found.modified.getTime()) / 1000)} s ago: a run may be starting; if no run is active, remove it`,
-          { details: { lock: this.file } },
-        );
-      }
+      const held = this.heldBy(found);
+      if (held) throw held;
       if (!(await this.breakStale(found.text))) {
         if (Date.now() > until) throw new BackupError('E_LOCKED', `could not take the lock ${this.file}: another process is taking over its stale lock`);
         await new Promise((r) => setTimeout(r, 20 + Math.random() * 30));
@@ -154,6 +212,29 @@ export class RunLock {
     if (moved !== text) await fsp.link(aside, this.#breakFile).catch(() => {});
     await fsp.rm(aside, { force: true });
   }
+}
+
+/** Resolves when something in `dir` changes (the lock removed), after `ms`, or on abort. */
+function changeIn(dir: string, ms: number, signal: AbortSignal | undefined): Promise<void> {
+  return new Promise((resolve) => {
+    let watcher: ReturnType<typeof watch> | undefined;
+    const done = () => {
+      clearTimeout(timer);
+      watcher?.close();
+      signal?.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = setTimeout(done, Math.max(0, ms));
+    try {
+      // Some file systems cannot be watched: the timeout alone then paces the wait.
+      watcher = watch(dir, { persistent: false }, done);
+      watcher.on('error', () => undefined);
+    } catch {
+      watcher = undefined;
+    }
+    if (signal?.aborted) done();
+    else signal?.addEventListener('abort', done, { once: true });
+  });
 }
 
 function isMe(holder: ProcessOwner): boolean {

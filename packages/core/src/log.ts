@@ -1,3 +1,4 @@
+import { fstatSync } from 'node:fs';
 import { secrets as defaultSecrets, type SecretRegistry } from './secrets.js';
 
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error' | 'silent';
@@ -26,6 +27,29 @@ export interface LoggerOptions {
   secrets?: SecretRegistry;
   /** Called before a line is written on a TTY, so a progress line can clear itself. */
   onBeforeWrite?: () => void;
+  /**
+   * Start each line with its sd-daemon priority (`<3>` error, `<4>` warn, `<6>` info, `<7>`
+   * debug), which journald reads as the entry's priority. Default: when the stream is this
+   * process's stderr and systemd connected it to the journal (JOURNAL_STREAM names it).
+   */
+  journal?: boolean;
+}
+
+const PRIORITY: Record<Exclude<LogLevel, 'silent'>, string> = { error: '<3>', warn: '<4>', info: '<6>', debug: '<7>' };
+
+/**
+ * Whether file descriptor `fd` is the journal's stream: systemd sets JOURNAL_STREAM to its
+ * `device:inode`, so that a process whose stderr was redirected elsewhere does not prefix.
+ */
+export function isJournalStream(fd: number, env: NodeJS.ProcessEnv = process.env): boolean {
+  const [dev, ino] = (env.JOURNAL_STREAM ?? '').split(':');
+  if (!dev || !ino) return false;
+  try {
+    const st = fstatSync(fd, { bigint: true });
+    return String(st.dev) === dev && String(st.ino) === ino;
+  } catch {
+    return false;
+  }
 }
 
 interface Sink {
@@ -35,6 +59,7 @@ interface Sink {
   secrets: SecretRegistry;
   ring: string[];
   onBeforeWrite: (() => void) | undefined;
+  journal: boolean;
 }
 
 const RING_SIZE = 200;
@@ -48,6 +73,7 @@ export function createLogger(options: LoggerOptions = {}): Logger {
     secrets: options.secrets ?? defaultSecrets,
     ring: [],
     onBeforeWrite: options.onBeforeWrite,
+    journal: options.journal ?? (stream === process.stderr && isJournalStream(2)),
   };
   if (!(sink.level in order)) sink.level = 'info';
   return makeLogger(sink, {});
@@ -74,6 +100,8 @@ function makeLogger(sink: Sink, bound: LogFields): Logger {
       line = `${new Date().toISOString().slice(11, 19)} ${redactedHuman}`;
       sink.onBeforeWrite?.();
     }
+    // Every line of a message: journald takes each line for an entry of its own.
+    if (sink.journal) line = line.replace(/^/gm, PRIORITY[level]);
     sink.stream.write(line + '\n');
   };
   return {

@@ -158,3 +158,58 @@ describe('breaking a stale lock', () => {
     }
   });
 });
+
+describe('waiting for the lock', () => {
+  it('takes the lock as soon as its live holder releases it', async () => {
+    const holder = new RunLock(stateDir);
+    await holder.acquire('run --profile daily');
+    const waits: string[] = [];
+    const t0 = Date.now();
+    // A poll far longer than the test: only the change in state/ can wake the waiter in time.
+    const waiting = new RunLock(stateDir).acquire('run --profile weekly', { waitMs: 60_000, pollMs: 60_000, onWait: (e) => waits.push(e.message) });
+    await new Promise((r) => setTimeout(r, 300));
+    await holder.release();
+    await waiting;
+    expect(Date.now() - t0).toBeLessThan(10_000);
+    expect(waits).toEqual([expect.stringContaining('another run holds the lock (run --profile daily')]);
+    expect(JSON.parse(await fsp.readFile(lockFile, 'utf8')).command).toBe('run --profile weekly');
+  });
+
+  it('takes over when the holder dies while it waits: the stale-lock rules are the same', async () => {
+    const sleeper = spawn('sleep', ['30']);
+    await writeLock({ pid: sleeper.pid, host: os.hostname(), processStart: startOf(sleeper.pid!) });
+    const waiting = new RunLock(stateDir).acquire('run', { waitMs: 30_000, pollMs: 100 });
+    await new Promise((r) => setTimeout(r, 300));
+    sleeper.kill('SIGKILL');
+    await waiting;
+    expect(await holderPid()).toBe(process.pid);
+  });
+
+  it('gives up after the wait with E_LOCKED saying how long it waited; another host\'s lock is still never broken', async () => {
+    await writeLock({ pid: deadPid(), host: 'backup-host-2' });
+    await expect(new RunLock(stateDir).acquire('run', { waitMs: 1_000, pollMs: 100 })).rejects.toMatchObject({
+      code: 'E_LOCKED',
+      message: expect.stringMatching(/^gave up after waiting 1 s for the lock: another run holds the lock \(run --profile daily, pid \d+ on backup-host-2/),
+      details: expect.objectContaining({ waitedSeconds: 1 }),
+    });
+    expect(JSON.parse(await fsp.readFile(lockFile, 'utf8')).host).toBe('backup-host-2');
+  });
+
+  it('stops waiting when its signal aborts', async () => {
+    await writeLock({ pid: process.pid, host: os.hostname(), processStart: startOf(process.pid) });
+    const abort = new AbortController();
+    setTimeout(() => abort.abort(), 200);
+    await expect(new RunLock(stateDir).acquire('run', { waitMs: 60_000, pollMs: 60_000, signal: abort.signal })).rejects.toMatchObject({ code: 'E_ABORTED' });
+  });
+
+  it('a daemon lock is a second lock beside the run lock', async () => {
+    const daemon = new RunLock(stateDir, 'daemon.lock');
+    await daemon.acquire('daemon');
+    await expect(new RunLock(stateDir, 'daemon.lock').acquire('daemon')).rejects.toMatchObject({ code: 'E_LOCKED' });
+    const run = new RunLock(stateDir);
+    await run.acquire('run');
+    await run.release();
+    await daemon.release();
+    await expect(fsp.access(path.join(stateDir, 'daemon.lock'))).rejects.toThrow();
+  });
+});
