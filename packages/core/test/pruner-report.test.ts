@@ -42,6 +42,7 @@ const suspect = (id: string, repository: string): SuspectSnapshot => ({
   error: `${repository}: snapshot ${id}: its HMAC does not match`,
   at: now.toISOString(),
 });
+const markerBytes = (id: string, at: Date) => Buffer.byteLength(`${marker(id, at.toISOString(), 'deleting')}\n`);
 const perProfile = (last: number) => policyFor({ daily: { retention: { last } } }, undefined);
 
 describe('prune tells what it does', () => {
@@ -83,7 +84,7 @@ describe('prune tells what it does', () => {
     // The snapshot: marker first, manifest next, artifacts, marker last; the incomplete one: its
     // marker. Nothing is asked of the snapshots that stay.
     expect(destination.calls).toEqual([
-      `put snapshots/${ids[0]}/${MARKER_FILE}`,
+      `put snapshots/${ids[0]}/${MARKER_FILE} (${markerBytes(ids[0]!, now)} bytes)`,
       `delete snapshots/${ids[0]}/manifest.json`,
       `delete snapshots/${ids[0]}/configs.tar.zst`,
       `delete snapshots/${ids[0]}/${MARKER_FILE}`,

@@ -57,12 +57,15 @@ describe('listing', () => {
     await fsp.mkdir(path.join(dir, 'snapshots', 'not-a-snapshot'));
     await fsp.writeFile(path.join(dir, 'snapshots', 'not-a-snapshot', 'manifest.json'), '{}');
     await fsp.writeFile(path.join(dir, 'snapshots', 'README'), 'a file at the top');
+    // An editor's backup copy beside the folders, named like a snapshot plus one character.
+    await fsp.writeFile(path.join(dir, 'snapshots', `${ids[1]}~`), 'stray');
     await writeFolder(dir, ids[0]!, { 'bad\u0001name': 'x' });
     await fsp.writeFile(path.join(dir, 'outside.txt'), 'not under snapshots/');
 
     const listing = await repo.listing();
     expect(listing.ids).toEqual(ids);
     expect([...listing.objects.keys()].sort()).toEqual([...ids, '20261127T020000Z-daily-0005'].sort());
+    expect(listing.objects.get(ids[1]!)!.map((o) => o.key).sort()).toEqual([`snapshots/${ids[1]}/configs.tar.zst`, `snapshots/${ids[1]}/manifest.json`]);
     expect(listing.objects.get(ids[0]!)!.map((o) => o.key).sort()).toEqual([`snapshots/${ids[0]}/configs.tar.zst`, `snapshots/${ids[0]}/manifest.json`]);
     expect(listing.objects.get('20261127T020000Z-daily-0005')).toEqual([{ key: 'snapshots/20261127T020000Z-daily-0005/half.tar.zst', size: 1, modified: expect.any(Date) }]);
     expect(await repo.snapshotIds()).toEqual(ids);
@@ -85,6 +88,11 @@ describe('resolveId', () => {
     expect(await repo.resolveId(ids[1]!)).toBe(ids[1]);
     expect(await repo.resolveId('20261124')).toBe(ids[0]);
     expect(await repo.resolveId('20261125T020000Z-w')).toBe(ids[2]);
+  });
+
+  it('a full id is that snapshot even when it begins another id (a profile named like an id\'s tail)', async () => {
+    await commit('20261125T020000Z-daily-0002-0b0b');
+    expect(await repo.resolveId(ids[1]!)).toBe(ids[1]);
   });
 
   it('refuses an ambiguous prefix, naming the candidates, and says what is missing', async () => {
@@ -171,6 +179,11 @@ describe('artifacts', () => {
     }
     expect((await rejection(repo.openArtifactFile(ids[0]!, 'gone.tar.zst'))).toJSON()).toEqual({ code: 'E_NOT_FOUND', message: `local:${dir}: snapshots/${ids[0]}/gone.tar.zst does not exist` });
     expect((await rejection(repo.openArtifact(ids[0]!, 'gone.tar.zst'))).message).toBe(`destinations.offsite: reading snapshots/${ids[0]}/gone.tar.zst: local:${dir}: snapshots/${ids[0]}/gone.tar.zst does not exist`);
+    await fsp.symlink('/etc/hostname', path.join(dir, 'snapshots', ids[0]!, 'planted.tar.zst'));
+    expect((await rejection(repo.openArtifactFile(ids[0]!, 'planted.tar.zst'))).toJSON()).toMatchObject({
+      code: 'E_CONFIG',
+      message: `destinations.offsite: reading snapshots/${ids[0]}/planted.tar.zst: ${path.join(dir, 'snapshots', ids[0]!, 'planted.tar.zst')} is a symbolic link: the tool never follows links inside its own folders (one may have been planted); remove it`,
+    });
     // Anything but a plain local folder is read as a stream.
     const prefixed = new Repository(new PrefixedDestination(new LocalDestination(dir), ''), 'destinations.prefixed');
     expect(await prefixed.openArtifactFile(ids[0]!, 'configs.tar.zst')).toBeUndefined();
@@ -186,19 +199,21 @@ describe('artifacts', () => {
 });
 
 describe('deleting', () => {
-  it("a snapshot: marker first, then the manifest (the snapshot is gone), the artifacts, the marker last", async () => {
-    await writeFolder(dir, ids[0]!, { 'a.tar.zst': '1', 'b.dump': '2', 'manifest.json': serializeManifest(manifestOf(ids[0]!)) });
+  it("a snapshot: marker first, then the manifest (the snapshot is gone), the artifacts, the marker last and once", async () => {
+    // A marker already there: an upload stopped after its manifest was written.
+    const stray = JSON.stringify({ tool: 'sutazai-backup', snapshot: ids[0], state: 'uploading', since: '2026-11-25T00:00:00.000Z' });
+    await writeFolder(dir, ids[0]!, { 'a.tar.zst': '1', [MARKER_FILE]: stray, 'b.dump': '2', 'manifest.json': serializeManifest(manifestOf(ids[0]!)) });
     await commit(ids[1]!);
     const at = new Date('2026-11-26T12:00:00Z');
-    const expectedCalls = [
-      `put snapshots/${ids[0]}/${MARKER_FILE}`,
+    const markerBytes = Buffer.byteLength(`${JSON.stringify({ tool: 'sutazai-backup', snapshot: ids[0], state: 'deleting', since: at.toISOString() })}\n`);
+    await repo.deleteSnapshot(ids[0]!, undefined, at);
+    expect(destination.calls).toEqual([
+      `put snapshots/${ids[0]}/${MARKER_FILE} (${markerBytes} bytes)`,
       `delete snapshots/${ids[0]}/manifest.json`,
       `delete snapshots/${ids[0]}/b.dump`,
       `delete snapshots/${ids[0]}/a.tar.zst`,
       `delete snapshots/${ids[0]}/${MARKER_FILE}`,
-    ];
-    await repo.deleteSnapshot(ids[0]!, undefined, at);
-    expect(destination.calls).toEqual(expectedCalls);
+    ]);
     expect((await repo.listing()).ids).toEqual([ids[1]]);
     expect(await fsp.readdir(path.join(dir, 'snapshots'))).toEqual([ids[1]]);
   });
@@ -244,7 +259,7 @@ describe('markers', () => {
     expect(await fsp.readFile(path.join(dir, 'snapshots', ids[0]!, MARKER_FILE), 'utf8')).toBe(`{"tool":"sutazai-backup","snapshot":"${ids[0]}","state":"uploading","since":"2026-11-26T12:00:00.000Z"}\n`);
     expect(await repo.readMarker(ids[0]!)).toEqual({ tool: 'sutazai-backup', snapshot: ids[0], state: 'uploading', since: since.toISOString() });
     const good = { tool: 'sutazai-backup', snapshot: ids[0], state: 'deleting', since: '2026-11-26T12:00:00Z' };
-    for (const bad of [{ tool: 'other' }, { snapshot: ids[1] }, { state: 'paused' }, { since: 'yesterday' }, { since: 1764158400000 }]) {
+    for (const bad of [{ tool: 'other' }, { snapshot: ids[1] }, { state: 'paused' }, { since: 'yesterday' }, { since: 2026 }]) {
       await write(JSON.stringify({ ...good, ...bad }));
       expect(await repo.readMarker(ids[0]!), JSON.stringify(bad)).toBeUndefined();
     }
@@ -256,7 +271,7 @@ describe('markers', () => {
     expect(await repo.readMarker(ids[0]!)).toBeUndefined();
   });
 
-  it('a marker that cannot be read is an error, named', async () => {
+  it('a marker that cannot be read is an error, named; only a missing one is no marker', async () => {
     await write('{}');
     class Broken extends LocalDestination {
       override async get(): Promise<Readable> {
@@ -265,12 +280,22 @@ describe('markers', () => {
     }
     const broken = new Repository(new Broken(dir), 'destinations.nas');
     await expect(broken.readMarker(ids[0]!)).rejects.toThrow(`destinations.nas: reading snapshots/${ids[0]}/${MARKER_FILE}: ETIMEDOUT`);
+    class Denied extends LocalDestination {
+      override async get(): Promise<Readable> {
+        throw new BackupError('E_AUTH', 'access denied');
+      }
+    }
+    expect((await rejection(new Repository(new Denied(dir), 'destinations.s3').readMarker(ids[0]!))).toJSON()).toEqual({
+      code: 'E_AUTH',
+      message: `destinations.s3: reading snapshots/${ids[0]}/${MARKER_FILE}: access denied`,
+    });
   });
 });
 
 describe('putManifest', () => {
   it('writes the manifest where listing finds it; a failed write is named', async () => {
     await repo.putManifest(manifestOf(ids[0]!));
+    expect(destination.calls).toEqual([`put snapshots/${ids[0]}/manifest.json (${Buffer.byteLength(serializeManifest(manifestOf(ids[0]!)))} bytes)`]);
     expect((await repo.listing()).ids).toEqual([ids[0]]);
     expect(await fsp.readFile(path.join(dir, 'snapshots', ids[0]!, 'manifest.json'), 'utf8')).toBe(serializeManifest(manifestOf(ids[0]!)));
     class Full extends LocalDestination {

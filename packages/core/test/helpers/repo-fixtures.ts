@@ -10,15 +10,16 @@ import { LocalDestination, type ObjectInfo } from '../../src/destination.js';
 import { createLogger, type Logger } from '../../src/log.js';
 
 /**
- * A folder destination that records every put and delete, in order. Its listing comes back in
+ * A folder destination that records every put (with the size it was told) and delete, in order. Its listing comes back in
  * reverse order: the Destination contract allows any order (an SFTP server's readdir, an object
  * store's pages), so nothing may rely on the order a local folder happens to give.
  */
 export class RecordingDestination extends LocalDestination {
   readonly calls: string[] = [];
 
+  /** Records `put <key> (<size> bytes)`: an object store needs the size to stream an upload. */
   override async put(...args: Parameters<LocalDestination['put']>): Promise<void> {
-    this.calls.push(`put ${args[0]}`);
+    this.calls.push(`put ${args[0]} (${args[2]?.size ?? '?'} bytes)`);
     return super.put(...args);
   }
 
