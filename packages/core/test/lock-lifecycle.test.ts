@@ -213,14 +213,14 @@ describe('a state folder the process may not write to', () => {
     // An unprivileged user (euid 65534) in a folder of root's: creating the lock is refused.
     await fsp.chmod(root, 0o755);
     await fsp.chmod(stateDir, 0o755);
-    process.seteuid(65534);
+    process.seteuid!(65534);
     let err: NodeJS.ErrnoException | undefined;
     try {
       await new RunLock(stateDir).acquire('run');
     } catch (e) {
       err = e as NodeJS.ErrnoException;
     } finally {
-      process.seteuid(0);
+      process.seteuid!(0);
     }
     expect(err?.code).toBe('EACCES');
   });

@@ -32,12 +32,12 @@ describe('isGone', () => {
 
   it('a process of another user is alive to one who may not signal it', () => {
     // As an unprivileged user, signalling init fails with EPERM: it exists all the same.
-    process.seteuid(65534);
+    process.seteuid!(65534);
     let gone: boolean;
     try {
       gone = isGone({ pid: 1, host });
     } finally {
-      process.seteuid(0);
+      process.seteuid!(0);
     }
     expect(gone).toBe(false);
   });

@@ -8,6 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { BackupError } from '../src/errors.js';
+import type { ArtifactReader } from '../src/reader.js';
 import { checkFreeSpace, restoreToDir } from '../src/restore.js';
 import { capturingLogger } from './helpers/repo-fixtures.js';
 import { writeSnapshot } from './helpers/snapshot-fixture.js';
@@ -98,9 +99,9 @@ describe('restore --to DIR', () => {
   });
 
   it('refuses a source name that is not a plain name before writing anything', async () => {
-    const [reader] = await readers();
-    const planted = Object.assign(Object.create(reader!) as typeof reader, { artifact: { ...reader!.artifact, source: '..' } });
-    await expect(restoreToDir([planted!], target)).rejects.toThrow(new BackupError('E_RESTORE', 'refused source name "..": not a plain name'));
+    const reader = (await readers())[0]!;
+    const planted: ArtifactReader = Object.assign(Object.create(reader) as ArtifactReader, { artifact: { ...reader.artifact, source: '..' } });
+    await expect(restoreToDir([planted], target)).rejects.toThrow(new BackupError('E_RESTORE', 'refused source name "..": not a plain name'));
     await expect(fsp.access(target)).rejects.toThrow();
   });
 });
