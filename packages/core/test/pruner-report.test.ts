@@ -167,7 +167,8 @@ describe("prune's history record and status's foreign folders", () => {
   it("foreign folders: backupRoot's as they are now, each configured destination's as its last prune saw them", async () => {
     await snapshot(ids[0]!);
     await writeFolder(dir, foreign, { 'photos.tar': 'not ours' });
-    await writeFolder(dir, young, { [MARKER_FILE]: marker(young, youngSince, 'uploading') });
+    await writeFolder(dir, '20261102T000000Z-daily-abcd', { 'notes.txt': 'not ours either' });
+    await writeFolder(dir, young, { 'configs.tar.zst': 'half', [MARKER_FILE]: marker(young, youngSince, 'uploading') });
     const listing = await new Repository(destination, 'backupRoot').listing();
     const prune = (repository: string, extra: Record<string, unknown>): HistoryRecord => ({ kind: 'prune', status: 'success', startedAt: 't', finishedAt: 't', repository, ...extra });
     const records: HistoryRecord[] = [
@@ -181,6 +182,7 @@ describe("prune's history record and status's foreign folders", () => {
     const configured = (r: string) => r !== 'destinations.retired';
     expect(foreignFolders(records, listing, configured)).toEqual([
       { repository: 'backupRoot', id: foreign },
+      { repository: 'backupRoot', id: '20261102T000000Z-daily-abcd' },
       { repository: 'destinations.offsite', id: '20260102T000000Z-daily-0002' },
       { repository: 'destinations.offsite', id: '20260103T000000Z-daily-0003' },
     ]);
