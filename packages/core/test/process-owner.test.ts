@@ -5,6 +5,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import os from 'node:os';
+import { isMainThread } from 'node:worker_threads';
 import { describe, expect, it } from 'vitest';
 import { currentOwner, isGone, isProcessOwner } from '../src/process-owner.js';
 
@@ -30,7 +31,8 @@ describe('isGone', () => {
     expect(isGone({ pid: deadPid(), host: 'backup-host-2' })).toBe(false);
   });
 
-  it('a process of another user is alive to one who may not signal it', () => {
+  // Only a process's main thread may change its user: Stryker runs tests in worker threads.
+  it.runIf(isMainThread)('a process of another user is alive to one who may not signal it', () => {
     // As an unprivileged user, signalling init fails with EPERM: it exists all the same.
     process.seteuid!(65534);
     let gone: boolean;
