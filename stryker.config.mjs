@@ -32,12 +32,18 @@
  */
 export const MODULES = {
   'snapshot-id': { mutate: 'packages/core/src/snapshot-id.ts', tests: ['packages/core/test/snapshot-id.test.ts'] },
-  manifest: { mutate: 'packages/core/src/manifest.ts', tests: ['packages/core/test/manifest.test.ts', 'packages/core/test/manifest-and-config.test.ts'] },
-  retention: { mutate: 'packages/core/src/retention.ts', tests: ['packages/core/test/retention.test.ts'] },
-  secrets: { mutate: 'packages/core/src/secrets.ts', tests: ['packages/core/test/config.test.ts', 'packages/core/test/manifest-and-config.test.ts'] },
-  lock: { mutate: 'packages/core/src/lock.ts', tests: [] },
-  restore: { mutate: 'packages/core/src/restore.ts', tests: [] },
-  repository: { mutate: 'packages/core/src/repository.ts', tests: [] },
+  manifest: { mutate: 'packages/core/src/manifest.ts', tests: ['packages/core/test/manifest.test.ts', 'packages/core/test/manifest-names.test.ts', 'packages/core/test/manifest-and-config.test.ts'] },
+  retention: { mutate: 'packages/core/src/retention.ts', tests: ['packages/core/test/retention.test.ts', 'packages/core/test/retention-edges.test.ts'] },
+  pruner: { mutate: 'packages/core/src/pruner.ts', tests: ['packages/core/test/pruner.test.ts', 'packages/core/test/pruner-report.test.ts'] },
+  suspects: { mutate: 'packages/core/src/suspects.ts', tests: ['packages/core/test/suspects.test.ts'] },
+  secrets: { mutate: 'packages/core/src/secrets.ts', tests: ['packages/core/test/secrets.test.ts', 'packages/core/test/secrets-masking.test.ts', 'packages/core/test/config.test.ts', 'packages/core/test/manifest-and-config.test.ts'] },
+  lock: { mutate: 'packages/core/src/lock.ts', tests: ['packages/core/test/lock.test.ts', 'packages/core/test/lock-lifecycle.test.ts'] },
+  'process-owner': { mutate: 'packages/core/src/process-owner.ts', tests: ['packages/core/test/process-owner.test.ts'] },
+  staging: { mutate: 'packages/core/src/staging.ts', tests: ['packages/core/test/staging.test.ts', 'packages/core/test/staging-entries.test.ts'] },
+  'backup-root': { mutate: 'packages/core/src/backup-root.ts', tests: ['packages/core/test/backup-root.test.ts'] },
+  restore: { mutate: 'packages/core/src/restore.ts', tests: ['packages/core/test/restore.test.ts'] },
+  'restore-work': { mutate: 'packages/core/src/restore-work.ts', tests: ['packages/core/test/restore-work.test.ts'] },
+  repository: { mutate: 'packages/core/src/repository.ts', tests: ['packages/core/test/repository.test.ts', 'packages/core/test/pruner.test.ts', 'packages/core/test/pruner-report.test.ts'] },
 };
 
 /** The modules named in SUTAZAI_MUTATE (comma-separated), or all of them. */

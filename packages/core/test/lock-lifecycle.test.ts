@@ -9,11 +9,11 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { promises as fsp, readdirSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { isMainThread } from 'node:worker_threads';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { BackupError } from '../src/errors.js';
 import { RunLock } from '../src/lock.js';
 import { currentOwner } from '../src/process-owner.js';
+import { makeUnwritable } from './helpers/unwritable.js';
 
 let root: string;
 let stateDir: string;
@@ -221,17 +221,3 @@ describe('a state folder the lock cannot be created in', () => {
     }
   });
 });
-
-/**
- * Makes `dir` refuse new files even to root: immutable (chattr +i, where the file system and the
- * capabilities allow it), else by running as an unprivileged user in a folder of root's (only a
- * process's main thread may: Stryker runs tests in worker threads).
- */
-async function makeUnwritable(dir: string): Promise<{ undo: () => Promise<void> }> {
-  if (spawnSync('chattr', ['+i', dir]).status === 0) return { undo: async () => void spawnSync('chattr', ['-i', dir]) };
-  if (!isMainThread) throw new Error('cannot make a folder unwritable here: no chattr +i, and a worker thread cannot change its user');
-  await fsp.chmod(root, 0o755);
-  await fsp.chmod(dir, 0o755);
-  process.seteuid!(65534);
-  return { undo: async () => process.seteuid!(0) };
-}
