@@ -51,6 +51,7 @@ describe('makeRestoreWork', () => {
     const marker = JSON.parse(await fsp.readFile(path.join(work, '.owner'), 'utf8')) as Record<string, unknown>;
     expect(marker).toMatchObject({ tool: 'sutazai-backup', pid: process.pid, host: os.hostname(), processStart: expect.stringMatching(/^\d+$/) });
     expect(Date.now() - Date.parse(marker.createdAt as string)).toBeLessThan(60_000);
+    expect(await fsp.readFile(path.join(work, '.owner'), 'utf8')).toMatch(/^\{.*\}\n$/);
   });
 });
 
@@ -99,6 +100,21 @@ describe('removeStaleRestoreWork', () => {
     expect(await removeStaleRestoreWork(target, undefined)).toEqual([]);
     expect((await fsp.readdir(target)).sort()).toEqual(['.sutazai-restore-file01', '.sutazai-restore-link01', '.sutazai-restore-toolong', path.basename(another), 'precious'].sort());
     expect(await fsp.readdir(precious)).toEqual(['.owner']);
+  });
+
+  it('only a name that is exactly a work folder\'s counts: one that merely ends like it is left alone', async () => {
+    const gone = madeByAGoneRestore();
+    const lookalike = path.join(target, `photos${path.basename(gone)}`);
+    await fsp.rename(gone, lookalike);
+    expect(await removeStaleRestoreWork(target, undefined)).toEqual([]);
+    expect(await fsp.readdir(lookalike)).toEqual(['.owner']);
+  });
+
+  it('cleans up and leaves alone the same without a logger to tell', async () => {
+    const gone = madeByAGoneRestore();
+    const notOurs = await unmarked('.sutazai-restore-other1', ['data.bin'], 120_000);
+    expect(await removeStaleRestoreWork(target, undefined)).toEqual([gone]);
+    expect(await fsp.readdir(target)).toEqual([path.basename(notOurs)]);
   });
 
   it('a target that does not exist has nothing to clean', async () => {

@@ -11,6 +11,7 @@ import { BackupError } from '../src/errors.js';
 import type { ArtifactReader } from '../src/reader.js';
 import { checkFreeSpace, restoreToDir } from '../src/restore.js';
 import { capturingLogger } from './helpers/repo-fixtures.js';
+import { makeUnwritable } from './helpers/unwritable.js';
 import { writeSnapshot } from './helpers/snapshot-fixture.js';
 
 const ID = '20261126T020000Z-daily-3f9a';
@@ -128,6 +129,13 @@ describe('restore --force', () => {
     expect((await fsp.readdir(target)).sort()).toEqual(['app', 'db']);
   });
 
+  it('adds what the snapshot holds and DIR/<source> lacks', async () => {
+    await fsp.mkdir(path.join(target, 'app'), { recursive: true });
+    await fsp.writeFile(path.join(target, 'app', 'keep.txt'), 'not in the snapshot');
+    await restoreToDir(await readers(), target, { force: true });
+    expect(await tree(path.join(target, 'app'))).toEqual({ ...snapshotTree, 'keep.txt': 'not in the snapshot' });
+  });
+
   it('a corrupt artifact leaves DIR untouched, --force or not, and a DIR it made is removed again', async () => {
     const app = path.join(target, 'app');
     await fsp.mkdir(app, { recursive: true });
@@ -192,5 +200,52 @@ describe('the free-space check', () => {
     expect((err as BackupError).details.needed).toBe(free * 2 + 1e12);
     await expect(checkFreeSpace(deep, 1024)).resolves.toBeUndefined();
     await expect(fsp.access(path.join(root, 'not'))).rejects.toThrow();
+  });
+});
+
+describe('before anything is written', () => {
+  it('refuses a restore whose artifacts together cannot fit, though each alone could; DIR is not made', async () => {
+    const { bavail, bsize } = await fsp.statfs(root);
+    const each = bavail * bsize;
+    const all = (await readers()).map((r) => Object.assign(Object.create(r) as ArtifactReader, { artifact: { ...r.artifact, rawBytes: each } }));
+    const err = await restoreToDir(all, target).catch((e: BackupError) => e);
+    expect(err).toMatchObject({ code: 'E_RESTORE', message: expect.stringMatching(/^not enough space at /) });
+    expect((err as BackupError).details.needed).toBe(2 * each);
+    await expect(fsp.access(target)).rejects.toThrow();
+  });
+
+  it('restoring no artifact at all makes DIR and puts nothing in it', async () => {
+    expect(await restoreToDir([], target)).toEqual([]);
+    expect(await fsp.readdir(target)).toEqual([]);
+  });
+
+  it('a DIR nothing can be created in fails with the system error, DIR as it was', async () => {
+    await fsp.mkdir(target);
+    const unwritable = await makeUnwritable(target);
+    try {
+      const err = await restoreToDir(await readers(), target).catch((e: NodeJS.ErrnoException) => e);
+      expect(['EPERM', 'EACCES']).toContain((err as NodeJS.ErrnoException).code);
+    } finally {
+      await unwritable.undo();
+    }
+    expect(await fsp.readdir(target)).toEqual([]);
+  });
+
+  it('warns of rewritten links only when there were some', async () => {
+    const { logger, lines } = capturingLogger();
+    const all = await writeSnapshot(path.join(root, 'repo'), ID, [{ source: 'app', type: 'tree', from: source }], logger);
+    await restoreToDir(all, target);
+    expect(lines.filter((l) => l.level === 'warn')).toEqual([]);
+  });
+
+  it('a corrupt tree archive is told as an integrity failure of that artifact, nothing restored', async () => {
+    const all = await readers();
+    const tar = path.join(root, 'repo', 'snapshots', ID, 'app.tar');
+    const body = await fsp.readFile(tar);
+    body[600] = body[600]! ^ 0xff;
+    await fsp.writeFile(tar, body);
+    const err = await restoreToDir(all, target).catch((e: BackupError) => e);
+    expect(err).toMatchObject({ code: 'E_INTEGRITY', message: expect.stringContaining(`backupRoot: ${ID}/app.tar: sha256 mismatch`) });
+    await expect(fsp.access(target)).rejects.toThrow();
   });
 });
