@@ -9,7 +9,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { promises as fsp, readdirSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { BackupError } from '../src/errors.js';
 import { RunLock } from '../src/lock.js';
 import { currentOwner } from '../src/process-owner.js';
@@ -92,6 +92,39 @@ describe('the lock file', () => {
   });
 });
 
+describe('the grace a damaged lock or lock.break gets', () => {
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  it('ends at ten seconds: one exactly that old is stale, and the lock is taken', async () => {
+    // The clock stands still so that the file's age is exactly the grace period.
+    vi.useFakeTimers({ toFake: ['Date'], now: new Date('2026-11-26T02:00:00.000Z') });
+    const tenSecondsAgo = new Date(Date.now() - 10_000);
+    for (const file of [lockFile, breakFile]) {
+      await staleLock();
+      await fsp.writeFile(file, '{"pid": 1');
+      await fsp.utimes(file, tenSecondsAgo, tenSecondsAgo);
+      const lock = new RunLock(stateDir);
+      await lock.acquire('run');
+      expect(JSON.parse(await fsp.readFile(lockFile, 'utf8')).pid, file).toBe(process.pid);
+      await lock.release();
+      expect(await fsp.readdir(stateDir), file).toEqual([]);
+    }
+  });
+});
+
+describe('something other than a file at the lock', () => {
+  it('a folder there is refused, naming it, and left alone', async () => {
+    // In a folder not named `state`, which backupRoot's own check of state/lock does not cover.
+    const elsewhere = path.join(root, 'locks');
+    const lock = path.join(elsewhere, 'lock');
+    await fsp.mkdir(path.join(lock, 'inside'), { recursive: true, mode: 0o700 });
+    expect(await failure(new RunLock(elsewhere).acquire('run'))).toEqual({ code: 'E_CONFIG', message: `${lock} is not a regular file: remove it` });
+    expect(await fsp.readdir(lock)).toEqual(['inside']);
+  });
+});
+
 describe('release', () => {
   it('removes only a lock this RunLock took and still holds', async () => {
     const first = new RunLock(stateDir);
@@ -116,6 +149,13 @@ describe('release', () => {
     await fsp.writeFile(lockFile, theirs);
     await lock.release();
     expect(await fsp.readFile(lockFile, 'utf8')).toBe(theirs);
+
+    await fsp.rm(lockFile);
+    await lock.acquire('run');
+    const another = JSON.stringify({ pid: sleeper(), host, startedAt: '2026-01-01T00:00:00.000Z', command: 'run' });
+    await fsp.writeFile(lockFile, another);
+    await lock.release();
+    expect(await fsp.readFile(lockFile, 'utf8')).toBe(another);
 
     await fsp.rm(lockFile);
     await lock.acquire('run');
