@@ -72,6 +72,6 @@ export default {
   htmlReporter: { fileName: 'reports/mutation/index.html' },
   jsonReporter: { fileName: 'reports/mutation/mutation.json' },
   thresholds: { high: 90, low: 85, break: null },
-  tempDirName: '.stryker-tmp',
+  tempDirName: process.env.STRYKER_TMP ?? '.stryker-tmp',
   cleanTempDir: 'always',
 };

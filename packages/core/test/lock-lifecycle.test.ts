@@ -152,7 +152,8 @@ describe('release', () => {
 
     await fsp.rm(lockFile);
     await lock.acquire('run');
-    const another = JSON.stringify({ pid: sleeper(), host, startedAt: '2026-01-01T00:00:00.000Z', command: 'run' });
+    // init: alive, on this host, and not this process.
+    const another = JSON.stringify({ pid: 1, host, startedAt: '2026-01-01T00:00:00.000Z', command: 'run' });
     await fsp.writeFile(lockFile, another);
     await lock.release();
     expect(await fsp.readFile(lockFile, 'utf8')).toBe(another);
@@ -196,7 +197,8 @@ describe('release', () => {
       await lock.acquire('run');
       await lock.release();
     }
-    expect(fds()).toBe(open);
+    // Not toBe: other tests' children may close their pipes meanwhile.
+    expect(fds()).toBeLessThanOrEqual(open);
   });
 });
 
