@@ -47,9 +47,9 @@
 //     - checkFreeSpace: the walk up's `dirname(at) !== at` -> true (90; "/" exists), statfs
 //       failing (92; it does not on a path that exists), `needed > free` -> `>=` (94; free space
 //       changes under the test, so "exactly full" cannot be staged).
-//     - 120 (2 mutants): explaining an E_RESTORE error too changes nothing: explain() hands a
-//       BackupError back as it was when the stored bytes check out, and they are checked as
-//       they are read, before an E_RESTORE can arise.
+//     - 120 (2 mutants): explaining an E_RESTORE error too: explain() hands a BackupError back
+//       as it was when the stored bytes check out; it differs only for an archive that is both
+//       refused and corrupt, where naming the corruption would be as right.
 //     - moveInto into an empty folder (145, 2 mutants): rename replaces an empty folder anyway,
 //       and moving entry by entry into it lands the same entries.
 //   restore-work.ts (87.0%, 7 survive, 2 without a test)
