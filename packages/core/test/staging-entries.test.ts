@@ -122,6 +122,12 @@ describe('clean', () => {
     expect((await area.clean({ locked: true })).foreign.sort()).toEqual([path.join(area.dir, '.notes.owner.bak'), path.join(area.dir, 'report.final.owner')]);
   });
 
+  it('cleans staging/snapshots when it is the only folder there', async () => {
+    const stale = await left('snapshots/20260101T000000Z-daily-0a0b', markerOf('run', deadPid()));
+    expect(await area.clean({ locked: false })).toEqual({ removed: [stale], foreign: [] });
+    expect(await fsp.readdir(path.join(area.dir, 'snapshots'))).toEqual([]);
+  });
+
   it('a link at staging/snapshots is reported, not followed', async () => {
     const elsewhere = path.join(root, 'elsewhere');
     await fsp.mkdir(path.join(elsewhere, '20260101T000000Z-daily-0a0b'), { recursive: true });
