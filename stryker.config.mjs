@@ -79,6 +79,17 @@
 //     - split without filter(Boolean) (66): the leading "" joins to "/", which passes.
 //     - lstatOrUndefined taking any error for a missing path (98, 99): the same error (ENOTDIR)
 //       comes back from making backupRoot a moment later.
+//   lock.ts (87.5%, 19 survive, 1 without a test; 11 more time out, which counts as killed)
+//     - every rm(..., { force: false }) or rm(...) without options (35, 78, 126, 128, 155; 9
+//       mutants): the file was just read, or made, by this process.
+//     - the give-up bound `>` -> `>=` (67) and the back-off's jitter (68, 2 mutants): timing only.
+//     - the JSON.parse catch blocks emptied (106, 146): the value stays undefined either way.
+//     - breakStale's `now?.text` (126): the lock must vanish between our lock.break and our read
+//       of it (a race), and `return true` -> false (130): the caller then looks again at once and
+//       takes the lock, only later.
+//     - removeAbandonedBreak's races (140, 152 x2, 154): lock.break vanishing or being replaced
+//       between its lstat, rename and read; the test of several processes breaking at once
+//       (lock.test.ts) passes either way, since each step is checked again on the next turn.
 
 /**
  * One line per module: the source Stryker mutates, and the unit tests (importing the source, not
