@@ -90,6 +90,22 @@
 //     - removeAbandonedBreak's races (140, 152 x2, 154): lock.break vanishing or being replaced
 //       between its lstat, rename and read; the test of several processes breaking at once
 //       (lock.test.ts) passes either way, since each step is checked again on the next turn.
+//   secrets.ts (93.8%, 17 survive)
+//     - SECRET_KEY's `auth[-_]?token` loosened (2 mutants): `token` alone already matches;
+//       `api[-_]?key` -> `api[^-_]?key`: differs only for names like api_key_id, whose value is
+//       an id, not a secret.
+//     - LOCATION_PARAM without `^` or `$` around ssl[-_]?key (2 mutants): no parameter of libpq
+//       or MySQL is named like that (sslkey, ssl-key, sslpassword, sslcert, sslrootcert).
+//     - the userinfo patterns without `^` (42, 57): they run on one URL that URL_IN_TEXT found,
+//       which starts at its scheme.
+//     - urlCredentials' `query >= 0` (45, 2 mutants: a URL never starts with "?", and without a
+//       "?" only a path holding name=value differs, where finding more is the safe side) and
+//       `eq > 0` -> `>= 0` (48: an empty name is no secret's).
+//     - add's `!has(form)` -> true (87): adding again only rebuilds the pattern.
+//     - the `?? []` after URL_IN_TEXT (98): urlCredentials("Stryker was here") finds nothing.
+//     - addCredential: the scheme pattern without `^` or `$` (109, 2 mutants) and the cookie
+//       split on values without "=" (118, 2 mutants) register more parts of a credential, never
+//       fewer; the cookie value's trim() (118): the name before "=" absorbs the space after ";".
 
 /**
  * One line per module: the source Stryker mutates, and the unit tests (importing the source, not
