@@ -106,6 +106,15 @@
 //     - addCredential: the scheme pattern without `^` or `$` (109, 2 mutants) and the cookie
 //       split on values without "=" (118, 2 mutants) register more parts of a credential, never
 //       fewer; the cookie value's trim() (118): the name before "=" absorbs the space after ";".
+//   process-owner.ts (89.4%, 6 survive, 1 without a test)
+//     - isProcessOwner's `typeof v === 'object'` -> true (35): a string or number has no pid,
+//       so Number.isSafeInteger refuses it next.
+//     - isAlive's EPERM answer (48, 49; 3 mutants): only a process that may not signal another
+//       user's process sees EPERM; the test that does so (an unprivileged euid) runs under plain
+//       vitest, but Stryker runs tests in worker threads, which cannot change user.
+//     - processStart reading another field (57, 2 mutants): both sides of the comparison read
+//       it the same way, so a reused pid is still told apart.
+//     - processStart's catch (58): /proc is always there on Linux.
 
 /**
  * One line per module: the source Stryker mutates, and the unit tests (importing the source, not
