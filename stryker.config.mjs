@@ -117,6 +117,15 @@
 //     - processStart reading another field (57, 2 mutants): both sides of the comparison read
 //       it the same way, so a reused pid is still told apart.
 //     - processStart's catch (58): /proc is always there on Linux.
+//   repository.ts (96.6%, 8 survive)
+//     - listing's `slash <= 0` -> `< 0` (73): a key "snapshots//x" has an empty id, which the
+//       grammar check right after refuses too.
+//     - the E_NOT_FOUND rethrow's `{ cause: err }` -> {} (97): the cause is not shown to users.
+//     - manifests()' `'manifest' in r` / `'error' in r` (122, 123; 3 mutants): each result has
+//       exactly one of the two, set.
+//     - resolveId's `matches.length > 1` -> `>= 1` (139): one match returned just before.
+//     - readMarker's catch returning undefined -> {} (224): undefined both ways.
+//     - mapLimit's `new Array(items.length)` -> `new Array()` (275): results are set by index.
 
 /**
  * One line per module: the source Stryker mutates, and the unit tests (importing the source, not
