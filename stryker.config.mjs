@@ -23,13 +23,12 @@
 //       sort only asks whether the result is below zero.
 //     - manifestAuthenticatedBytes: Buffer.from(text, 'utf8') -> Buffer.from(text, '') (151):
 //       Node reads an empty encoding as UTF-8.
-//   pruner.ts (97.8%, 5 survive; measured before the tests of b106281, aimed at 177 and 178)
+//   pruner.ts (98.7%, 3 survive)
 //     - the `forget --from` hint's /^destinations\./ without `^`: a destination's name never
 //       holds "destinations." anywhere else.
 //     - `listing.objects.get(d.id)?.some` -> `.some`: a kept snapshot is always in the listing.
 //     - incompleteFolders' marker test -> true (159): readMarker of a folder without a marker
 //       returns undefined, so the folder is foreign either way.
-//     - foreignFolders' sort and `some` -> `every` (177, 178): see b106281's tests.
 //   suspects.ts (95.7%, 6 survive, 1 without a test)
 //     - artifactFailureKind's `explained.code === 'E_INTEGRITY'` (49, 3 mutants): only the
 //       stored-bytes check (E_INTEGRITY) writes expectedBytes or expected/actual details, so
@@ -62,8 +61,8 @@
 //     - the unmarked grace `>` -> `>=` (61): the exact millisecond cannot be staged with a real
 //       mtime and a real clock.
 //     - readMarker's catch returning undefined -> {} (78): the function returns undefined both ways.
-//   staging.ts (91.0%, 12 survive, 1 without a test; the test that staging/snapshots is
-//   cleaned when it is the only folder there came after and kills 92's `!==`)
+//   staging.ts (91.0%, 12 survive, 1 without a test; 92's `!==` is killed since by the test
+//   that staging/snapshots is cleaned when it is the only folder there)
 //     - create's `dirname(rel) === '.' ? '' : dirname(rel)` (49, 2 mutants): ensureInside(root,
 //       'staging', '.') is the same folder as (root, 'staging', '').
 //     - every rm(..., { force: false }) (73, 104, 115, 116; 7 mutants): what is removed was just
