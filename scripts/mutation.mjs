@@ -4,7 +4,8 @@
 //   node scripts/mutation.mjs                     every module
 //   node scripts/mutation.mjs lock retention      the modules named
 //   node scripts/mutation.mjs --changed [REF]     the modules whose source or unit tests differ
-//                                                 from REF (default origin/main): for CI
+//                                                 from REF (default origin/main; all of them when
+//                                                 the test helpers or this setup changed)
 // Exits 1 when a module scores under 85% (Stryker's score: killed and timed-out mutants over all
 // mutants that ran or had no test), or has no unit tests at all.
 import { execFileSync } from 'node:child_process';
@@ -26,6 +27,9 @@ function changedModules(ref) {
   }
   const diff = (args) => execFileSync('git', args, { encoding: 'utf8' }).split('\n').filter(Boolean);
   const files = new Set([...diff(['diff', '--name-only', `${ref}...HEAD`]), ...diff(['diff', '--name-only', 'HEAD'])]);
+  // The test helpers and the mutation setup itself bear on every module.
+  const everything = [...files].some((f) => f.startsWith('packages/core/test/helpers/') || ['stryker.config.mjs', 'vitest.mutation.config.ts', 'scripts/mutation.mjs'].includes(f));
+  if (everything) return Object.keys(MODULES);
   return Object.entries(MODULES)
     .filter(([, m]) => files.has(m.mutate) || m.tests.some((t) => files.has(t)))
     .map(([name]) => name);
@@ -80,6 +84,8 @@ for (const r of rows) {
   if (r.note) console.log(`| ${r.name} | | | | | | ${r.note} | |`);
   else console.log(`| ${r.name} | ${r.mutants} | ${r.killed} | ${r.timeout} | ${r.survived} | ${r.noCoverage} | ${r.score.toFixed(1)}% | ${r.seconds.toFixed(0)} s |`);
 }
+const total = rows.reduce((sum, r) => sum + (r.seconds ?? 0), 0);
+console.log(`\n${rows.length} module(s) in ${Math.floor(total / 60)} min ${Math.round(total % 60)} s`);
 const below = rows.filter((r) => r.score < THRESHOLD);
 if (below.length) console.log(`\nFAIL  under ${THRESHOLD}%: ${below.map((r) => r.name).join(', ')}`);
 process.exitCode = below.length ? 1 : 0;

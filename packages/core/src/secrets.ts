@@ -12,8 +12,11 @@ const LOCATION_KEY = /(file|path)$/i;
 
 /** URL query parameters whose value is a credential: `?token=`, `?api_key=`, `&X-Amz-Signature=`, `?sig=`. */
 const SECRET_PARAM = /(token|key|secret|sig|pass|pwd|auth|credential|session)/i;
-/** ...except libpq's `sslkey` / `sslcert` (paths to files) and other names that point to a file. */
-const LOCATION_PARAM = /(^ssl|file$|path$)/i;
+/**
+ * ...except names that point to a file: libpq's `sslkey` (MySQL's `ssl-key`), `...file`, `...path`.
+ * libpq's `sslpassword`, the password of that key, is a secret.
+ */
+const LOCATION_PARAM = /(^ssl[-_]?key$|file$|path$)/i;
 
 /** Whether an option name (or environment variable name, or header name) says its value is a secret. */
 export function isSecretKey(key: string): boolean {
