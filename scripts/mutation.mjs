@@ -6,6 +6,10 @@
 //   node scripts/mutation.mjs --changed [REF]     the modules whose source or unit tests differ
 //                                                 from REF (default origin/main; all of them when
 //                                                 the test helpers or this setup changed)
+//   --budget MINUTES                              (with any of the above) start no module once
+//                                                 MINUTES have passed; the modules not reached are
+//                                                 listed, and the list starts at a different module
+//                                                 each day so that runs under a budget cover all
 // Exits 1 when a module scores under 85% (Stryker's score: killed and timed-out mutants over all
 // mutants that ran or had no test), or has no unit tests at all.
 import { execFileSync } from 'node:child_process';
@@ -36,6 +40,16 @@ function changedModules(ref) {
 }
 
 const args = process.argv.slice(2);
+let budgetMinutes = Infinity;
+const budgetAt = args.indexOf('--budget');
+if (budgetAt >= 0) {
+  budgetMinutes = Number(args[budgetAt + 1]);
+  if (!(budgetMinutes > 0)) {
+    console.error(`--budget ${args[budgetAt + 1] ?? ''}: a number of minutes, e.g. --budget 30`);
+    process.exit(2);
+  }
+  args.splice(budgetAt, 2);
+}
 let names;
 if (args[0] === '--changed') {
   const ref = args[1] ?? process.env.MUTATION_BASE ?? 'origin/main';
@@ -52,10 +66,23 @@ for (const n of names) {
   }
 }
 
+if (budgetMinutes !== Infinity) {
+  // Rotate by the day, so that a budget too short for every module still reaches each in turn.
+  const day = Math.floor(Date.now() / 86_400_000);
+  const k = day % names.length;
+  names = [...names.slice(k), ...names.slice(0, k)];
+}
+const started = Date.now();
+const notReached = [];
+
 const counted = (results, status) => results.filter((r) => r.status === status).length;
 const rows = [];
 for (const name of names) {
   const module = MODULES[name];
+  if ((Date.now() - started) / 60_000 >= budgetMinutes) {
+    notReached.push(name);
+    continue;
+  }
   if (!module.tests.length) {
     rows.push({ name, file: module.mutate, note: 'no unit tests import it yet', score: 0 });
     continue;
@@ -86,6 +113,7 @@ for (const r of rows) {
 }
 const total = rows.reduce((sum, r) => sum + (r.seconds ?? 0), 0);
 console.log(`\n${rows.length} module(s) in ${Math.floor(total / 60)} min ${Math.round(total % 60)} s`);
+if (notReached.length) console.log(`not reached within the ${budgetMinutes}-minute budget (run them with node scripts/mutation.mjs ${notReached.join(' ')}): ${notReached.join(', ')}`);
 const below = rows.filter((r) => r.score < THRESHOLD);
 if (below.length) console.log(`\nFAIL  under ${THRESHOLD}%: ${below.map((r) => r.name).join(', ')}`);
 process.exitCode = below.length ? 1 : 0;
