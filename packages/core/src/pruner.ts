@@ -11,7 +11,8 @@
 import { BackupError } from './errors.js';
 import type { HistoryRecord } from './history.js';
 import type { Logger } from './log.js';
-import { MARKER_FILE, snapshotKey, type Repository, type SnapshotListing } from './repository.js';
+import type { SnapshotListing, SnapshotRepository as Repository } from './repository-format.js';
+import { MARKER_FILE, snapshotKey } from './repository.js';
 import { applyRetention, describePolicy, type RetentionDecision, type RetentionPolicy } from './retention.js';
 import { parseSnapshotId, isSnapshotId } from './snapshot-id.js';
 import { describeSuspect, suspectReason, type SuspectSnapshot } from './suspects.js';
