@@ -8,8 +8,7 @@ import type { Logger } from './log.js';
 import { NotificationStateStore } from './notify.js';
 import type { Progress } from './progress.js';
 import type { RetentionPolicy } from './retention.js';
-import type { SnapshotRepository } from './repository-format.js';
-import { Repository } from './repository.js';
+import { DEFAULT_FORMAT, openRepository, type RepositoryFormat, type SnapshotRepository } from './repository-format.js';
 import type { SecretRegistry } from './secrets.js';
 
 /** backupRoot's repository name, in messages, history records and `--json`. */
@@ -26,9 +25,12 @@ export interface PruneTarget {
 export class Repositories {
   readonly local: SnapshotRepository;
   readonly #destinations = new Map<string, RegisteredDestination>();
+  readonly #format: RepositoryFormat;
 
-  constructor(backupRoot: string) {
-    this.local = new Repository(new LocalDestination(backupRoot), BACKUP_ROOT);
+  /** Every repository, backupRoot's and each destination's, is in one format. */
+  constructor(backupRoot: string, format: RepositoryFormat = DEFAULT_FORMAT) {
+    this.#format = format;
+    this.local = openRepository(new LocalDestination(backupRoot), BACKUP_ROOT, format);
   }
 
   get destinations(): ReadonlyMap<string, RegisteredDestination> {
@@ -48,7 +50,7 @@ export class Repositories {
       const names = [...this.#destinations.keys()];
       throw new BackupError('E_USAGE', `unknown destination "${from}"${names.length ? ` (destinations: ${names.join(', ')})` : ' (none is configured)'}`);
     }
-    return new Repository(d.destination, `destinations.${d.name}`);
+    return openRepository(d.destination, `destinations.${d.name}`, this.#format);
   }
 
   /** Whether `name` (`destinations.<name>`, as history records say) is a configured destination. */
@@ -91,6 +93,7 @@ export function createContext(parts: Omit<EngineContext, 'stateDir' | 'history' 
     stateDir,
     history: new RunHistory(stateDir),
     notifications: new NotificationStateStore(stateDir),
+    // config.ts does not read `repository.format` yet: every repository is in the default format.
     repositories: new Repositories(parts.config.backupRoot),
   });
 }

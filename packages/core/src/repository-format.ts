@@ -6,6 +6,9 @@
  * and replicate.ts's `copySnapshot`. restic's repository format (packages/core/src/restic/) is
  * meant to be the second, behind the same interfaces; docs/design.md maps each member to it.
  *
+ * A command never names a format: it gets its repositories from `openRepository` (below), the one
+ * place that maps the rc file's `repository.format` to an implementation.
+ *
  * The commands speak in the tool's snapshot ids (`20261126T020000Z-daily-3f9a`) and manifests
  * (profile, host, times, one record per artifact with its source, type, rawBytes and meta);
  * a format keeps whatever else it needs to find the artifacts' bytes.
@@ -13,15 +16,43 @@
 import type { Readable } from 'node:stream';
 import type { CheckResult } from './checks.js';
 import type { Destination, ObjectInfo } from './destination.js';
-import type { BackupError } from './errors.js';
+import { BackupError } from './errors.js';
 import type { ArchiveTransform, ArtifactSpec, Hooks } from './hooks.js';
 import type { Logger } from './log.js';
 import type { ArtifactRecord, Compression, EncryptionInfo, Manifest } from './manifest.js';
 import type { TreeStats } from './pipeline/tar-extract.js';
 import type { CopyResult, RetryOptions } from './replicate.js';
+import { Repository } from './repository.js';
 import type { Scratch } from './scratch.js';
 
 export type RepositoryFormat = 'tar' | 'restic';
+
+/** The format of a repository whose rc file names none (Part A: `tar` until restic's has proved itself). */
+export const DEFAULT_FORMAT: RepositoryFormat = 'tar';
+
+/** Opens one format's repository over an object store; `name` is what messages call it. */
+export type RepositoryOpener = (destination: Destination, name: string) => SnapshotRepository;
+
+/**
+ * The formats the engine can open: the seam where the second format plugs in. restic's
+ * (restic/repository.ts's ResticRepository) reads and writes restic's layout but does not yet
+ * implement SnapshotRepository, SnapshotWriter and ReadableArtifact; once it does, its opener goes
+ * here and every command works on it unchanged.
+ */
+const OPENERS: Readonly<Record<RepositoryFormat, RepositoryOpener | undefined>> = {
+  tar: (destination, name) => new Repository(destination, name),
+  restic: undefined,
+};
+
+/** The repository of `format` over `destination`: backupRoot's, a destination's, for every command. */
+export function openRepository(destination: Destination, name: string, format: RepositoryFormat = DEFAULT_FORMAT): SnapshotRepository {
+  const open = OPENERS[format];
+  if (!open) {
+    const available = Object.entries(OPENERS).flatMap(([f, o]) => (o ? [f] : []));
+    throw new BackupError('E_CONFIG', `repository.format: the ${format} format is not available in this version (available: ${available.join(', ')})`);
+  }
+  return open(destination, name);
+}
 
 export interface SnapshotListing {
   /** Snapshots that exist (their manifest does), oldest first. */
@@ -32,6 +63,8 @@ export interface SnapshotListing {
    * format that writes a snapshot object by object (tar, at a destination) ever has one.
    */
   objects: Map<string, ObjectInfo[]>;
+  /** The ids among `objects` that carry this tool's marker of an incomplete snapshot (see SnapshotMarker). */
+  marked: Set<string>;
 }
 
 /** A manifest that could not be read: listed so that `verify` and `status` can show it. */

@@ -84,6 +84,7 @@ export class Repository implements SnapshotRepository {
   async listing(): Promise<SnapshotListing> {
     const objects = new Map<string, ObjectInfo[]>();
     const ids: string[] = [];
+    const marked = new Set<string>();
     for (const info of await this.destination.list(SNAPSHOTS_PREFIX)) {
       const rest = info.key.slice(SNAPSHOTS_PREFIX.length);
       const slash = rest.indexOf('/');
@@ -94,10 +95,12 @@ export class Repository implements SnapshotRepository {
       const group = objects.get(id) ?? [];
       group.push(info);
       objects.set(id, group);
-      if (rest.slice(slash + 1) === MANIFEST_FILE) ids.push(id);
+      const file = rest.slice(slash + 1);
+      if (file === MANIFEST_FILE) ids.push(id);
+      else if (file === MARKER_FILE) marked.add(id);
     }
     ids.sort(compareSnapshotIds);
-    return { ids, objects };
+    return { ids, objects, marked };
   }
 
   async snapshotIds(): Promise<string[]> {
