@@ -4,7 +4,7 @@
  * layout (`snapshots/<id>/manifest.json` beside one object per artifact) is the first format:
  * repository.ts's `Repository`, reader.ts's `ArtifactReader`, staged-snapshot.ts's `StagedSnapshot`
  * and replicate.ts's `copySnapshot`. restic's repository format (packages/core/src/restic/) is
- * meant to be the second, behind the same interfaces; docs/design.md maps each member to it.
+ * meant to be the second, behind the same interfaces (docs/design.md, Part B, "The repository interface").
  *
  * A command never names a format: it gets its repositories from `openRepository` (below), the one
  * place that maps the rc file's `repository.format` to an implementation.
