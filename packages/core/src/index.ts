@@ -116,3 +116,5 @@ export { expandHome, writeFileAtomic } from './fs.js';
 export { isSecretKey, maskSecretKeys, quoteReply, secrets, SecretRegistry } from './secrets.js';
 export { createLogger, silentLogger, type LogFields, type Logger, type LoggerOptions, type LogLevel } from './log.js';
 export { createProgress, formatBytes, type Progress } from './progress.js';
+// zstd as core uses it (the README's zstd section).
+export { zstdBackend, zstdCodec, type ZstdBackend, type ZstdCodec, type ZstdStreamOptions } from './zstd/index.js';
