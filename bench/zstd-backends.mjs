@@ -27,7 +27,7 @@ const input = path.join(work, `input-${MB}.bin`);
 
 if (process.argv[2] === '--child') {
   const [, , , direction, from, to] = process.argv;
-  const core = await import(path.join(REPO_ROOT, 'packages/core/dist/index.js'));
+  const core = await import(path.join(REPO_ROOT, 'packages/core/dist/zstd/index.js'));
   const { createReadStream, createWriteStream } = await import('node:fs');
   const { pipeline } = await import('node:stream/promises');
   const codec = core.zstdCodec();

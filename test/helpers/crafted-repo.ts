@@ -8,7 +8,9 @@ import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { createCompressor, makeSnapshotId, serializeManifest, type Manifest } from '@sutazai/backup-core';
+import { serializeManifest, type Manifest } from '../../packages/core/src/manifest.js';
+import { createCompressor } from '../../packages/core/src/pipeline/compression.js';
+import { makeSnapshotId } from '../../packages/core/src/snapshot-id.js';
 import { Header, Pax } from 'tar';
 
 export interface CraftedEntry {

@@ -7,7 +7,7 @@ import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
-import { parseManifest, serializeManifest, type Manifest } from '@sutazai/backup-core';
+import { parseManifest, serializeManifest, type Manifest } from '../../packages/core/src/manifest.js';
 import { authenticateManifest, AUTHENTICATION_FIELD } from '@sutazai/backup-plugin-gpg';
 import { describeTree, writeTree } from '@sutazai/backup-testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';

@@ -10,7 +10,7 @@ import type { ProgramSpec } from './pipeline/program.js';
 import type { ArtifactRecord, EncryptionInfo, Manifest } from './manifest.js';
 import type { Notification } from './notify.js';
 import type { TreeEntry } from './pipeline/tar-pack.js';
-import type { Repository } from './repository.js';
+import type { SnapshotRepository } from './repository-format.js';
 import type { RetentionPolicy } from './retention.js';
 import type { RunReport } from './report.js';
 
@@ -158,7 +158,7 @@ export interface ArchiveContext {
 
 /** Reads an artifact back: checks its size and sha256, and decodes it (decrypt, decompress). */
 export interface ArtifactAccess {
-  readonly repository: Repository;
+  readonly repository: SnapshotRepository;
   readonly manifest: Manifest;
   readonly artifact: ArtifactRecord;
   readonly logger: Logger;
@@ -211,7 +211,7 @@ export interface CommitContext {
 export type ManifestPurpose = 'verify' | 'restore' | 'restore-test';
 
 export interface ManifestCheckContext {
-  readonly repository: Repository;
+  readonly repository: SnapshotRepository;
   /** As read from the repository, with the fields plugins added at commit (e.g. an authenticator). */
   readonly manifest: Manifest;
   readonly purpose: ManifestPurpose;
@@ -220,7 +220,7 @@ export interface ManifestCheckContext {
 
 export interface ReplicateContext {
   readonly run: RunContext | undefined;
-  readonly source: Repository;
+  readonly source: SnapshotRepository;
   readonly manifest: Manifest;
 }
 

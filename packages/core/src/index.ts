@@ -1,44 +1,132 @@
-export * from './errors.js';
-export * from './secrets.js';
-export * from './log.js';
-export * from './progress.js';
-export * from './schema.js';
-export * from './fs.js';
-export * from './manifest.js';
-export * from './snapshot-id.js';
-export * from './retention.js';
-export * from './destination.js';
-export * from './repository.js';
-export * from './replicate.js';
-export * from './hooks.js';
-export * from './plugin.js';
-export * from './report.js';
-export * from './notify.js';
-export * from './history.js';
-export * from './lock.js';
-export * from './config.js';
-export * from './reader.js';
-export * from './restore.js';
-export * from './engine.js';
-export * from './pruner.js';
-export * from './suspects.js';
-export * from './schedule.js';
+// The public API of @sutazai/backup-core: the engine, and what plugins and the command line use.
+// Everything else is internal; tests reach it through src/.
+
+// The engine and its commands' results.
+export { Engine, type EngineOptions, type SnapshotSummary } from './engine.js';
+export type { CheckResult } from './checks.js';
+export type { RunOptions } from './run/backup-run.js';
+export type { ArtifactVerification, SnapshotVerification, VerifyOptions, VerifyResult } from './verify.js';
+export type { RestoreOptions, RestoreResult } from './restore-command.js';
+export type { RestoredArtifact } from './restore.js';
+export type { ArtifactRestoreTest, RestoreTestResult } from './restore-test.js';
+export type { StatusResult } from './health.js';
+export type { ForeignFolder, ForgetResult, IncompleteSnapshot, PruneResult } from './pruner.js';
+export { suspectReason, type SuspectSnapshot, type VerifyFailure, type VerifyFailureKind } from './suspects.js';
+export type { HistoryRecord } from './history.js';
+export { newReport, type DestinationResult, type ReportArtifact, type ReportError, type RunReport, type StageName, type StageResult } from './report.js';
+
+// Configuration.
+export { loadConfig, type LoadConfigOptions, type PluginEntry, type ProfileConfig, type ResolvedConfig } from './config.js';
+export { DEFAULT_RETENTION, type RetentionDecision, type RetentionPolicy } from './retention.js';
+export { cronToOnCalendar, parseCron, type CronField, type CronSchedule } from './schedule.js';
+
+// The plugin API.
+export {
+  defineDestination,
+  defineNotifier,
+  definePlugin,
+  defineSource,
+  NOTIFY_RETRY,
+  type DestinationDefinition,
+  type NotifierDefinition,
+  type Plugin,
+  type PluginContext,
+  type PluginDefinition,
+  type PluginFactory,
+  type PluginKind,
+  type SourceContext,
+  type SourceDefinition,
+  type SourceRead,
+} from './plugin.js';
+export type {
+  ArchiveContext,
+  ArchiveTransform,
+  ArtifactAccess,
+  ArtifactProgram,
+  ArtifactSource,
+  ArtifactSpec,
+  ArtifactStream,
+  CollectContext,
+  CommitContext,
+  DecodeContext,
+  DecoderAlternatives,
+  DestinationRegistry,
+  FileArtifactSpec,
+  HookName,
+  Hooks,
+  ManifestCheckContext,
+  ManifestPurpose,
+  NotifyContext,
+  OpenArtifactContext,
+  PruneContext,
+  RegisteredDestination,
+  ReplicateContext,
+  RestoreIntoContext,
+  RestoreTestContext,
+  RunContext,
+  SettledContext,
+  TapHooks,
+  TapOutcome,
+  TreeArtifactSpec,
+  VerifyContext,
+} from './hooks.js';
+export { z } from './schema.js';
+export { BackupError, ConfigError, ExitCode, exitCodeOf, isBackupError, toPluginError, type BackupErrorOptions, type ConfigIssue, type ErrorCode } from './errors.js';
+export { COMMIT_STAGE_AUTHENTICATE, type IntegrityAuthentication } from './integrity.js';
+export { TOOL_NAME, CORE_VERSION } from './version.js';
+
+// Destinations and repositories.
+export { checkKey, LocalDestination, type Destination, type DestinationTraits, type ObjectInfo, type PutInfo, type StorageUsage } from './destination.js';
+export type {
+  ArtifactInput,
+  ReadableArtifact,
+  ReaderUse,
+  RepositoryFormat,
+  SnapshotListing,
+  SnapshotRepository,
+  SnapshotWriter,
+  StoredArtifact,
+} from './repository-format.js';
+export { joinInside, manifestAuthenticatedBytes, type ArtifactRecord, type Compression, type EncryptionInfo, type Manifest } from './manifest.js';
+export { parseSnapshotId, type ParsedSnapshotId } from './snapshot-id.js';
+
+// Notifications.
+export {
+  deliverHttp,
+  healthNotification,
+  notificationFacts,
+  runNotification,
+  type HealthChange,
+  type HealthNotification,
+  type HttpDelivery,
+  type Notification,
+  type NotificationResult,
+  type NotifyEvent,
+  type RunNotification,
+} from './notify.js';
+
+// Helpers for plugins: programs, streams, files, secrets, logs.
+export { childEnvironment, feedChild, runChild, spawnProgram, startChild, type Child, type ChildEnv, type ChildOptions } from './child.js';
+export type { ProgramOutcome, ProgramSpec } from './pipeline/program.js';
+export { chunkDecoderStream, chunkEncoderStream, type ChunkEncoder } from './pipeline/chunk-stages.js';
+export type { ChunkDecoder } from './pipeline/decoder.js';
+export type { ThreadDecoderSpec } from './pipeline/follow-verify.js';
+export { extractTree, type ExtractOptions, type TreeStats } from './pipeline/tar-extract.js';
+export type { TreeEntry } from './pipeline/tar-pack.js';
+export { expandHome, writeFileAtomic } from './fs.js';
+export { isSecretKey, maskSecretKeys, quoteReply, secrets, SecretRegistry } from './secrets.js';
+export { createLogger, silentLogger, type LogFields, type Logger, type LoggerOptions, type LogLevel } from './log.js';
+export { createProgress, formatBytes, type Progress } from './progress.js';
+// zstd as core uses it (the README's zstd section).
+export { zstdBackend, zstdCodec, type ZstdBackend, type ZstdCodec, type ZstdStreamOptions } from './zstd/index.js';
+
+// Unattended operation: the daemon's scheduler, missed runs, credentials, commands that decrypt nothing.
+export { fireTimesBetween, nextFireTime, type ScheduleZone } from './schedule.js';
 export * from './scheduler.js';
 export * from './schedule-state.js';
 export { schedulingOptions, healthSchedule, DEFAULT_SCHEDULED_WAIT_MS, type SchedulingOptions } from './scheduling-config.js';
 export { recordMissedRun, type MissedRun } from './missed-run.js';
 export { readCredential } from './credentials.js';
 export { encryptionNotChecked } from './deferred-secrets.js';
-export * from './child.js';
-export { COMMIT_STAGE_AUTHENTICATE, integrityPlugin, INTEGRITY_SCRYPT, type IntegrityAuthentication } from './integrity.js';
-export { packTree, type TreeEntry, type PackOptions } from './pipeline/tar-pack.js';
-export { extractTree, scanTree, unsafeEntryReason, type TreeStats } from './pipeline/tar-extract.js';
-export { createCompressor, createDecompressor, compressionExtension, isStreamOnly } from './pipeline/compression.js';
-export { zstdCodec, zstdBackend, type ZstdCodec, type ZstdBackend, type ZstdStreamOptions } from './zstd/index.js';
-export { writeArtifact, type WrittenArtifact } from './pipeline/archive.js';
-export { HashCounter, ByteCounter } from './pipeline/hash.js';
-export type { ProgramOutcome, ProgramSpec } from './pipeline/program.js';
-export type { ChunkDecoder } from './pipeline/decoder.js';
-export { chainDecoders, chunkDecoderStream, chunkEncoderStream, type ChunkEncoder } from './pipeline/chunk-stages.js';
-export type { ThreadDecoderSpec } from './pipeline/follow-verify.js';
-export { TOOL_NAME, CORE_VERSION } from './version.js';
+export { RunLock, type LockWait } from './lock.js';
+export { parseInterval } from './config.js';

@@ -112,21 +112,21 @@ export function defineSource<S extends z.ZodType>(def: SourceDefinition<S>): Plu
         if (def.verify) {
           const verify = def.verify;
           hooks.verify.tapPromise(plugin.key, async (ctx) => {
-            if (mine(ctx.artifact.source)) await verify(Object.assign(Object.create(ctx), { plugin }), options);
+            if (mine(ctx.artifact.source)) await verify({ ...ctx, plugin }, options);
           });
         }
         if (def.restoreInto) {
           const restoreInto = def.restoreInto;
           hooks.restore.tapPromise(plugin.key, async (ctx) => {
             if (!mine(ctx.artifact.source)) return undefined;
-            const restored = await restoreInto(Object.assign(Object.create(ctx), { plugin }), options);
+            const restored = await restoreInto({ ...ctx, plugin }, options);
             return restored !== false;
           });
         }
         if (def.restoreTest) {
           const restoreTest = def.restoreTest;
           hooks.restoreTest.tapPromise(plugin.key, async (ctx) => {
-            if (mine(ctx.artifact.source)) await restoreTest(Object.assign(Object.create(ctx), { plugin }), options);
+            if (mine(ctx.artifact.source)) await restoreTest({ ...ctx, plugin }, options);
           });
         }
       },
@@ -208,7 +208,7 @@ export function defineNotifier<S extends z.ZodType>(def: NotifierDefinition<S>):
         await def.setup?.(plugin, options);
         hooks.notify.tapPromise(plugin.key, async (ctx) => {
           let attempts = 0;
-          const sendCtx = Object.assign(Object.create(ctx) as NotifyContext, { plugin, logger: ctx.logger.child({ plugin: plugin.key }) });
+          const sendCtx = { ...ctx, plugin, logger: ctx.logger.child({ plugin: plugin.key }) };
           try {
             await withRetry(
               async () => {

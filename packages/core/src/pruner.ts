@@ -11,7 +11,7 @@
 import { BackupError } from './errors.js';
 import type { HistoryRecord } from './history.js';
 import type { Logger } from './log.js';
-import { MARKER_FILE, snapshotKey, type Repository, type SnapshotListing } from './repository.js';
+import type { SnapshotListing, SnapshotRepository as Repository } from './repository-format.js';
 import { applyRetention, describePolicy, type RetentionDecision, type RetentionPolicy } from './retention.js';
 import { parseSnapshotId, isSnapshotId } from './snapshot-id.js';
 import { describeSuspect, suspectReason, type SuspectSnapshot } from './suspects.js';
@@ -140,7 +140,7 @@ export async function pruneRepository(repo: Repository, options: PruneOptions): 
     for (const i of incomplete) if (i.removed) await repo.deleteIncomplete(i.id, listing.objects.get(i.id)!);
     // A marker beside a manifest: an upload or deletion stopped after the point that counts.
     for (const d of kept) {
-      if (listing.objects.get(d.id)?.some((o) => o.key === snapshotKey(d.id, MARKER_FILE))) {
+      if (listing.marked.has(d.id)) {
         await repo.removeMarker(d.id).catch((err) => logger.warn(`${repo.name}: could not remove the marker of ${d.id}: ${(err as Error).message}`));
       }
     }
@@ -156,8 +156,7 @@ async function incompleteFolders(repo: Repository, listing: SnapshotListing, now
   for (const id of [...listing.objects.keys()].sort()) {
     const objects = listing.objects.get(id)!;
     if (listing.ids.includes(id) || !isSnapshotId(id)) continue;
-    const marked = objects.some((o) => o.key === snapshotKey(id, MARKER_FILE));
-    const marker = marked ? await repo.readMarker(id) : undefined;
+    const marker = listing.marked.has(id) ? await repo.readMarker(id) : undefined;
     if (!marker) {
       foreign.push({ id, objects: objects.length, bytes: objects.reduce((n, o) => n + o.size, 0) });
       continue;
@@ -175,7 +174,7 @@ async function incompleteFolders(repo: Repository, listing: SnapshotListing, now
 export function foreignFolders(records: readonly HistoryRecord[], listing: SnapshotListing | undefined, configured: (repository: string) => boolean): { repository: string; id: string }[] {
   const out: { repository: string; id: string }[] = [];
   for (const id of [...(listing?.objects.keys() ?? [])].sort()) {
-    if (!listing!.ids.includes(id) && !listing!.objects.get(id)!.some((o) => o.key === snapshotKey(id, MARKER_FILE))) out.push({ repository: 'backupRoot', id });
+    if (!listing!.ids.includes(id) && !listing!.marked.has(id)) out.push({ repository: 'backupRoot', id });
   }
   const lastPrune = new Map<string, string[]>();
   for (const r of records) if (r.kind === 'prune' && r.repository && r.repository !== 'backupRoot') lastPrune.set(r.repository, (r.foreign as string[] | undefined) ?? []);

@@ -1,167 +1,22 @@
-import { createHash, type Hash } from 'node:crypto';
-import { existsSync, promises as fsp } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
-import { Transform, Writable, pipeline, type Duplex, type Readable, type TransformCallback } from 'node:stream';
+import type { promises as fsp } from 'node:fs';
+import { Writable, pipeline, type Duplex, type Readable } from 'node:stream';
 import { pipeline as pipelineAsync } from 'node:stream/promises';
+import type { CheckResult } from './checks.js';
 import { BackupError } from './errors.js';
-import { DIR_MODE, openPrivate } from './fs.js';
-import type { ArtifactAccess, DecoderAlternatives, Hooks } from './hooks.js';
+import { openPrivate } from './fs.js';
+import type { DecoderAlternatives, Hooks } from './hooks.js';
 import type { Logger } from './log.js';
 import { joinPlainName, type ArtifactRecord, type Manifest } from './manifest.js';
-import { createDecompressor } from './pipeline/compression.js';
 import { chainDecoders } from './pipeline/chunk-stages.js';
+import { createDecompressor } from './pipeline/compression.js';
 import { createChunkDecoder, type ChunkDecoder } from './pipeline/decoder.js';
-import { HashWorker } from './pipeline/hash-worker.js';
+import { checkStoredScan, verifyingTarScanner, type StoredScanOutcome } from './pipeline/follow-verify.js';
 import { ProgramRun, type ProgramSpec } from './pipeline/program.js';
+import { DecodedSizeCheck, decodedTooLarge, decodeError, IntegrityCheck, isUndecodable, StoredBytesCheck } from './pipeline/stored-bytes.js';
+import { readStoredFile } from './pipeline/stored-file.js';
+import type { ReadableArtifact } from './repository-format.js';
 import type { Repository } from './repository.js';
-import { StagingArea } from './staging.js';
-
-/**
- * Checks stored bytes against the manifest as they are read: fails as soon as there are too many,
- * and at `end` if there are too few or the sha256 differs.
- */
-export class StoredBytesCheck {
-  readonly #hash: Hash = createHash('sha256');
-  #bytes = 0;
-  #actual: string | undefined;
-  readonly #expected: { bytes: number; sha256: string };
-  readonly #label: string;
-
-  constructor(expected: { bytes: number; sha256: string }, label: string) {
-    this.#expected = expected;
-    this.#label = label;
-  }
-
-  update(chunk: Buffer): void {
-    this.count(chunk);
-    this.#hash.update(chunk);
-  }
-
-  /** Counts without hashing: the sha256 is computed elsewhere and given to `expectSha256`. */
-  count(chunk: Buffer): void {
-    this.#bytes += chunk.length;
-    if (this.#bytes > this.#expected.bytes) {
-      throw new BackupError('E_INTEGRITY', `${this.#label}: larger than recorded (${this.#expected.bytes} bytes): the artifact was altered`, {
-        details: { expectedBytes: this.#expected.bytes, actualBytes: this.#bytes },
-      });
-    }
-  }
-
-  expectSha256(actual: string): void {
-    this.#actual = actual;
-  }
-
-  end(): void {
-    if (this.#bytes !== this.#expected.bytes) {
-      throw new BackupError('E_INTEGRITY', `${this.#label}: truncated: ${this.#bytes} of ${this.#expected.bytes} bytes`, {
-        details: { expectedBytes: this.#expected.bytes, actualBytes: this.#bytes },
-      });
-    }
-    const actual = this.#actual ?? this.#hash.digest('hex');
-    if (actual !== this.#expected.sha256) {
-      throw new BackupError('E_INTEGRITY', `${this.#label}: sha256 mismatch (expected ${this.#expected.sha256}, got ${actual}): the artifact is corrupt`, {
-        details: { expected: this.#expected.sha256, actual },
-      });
-    }
-  }
-}
-
-/**
- * StoredBytesCheck as a stream stage: downstream stages only see the end of the stream if the
- * check passed.
- */
-export class IntegrityCheck extends Transform {
-  readonly #check: StoredBytesCheck;
-
-  constructor(expected: { bytes: number; sha256: string }, label: string) {
-    super({ highWaterMark: 1024 * 1024 });
-    this.#check = new StoredBytesCheck(expected, label);
-  }
-
-  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
-    try {
-      this.#check.update(chunk);
-    } catch (err) {
-      callback(err as Error);
-      return;
-    }
-    callback(null, chunk);
-  }
-
-  override _flush(callback: TransformCallback): void {
-    try {
-      this.#check.end();
-    } catch (err) {
-      callback(err as Error);
-      return;
-    }
-    callback();
-  }
-}
-
-/**
- * Checks decoded bytes against the manifest's `rawBytes`: fails as soon as there are more (so a
- * decompression bomb stops before it fills the disk), and at the end if there are fewer.
- */
-export class DecodedSizeCheck extends Transform {
-  #bytes = 0;
-  readonly #expected: number;
-  readonly #label: string;
-
-  constructor(expected: number, label: string) {
-    super({ highWaterMark: 1024 * 1024 });
-    this.#expected = expected;
-    this.#label = label;
-  }
-
-  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
-    this.#bytes += chunk.length;
-    if (this.#bytes > this.#expected) {
-      callback(decodedTooLarge(this.#expected, this.#label));
-      return;
-    }
-    callback(null, chunk);
-  }
-
-  override _flush(callback: TransformCallback): void {
-    if (this.#bytes !== this.#expected) {
-      callback(new BackupError('E_INTEGRITY', `${this.#label}: decodes to ${this.#bytes} bytes, the manifest records ${this.#expected}`));
-      return;
-    }
-    callback();
-  }
-}
-
-/**
- * A private scratch area, removed by `dispose`: marked folders in backupRoot's staging/ when
- * backupRoot exists (see StagingArea), else in the system's temporary folder.
- */
-export class Scratch {
-  readonly #staging: StagingArea | undefined;
-  #dirs: string[] = [];
-
-  constructor(backupRoot: string) {
-    this.#staging = existsSync(backupRoot) ? new StagingArea(backupRoot) : undefined;
-  }
-
-  async dir(label: string): Promise<string> {
-    let dir: string;
-    if (this.#staging) dir = await this.#staging.scratch(label);
-    else {
-      dir = await fsp.mkdtemp(path.join(os.tmpdir(), `sutazai-scratch-${label.replace(/[^A-Za-z0-9_.-]/g, '_').slice(0, 40)}-`));
-      await fsp.chmod(dir, DIR_MODE);
-    }
-    this.#dirs.push(dir);
-    return dir;
-  }
-
-  async dispose(): Promise<void> {
-    const dirs = this.#dirs;
-    this.#dirs = [];
-    await Promise.all(dirs.map((d) => (this.#staging ? this.#staging.discard(d) : fsp.rm(d, { recursive: true, force: true }))));
-  }
-}
+import type { Scratch } from './scratch.js';
 
 /** How to undo the stages after compression, as the encryption plugins said. */
 interface DecodingStages {
@@ -170,39 +25,50 @@ interface DecodingStages {
   undecodable: string | undefined;
 }
 
-/** Reads one artifact of one snapshot back out of a repository. */
-export class ArtifactReader implements ArtifactAccess {
+export interface ArtifactReaderOptions {
+  hooks: Hooks;
+  repository: Repository;
+  manifest: Manifest;
+  artifact: ArtifactRecord;
+  logger: Logger;
+  scratch: Scratch;
+  /** What a thread read back while the artifact was written (the run's own artifacts): `check` uses it. */
+  followed?: Promise<StoredScanOutcome> | undefined;
+}
+
+/** Reads one artifact of one snapshot back out of a repository in the tar layout. */
+export class ArtifactReader implements ReadableArtifact {
   readonly repository: Repository;
   readonly manifest: Manifest;
   readonly artifact: ArtifactRecord;
   readonly logger: Logger;
-  // Plain fields, not #private ones: hooks get views made with Object.create(reader).
-  private readonly hooks: Hooks;
-  private readonly scratch: Scratch;
+  readonly #hooks: Hooks;
+  readonly #scratch: Scratch;
+  readonly #followed: Promise<StoredScanOutcome> | undefined;
+  #decoding: Promise<DecodingStages> | undefined;
 
-  constructor(args: { hooks: Hooks; repository: Repository; manifest: Manifest; artifact: ArtifactRecord; logger: Logger; scratch: Scratch }) {
-    this.hooks = args.hooks;
+  constructor(args: ArtifactReaderOptions) {
+    this.#hooks = args.hooks;
     this.repository = args.repository;
     this.manifest = args.manifest;
     this.artifact = args.artifact;
     this.logger = args.logger;
-    this.scratch = args.scratch;
+    this.#scratch = args.scratch;
+    this.#followed = args.followed;
   }
 
   get label(): string {
     return `${this.repository.name}: ${this.manifest.id}/${this.artifact.file}`;
   }
 
-  private decodingState: Promise<DecodingStages> | undefined;
-
   /** Asks the encryption plugins (once) how to undo their stage. */
-  private decoding(): Promise<DecodingStages> {
-    this.decodingState ??= (async () => {
+  #stages(): Promise<DecodingStages> {
+    this.#decoding ??= (async () => {
       const factories: (() => Duplex)[] = [];
       const alternatives: DecoderAlternatives[] = [];
       let undecodable: string | undefined;
       if (this.artifact.encryption) {
-        await this.hooks.decode.promise({
+        await this.#hooks.decode.promise({
           manifest: this.manifest,
           artifact: this.artifact,
           addDecoder: (_name, create, other) => {
@@ -220,17 +86,16 @@ export class ArtifactReader implements ArtifactAccess {
       }
       return { factories, alternatives, undecodable };
     })();
-    return this.decodingState;
+    return this.#decoding;
   }
 
-  /** Why this host cannot decode the artifact (by design), or undefined when it can. */
   async undecodable(): Promise<string | undefined> {
-    return (await this.decoding()).undecodable;
+    return (await this.#stages()).undecodable;
   }
 
   /** The stream stages that decode the stored bytes: decryption, then (unless told not to) decompression. */
   async decoders(options: { decompress?: boolean } = {}): Promise<Duplex[]> {
-    const { factories, undecodable } = await this.decoding();
+    const { factories, undecodable } = await this.#stages();
     if (undecodable) throw new BackupError('E_CONFIG', `${this.label}: ${undecodable}`);
     const decoders = factories.map((create) => create());
     const decompress = options.decompress === false ? undefined : createDecompressor(this.artifact.compression);
@@ -239,11 +104,40 @@ export class ArtifactReader implements ArtifactAccess {
   }
 
   /** Reads the stored bytes and checks their size and sha256, without decoding them. */
-  async checkStored(): Promise<void> {
+  async checkStored(): Promise<CheckResult[]> {
     const stored = await this.repository.openArtifact(this.manifest.id, this.artifact.file);
     await pipelineAsync(stored, new IntegrityCheck(this.artifact, this.label), async (source: AsyncIterable<Buffer>) => {
       for await (const _ of source);
     });
+    return [{ name: 'sha256', ok: true }];
+  }
+
+  /**
+   * Size, sha256, decoding and (for trees) every tar header: read now, or taken from what a
+   * thread read back while the artifact was written.
+   */
+  async check(): Promise<CheckResult[]> {
+    const { artifact } = this;
+    if (this.#followed) {
+      const stats = checkStoredScan(await this.#followed, artifact, this.label);
+      return [{ name: 'sha256', ok: true }, ...(stats ? [{ name: 'tar', ok: true, detail: `${stats.files} files, ${stats.directories} folders, ${stats.symlinks} symlinks` }] : [])];
+    }
+    const decodesTo = (raw: number) => {
+      if (raw !== artifact.rawBytes) throw new BackupError('E_INTEGRITY', `${this.label}: decodes to ${raw} bytes, the manifest says ${artifact.rawBytes}`);
+    };
+    if (artifact.type !== 'tree') {
+      decodesTo(await this.readDecoded(() => {}));
+      return [{ name: 'sha256', ok: true }];
+    }
+    // A tree that a restore would refuse (a FIFO, "..", a symlink leading out) fails verification.
+    const scanner = verifyingTarScanner(this.label);
+    const raw = await this.readDecoded((data) => scanner.update(data));
+    const stats = scanner.end();
+    decodesTo(raw);
+    return [
+      { name: 'sha256', ok: true },
+      { name: 'tar', ok: true, detail: `${stats.files} files, ${stats.directories} folders, ${stats.symlinks} symlinks` },
+    ];
   }
 
   async openDecoded(options: { decompress?: boolean } = {}): Promise<Readable> {
@@ -281,7 +175,7 @@ export class ArtifactReader implements ArtifactAccess {
       onData(data);
     };
     if (this.artifact.encryption) {
-      const { alternatives, undecodable } = await this.decoding();
+      const { alternatives, undecodable } = await this.#stages();
       if (undecodable) throw new BackupError('E_CONFIG', `${this.label}: ${undecodable}`);
       const only = alternatives.length === 1 ? alternatives[0]! : {};
       if (only.chunk) {
@@ -289,7 +183,7 @@ export class ArtifactReader implements ArtifactAccess {
         decoder = chainDecoders(only.chunk(), decoder);
       } else {
         const file = only.program ? await this.repository.openArtifactFile(this.manifest.id, this.artifact.file) : undefined;
-        if (only.program && file) return this.readThroughProgram(only.program(), file, decoder, count);
+        if (only.program && file) return this.#readThroughProgram(only.program(), file, decoder, count);
         // Decryption is a stream stage (a child process); decompression stays synchronous after it.
         const decrypted = await this.openDecoded({ decompress: false });
         try {
@@ -306,23 +200,8 @@ export class ArtifactReader implements ArtifactAccess {
     const file = await this.repository.openArtifactFile(this.manifest.id, this.artifact.file);
     if (file) {
       // Large artifacts: the sha256 runs on a worker thread beside the decoding.
-      const hasher = this.artifact.bytes >= HASH_OFFLOAD_FROM ? new HashWorker(READ_CHUNK) : undefined;
-      try {
-        for await (const chunk of readChunks(file, hasher ? () => hasher.acquire() : undefined)) {
-          if (hasher) {
-            check.count(chunk);
-            decoder.update(chunk, count);
-            hasher.update(chunk);
-          } else {
-            check.update(chunk);
-            decoder.update(chunk, count);
-          }
-        }
-        if (hasher) check.expectSha256(await hasher.digest());
-      } finally {
-        await hasher?.dispose();
-        await file.close();
-      }
+      const using = decoder;
+      await readStoredFile(file, this.artifact.bytes, check, (chunk) => using.update(chunk, count));
     } else {
       const stored = await this.repository.openArtifact(this.manifest.id, this.artifact.file);
       try {
@@ -345,7 +224,7 @@ export class ArtifactReader implements ArtifactAccess {
    * stored bytes are read again beside it for their size and sha256 (on a worker thread when large).
    * The decoded bytes count only if both succeed.
    */
-  private async readThroughProgram(spec: ProgramSpec, stdin: fsp.FileHandle, decoder: ChunkDecoder, onData: (data: Buffer) => void): Promise<number> {
+  async #readThroughProgram(spec: ProgramSpec, stdin: fsp.FileHandle, decoder: ChunkDecoder, onData: (data: Buffer) => void): Promise<number> {
     let decoded = 0;
     let run: ProgramRun;
     try {
@@ -364,19 +243,7 @@ export class ArtifactReader implements ArtifactAccess {
     const stored = (async () => {
       const check = new StoredBytesCheck(this.artifact, this.label);
       const file = await this.repository.openArtifactFile(this.manifest.id, this.artifact.file);
-      const hasher = this.artifact.bytes >= HASH_OFFLOAD_FROM ? new HashWorker(READ_CHUNK) : undefined;
-      try {
-        for await (const chunk of readChunks(file!, hasher ? () => hasher.acquire() : undefined)) {
-          if (hasher) {
-            check.count(chunk);
-            hasher.update(chunk);
-          } else check.update(chunk);
-        }
-        if (hasher) check.expectSha256(await hasher.digest());
-      } finally {
-        await hasher?.dispose();
-        await file!.close();
-      }
+      await readStoredFile(file!, this.artifact.bytes, check);
       check.end();
     })();
     const [storedResult, decodeResult] = await Promise.allSettled([stored, run.done]);
@@ -395,7 +262,7 @@ export class ArtifactReader implements ArtifactAccess {
    * stored bytes changed, so check them alone and report the checksum mismatch when there is one.
    */
   async explain(err: unknown): Promise<BackupError> {
-    if (err instanceof BackupError && err.code === 'E_INTEGRITY' && !err.message.includes('cannot be')) return err;
+    if (err instanceof BackupError && err.code === 'E_INTEGRITY' && !isUndecodable(err)) return err;
     try {
       const stored = await this.repository.openArtifact(this.manifest.id, this.artifact.file);
       await pipelineAsync(stored, new IntegrityCheck(this.artifact, this.label), new Writable({ write: (_c, _e, cb) => cb() }));
@@ -415,64 +282,6 @@ export class ArtifactReader implements ArtifactAccess {
   }
 
   tempDir(): Promise<string> {
-    return this.scratch.dir(`${this.manifest.id}-${this.artifact.source}`);
+    return this.#scratch.dir(`${this.manifest.id}-${this.artifact.source}`);
   }
-}
-
-const READ_CHUNK = 1024 * 1024;
-const HASH_OFFLOAD_FROM = 64 * 1024 * 1024;
-
-/** Reads kept in flight: one at a time leaves a cold disk idle between requests. */
-const READS_AHEAD = 4;
-
-/**
- * A file's content in chunks, the next reads running while a chunk is used. From reused buffers,
- * or from `acquire` when chunks are handed on to another thread.
- */
-async function* readChunks(file: fsp.FileHandle, acquire?: () => Promise<Buffer>): AsyncGenerator<Buffer> {
-  const spare: Buffer[] = acquire ? [] : Array.from({ length: READS_AHEAD }, () => Buffer.allocUnsafe(READ_CHUNK));
-  const reads: { buffer: Buffer; offset: number; read: Promise<{ bytesRead: number }> }[] = [];
-  let asked = 0;
-  const ask = async () => {
-    while (reads.length < READS_AHEAD && (acquire || spare.length)) {
-      const buffer = spare.pop() ?? (await acquire!());
-      reads.push({ buffer, offset: asked, read: file.read(buffer, 0, READ_CHUNK, asked) });
-      asked += READ_CHUNK;
-    }
-  };
-  try {
-    await ask();
-    for (;;) {
-      const next = reads.shift()!;
-      const { bytesRead } = await next.read;
-      if (bytesRead === 0) return;
-      if (bytesRead < READ_CHUNK) {
-        // Short (the end, or a file still growing): what was asked beyond is asked again.
-        for (const r of reads.splice(0)) {
-          await r.read.catch(() => {});
-          spare.push(r.buffer);
-        }
-        asked = next.offset + bytesRead;
-      }
-      yield next.buffer.subarray(0, bytesRead);
-      if (!acquire) spare.push(next.buffer);
-      await ask();
-    }
-  } finally {
-    await Promise.allSettled(reads.map((r) => r.read));
-  }
-}
-
-function decodedTooLarge(expected: number, label: string): BackupError {
-  return new BackupError(
-    'E_INTEGRITY',
-    `${label}: decodes to more than the ${expected} bytes the manifest records: refused (a decompression bomb, or an altered artifact)`,
-  );
-}
-
-/** Makes a decoder's error (zstd, gzip, gpg) name the artifact. */
-export function decodeError(err: unknown, label: string): BackupError {
-  if (err instanceof BackupError) return err;
-  const message = err instanceof Error ? err.message : String(err);
-  return new BackupError('E_INTEGRITY', `${label}: cannot be decoded: ${message}`, { cause: err });
 }

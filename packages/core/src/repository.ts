@@ -1,12 +1,28 @@
 import { promises as fsp } from 'node:fs';
 import type { Readable } from 'node:stream';
 import { Readable as ReadableStream } from 'node:stream';
+import { mapLimit } from './concurrency.js';
 import { BackupError, isBackupError } from './errors.js';
 import { LocalDestination, type Destination, type ObjectInfo } from './destination.js';
-import { isPlainFileName, MANIFEST_FILE, parseManifest, serializeManifest, type Manifest } from './manifest.js';
+import { isPlainFileName, MANIFEST_FILE, parseManifest, serializeManifest, type ArtifactRecord, type Manifest } from './manifest.js';
 import { lateStreamReason } from './pipeline/source-stream.js';
+import type { CopyResult } from './replicate.js';
+import type {
+  BrokenSnapshot,
+  ReadableArtifact,
+  ReaderUse,
+  ReceiveOptions,
+  SnapshotListing,
+  SnapshotMarker,
+  SnapshotRepository,
+  SnapshotWriteOptions,
+  SnapshotWriter,
+} from './repository-format.js';
 import { compareSnapshotIds, isSnapshotId } from './snapshot-id.js';
 import { TOOL_NAME } from './version.js';
+
+export type { BrokenSnapshot, SnapshotListing, SnapshotMarker } from './repository-format.js';
+export { mapLimit } from './concurrency.js';
 
 export const SNAPSHOTS_PREFIX = 'snapshots/';
 
@@ -19,38 +35,18 @@ export const SNAPSHOTS_PREFIX = 'snapshots/';
  */
 export const MARKER_FILE = '.sutazai-incomplete.json';
 
-export interface SnapshotMarker {
-  tool: string;
-  snapshot: string;
-  /** What was under way: an upload to a destination, or a deletion. */
-  state: 'uploading' | 'deleting';
-  /** When it started (the engine's clock). */
-  since: string;
-}
-
 export function snapshotKey(id: string, file: string): string {
   return `${SNAPSHOTS_PREFIX}${id}/${file}`;
 }
 
-export interface SnapshotListing {
-  /** Snapshots whose manifest exists, oldest first. */
-  ids: string[];
-  /** Every object under snapshots/, grouped by snapshot id (committed or not). */
-  objects: Map<string, ObjectInfo[]>;
-}
-
-/** A manifest that could not be read: listed so that `verify` and `status` can show it. */
-export interface BrokenSnapshot {
-  id: string;
-  error: BackupError;
-}
-
 /**
- * The repository layout, over any Destination: `snapshots/<id>/manifest.json` beside the
- * artifacts. A snapshot exists iff its manifest does; the manifest is written last and deleted
- * first, so a crash never leaves a half snapshot visible.
+ * The tar repository format, over any Destination: `snapshots/<id>/manifest.json` beside one
+ * object per artifact (a tar or a file, compressed, maybe encrypted). A snapshot exists iff its
+ * manifest does; the manifest is written last and deleted first, so a crash never leaves a half
+ * snapshot visible.
  */
-export class Repository {
+export class Repository implements SnapshotRepository {
+  readonly format = 'tar' as const;
   readonly destination: Destination;
   /** The name used in messages: `backupRoot` or `destinations.<name>`. */
   readonly name: string;
@@ -64,9 +60,31 @@ export class Repository {
     return `${this.name} (${this.destination.description})`;
   }
 
+  async reader(manifest: Manifest, artifact: ArtifactRecord, use: ReaderUse): Promise<ReadableArtifact> {
+    const { ArtifactReader } = await import('./reader.js');
+    return new ArtifactReader({ ...use, repository: this, manifest, artifact });
+  }
+
+  /** Only backupRoot's: a snapshot is staged in its staging/ and renamed into snapshots/. */
+  async startSnapshot(id: string, options: SnapshotWriteOptions): Promise<SnapshotWriter> {
+    if (!(this.destination instanceof LocalDestination)) {
+      throw new BackupError('E_INTERNAL', `${this.name}: a snapshot is written at backupRoot and copied to destinations`);
+    }
+    const { StagedSnapshot } = await import('./staged-snapshot.js');
+    return StagedSnapshot.start(this.destination.root, id, options);
+  }
+
+  async receive(from: SnapshotRepository, manifest: Manifest, held: SnapshotListing, options: ReceiveOptions): Promise<CopyResult> {
+    if (!(from instanceof Repository)) throw new BackupError('E_INTERNAL', `${from.name} is in the ${from.format} format, ${this.name} in tar`);
+    const { copySnapshot } = await import('./replicate.js');
+    const existing = new Map([...held.objects.values()].flat().map((o) => [o.key, o]));
+    return copySnapshot(from, this, manifest, existing, options);
+  }
+
   async listing(): Promise<SnapshotListing> {
     const objects = new Map<string, ObjectInfo[]>();
     const ids: string[] = [];
+    const marked = new Set<string>();
     for (const info of await this.destination.list(SNAPSHOTS_PREFIX)) {
       const rest = info.key.slice(SNAPSHOTS_PREFIX.length);
       const slash = rest.indexOf('/');
@@ -77,10 +95,12 @@ export class Repository {
       const group = objects.get(id) ?? [];
       group.push(info);
       objects.set(id, group);
-      if (rest.slice(slash + 1) === MANIFEST_FILE) ids.push(id);
+      const file = rest.slice(slash + 1);
+      if (file === MANIFEST_FILE) ids.push(id);
+      else if (file === MARKER_FILE) marked.add(id);
     }
     ids.sort(compareSnapshotIds);
-    return { ids, objects };
+    return { ids, objects, marked };
   }
 
   async snapshotIds(): Promise<string[]> {
@@ -268,18 +288,4 @@ export async function readAll(stream: Readable): Promise<string> {
   const chunks: Buffer[] = [];
   for await (const chunk of stream) chunks.push(Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk));
   return Buffer.concat(chunks).toString('utf8');
-}
-
-/** Runs `fn` over `items` with at most `limit` at once; results keep the input order. */
-export async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T, index: number) => Promise<R>): Promise<R[]> {
-  const results = new Array<R>(items.length);
-  let next = 0;
-  const workers = Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, async () => {
-    while (next < items.length) {
-      const index = next++;
-      results[index] = await fn(items[index]!, index);
-    }
-  });
-  await Promise.all(workers);
-  return results;
 }

@@ -6,7 +6,7 @@ import { ensureDir, isEmptyDir, openPrivate, pathExists } from './fs.js';
 import { isSourceName, joinPlainName } from './manifest.js';
 import { symlinksStayInside, type TreeStats } from './pipeline/tar-extract.js';
 import { TreeWriter } from './pipeline/tree-writer.js';
-import type { ArtifactReader } from './reader.js';
+import type { ReadableArtifact as ArtifactReader } from './repository-format.js';
 import { makeRestoreWork, removeStaleRestoreWork } from './restore-work.js';
 
 export interface RestoredArtifact {

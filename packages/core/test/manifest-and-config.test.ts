@@ -8,7 +8,7 @@ import { literalSecrets, loadConfig } from '../src/config.js';
 import type { Destination } from '../src/destination.js';
 import { canonicalJson, isPlainFileName, joinInside, joinPlainName, manifestAuthenticatedBytes, parseManifest, type Manifest } from '../src/manifest.js';
 import { Repository } from '../src/repository.js';
-import { DecodedSizeCheck } from '../src/reader.js';
+import { DecodedSizeCheck } from '../src/pipeline/stored-bytes.js';
 import { isSecretKey, SecretRegistry } from '../src/secrets.js';
 
 const manifest = (): Manifest => ({

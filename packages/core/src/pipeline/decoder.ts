@@ -1,4 +1,5 @@
 import { BackupError } from '../errors.js';
+import { undecodableError } from './stored-bytes.js';
 import type { Compression } from '../manifest.js';
 import type { NapiBinding } from '../zstd/napi.js';
 import { zstdCodec } from '../zstd/index.js';
@@ -33,7 +34,7 @@ class ZstdChunkDecoder implements ChunkDecoder {
       try {
         result = this.#dctx.decompressStream(this.#out, src) as [number, number, number];
       } catch (err) {
-        throw new BackupError('E_INTEGRITY', `${this.#label}: cannot be decoded: ${(err as Error).message}`, { cause: err });
+        throw undecodableError(`${this.#label}: cannot be decoded: ${(err as Error).message}`, err);
       }
       const [remaining, produced, consumed] = result;
       if (produced > 0) onData(this.#out.subarray(0, produced));
@@ -46,7 +47,7 @@ class ZstdChunkDecoder implements ChunkDecoder {
   }
 
   end(): void {
-    if (this.#inFrame) throw new BackupError('E_INTEGRITY', `${this.#label}: cannot be decoded: it ends in the middle of a zstd frame`);
+    if (this.#inFrame) throw undecodableError(`${this.#label}: cannot be decoded: it ends in the middle of a zstd frame`);
   }
 }
 

@@ -53,7 +53,7 @@ export interface StoredScanOutcome {
   decoded: number;
   tree?: TreeStats;
   /** Why the bytes did not decode (or the tar did not parse); the size and sha256 are still complete. */
-  error?: { code: ErrorCode; message: string };
+  error?: { code: ErrorCode; message: string; details: Record<string, unknown> };
 }
 
 /**
@@ -109,7 +109,7 @@ export class StoredArtifactScan {
       sha256: this.#hash.digest('hex'),
       decoded: this.#decoded,
       ...(tree ? { tree: { ...tree } } : {}),
-      ...(this.#error ? { error: { code: this.#error.code, message: this.#error.message } } : {}),
+      ...(this.#error ? { error: { code: this.#error.code, message: this.#error.message, details: this.#error.details } } : {}),
     };
   }
 }
@@ -133,7 +133,7 @@ export function checkStoredScan(outcome: StoredScanOutcome, expected: { bytes: n
       details: { expected: expected.sha256, actual: outcome.sha256 },
     });
   }
-  if (outcome.error) throw new BackupError(outcome.error.code, outcome.error.message);
+  if (outcome.error) throw new BackupError(outcome.error.code, outcome.error.message, { details: outcome.error.details });
   if (outcome.decoded !== expected.rawBytes) {
     throw new BackupError('E_INTEGRITY', `${label}: decodes to ${outcome.decoded} bytes, the manifest says ${expected.rawBytes}`);
   }

@@ -4,6 +4,7 @@ import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { ReadEntry } from 'tar';
 import { BackupError } from '../errors.js';
+import { undecodableError } from './stored-bytes.js';
 
 export interface ExtractOptions {
   /** Keep the archive's uid/gid and setuid/setgid bits (only meaningful as root). Default: files belong to whoever restores. */
@@ -290,5 +291,5 @@ function countEntry(stats: TreeStats, entry: ReadEntry): void {
 function wrapTarError(err: unknown, label: string): BackupError {
   if (err instanceof BackupError) return err;
   const message = err instanceof Error ? err.message : String(err);
-  return new BackupError('E_INTEGRITY', `${label}: the archive cannot be read: ${message}`, { cause: err });
+  return undecodableError(`${label}: the archive cannot be read: ${message}`, err);
 }

@@ -1,25 +1,13 @@
-import type { Stats } from 'node:fs';
-import { closeSync, lstatSync, openSync, promises as fsp, readSync } from 'node:fs';
-import path from 'node:path';
+import { closeSync, openSync, promises as fsp, readSync } from 'node:fs';
 import { Readable } from 'node:stream';
-import { Worker } from 'node:worker_threads';
 import { Header } from 'tar/header';
 import { Pax } from 'tar/pax';
 import { BackupError } from '../errors.js';
+import { SmallFilePrefetch, SMALL_FILE } from './small-file-prefetch.js';
 import type { TreeStats } from './tar-extract.js';
-import { threadModule } from './threads.js';
+import { readError, walkTree, type TreeEntry } from './tree-entries.js';
 
-const READ_AHEAD_THREAD = threadModule('read-ahead-thread', import.meta.url);
-
-/** One file system object a tree artifact may include. */
-export interface TreeEntry {
-  /** Absolute path on this machine. */
-  absPath: string;
-  /** Path inside the archive: the absolute path without its leading slash. */
-  archivePath: string;
-  type: 'file' | 'directory' | 'symlink';
-  stat: Stats;
-}
+export type { TreeEntry } from './tree-entries.js';
 
 export interface PackOptions {
   /** Return false to leave an entry out (for a folder: its whole subtree). */
@@ -55,8 +43,6 @@ const READ_CHUNK = 1024 * 1024;
 const READS_AHEAD = 4;
 /** Headers and small files are gathered into pieces of about this size. */
 const BATCH = 1024 * 1024;
-/** Files up to this size are read whole, in one synchronous call. */
-const SMALL_FILE = 256 * 1024;
 /** Files from this size on are sampled to see whether they compress. */
 const SAMPLE_FROM = 4 * 1024 * 1024;
 const SAMPLE_SIZE = 64 * 1024;
@@ -156,89 +142,6 @@ export async function* tarPieces(roots: readonly string[], options: PackOptions 
 /** Entries the walk may be ahead of the packing. */
 const LOOKAHEAD = 1024;
 
-/** The entries of the trees at `roots`, in archive order: each folder before its content, names sorted. */
-async function* walkTree(roots: readonly string[], options: PackOptions): AsyncGenerator<TreeEntry> {
-  const seen = new Set<string>();
-  for (const root of roots) {
-    if (!path.isAbsolute(root)) throw new BackupError('E_SOURCE', `path ${root} is not absolute`);
-    const abs = path.resolve(root);
-    if (seen.has(abs)) continue;
-    seen.add(abs);
-    const first = treeEntry(abs, await lstatOrFail(abs, 'path'), options);
-    if (!first) continue;
-    const stack: Folder[] = [new Folder([first])];
-    while (stack.length) {
-      const folder = stack.at(-1)!;
-      const entry = folder.entries[folder.next++];
-      if (!entry) {
-        stack.pop();
-        continue;
-      }
-      if (entry.type !== 'directory') {
-        yield entry;
-        continue;
-      }
-      let names: string[];
-      try {
-        names = await fsp.readdir(entry.absPath);
-      } catch (err) {
-        throw readError(err, entry.absPath, 'folder');
-      }
-      names.sort();
-      const children = await childEntries(entry.absPath, names, options);
-      yield entry;
-      stack.push(new Folder(children));
-    }
-  }
-}
-
-/** Small files seen before the reading thread starts: a few files are not worth a thread. */
-const PREFETCH_FROM = 256;
-
-/**
- * Reads small files on another thread as soon as the walk finds them, ahead of the packing. They
- * are packed with synchronous reads (cheapest when they are in the page cache); when they are
- * not, each of those reads stopped the packing until the disk answered (6,000 files: 0.84 s of
- * the main thread blocked in read). The content packed is still what the packing reads itself.
- */
-class SmallFilePrefetch {
-  #worker: Worker | undefined;
-  /** Small files found by the walk, and the number of the one the packing is at. */
-  #seen = 0;
-  #reached = new Int32Array(new SharedArrayBuffer(4)).fill(-1);
-  #paths: string[] = [];
-
-  add(entry: TreeEntry): void {
-    if (!isSmall(entry)) return;
-    this.#seen++;
-    this.#paths.push(entry.absPath);
-  }
-
-  /** The packing is at `entry`: the reading thread skips it and those before. */
-  reached(entry: TreeEntry): void {
-    if (isSmall(entry)) Atomics.add(this.#reached, 0, 1);
-  }
-
-  flush(): void {
-    if (!this.#worker && this.#seen >= PREFETCH_FROM && READ_AHEAD_THREAD) {
-      this.#worker = new Worker(READ_AHEAD_THREAD, { workerData: { reached: this.#reached, bufferSize: SMALL_FILE } });
-      this.#worker.unref();
-      this.#worker.on('error', () => {});
-    }
-    if (this.#worker && this.#paths.length) this.#worker.postMessage({ first: this.#seen - this.#paths.length, paths: this.#paths });
-    this.#paths = [];
-  }
-
-  async dispose(): Promise<void> {
-    await this.#worker?.terminate();
-    this.#worker = undefined;
-  }
-}
-
-function isSmall(entry: TreeEntry): boolean {
-  return entry.type === 'file' && entry.stat.size > 0 && entry.stat.size <= SMALL_FILE;
-}
-
 /** Gathers small pieces into one buffer, reused once taken. */
 class Batch {
   readonly buffer = Buffer.allocUnsafe(BATCH);
@@ -273,16 +176,6 @@ interface SmallFile {
   /** size + 1 bytes, to notice a file that grew. */
   data: Buffer;
   bytesRead: number;
-}
-
-/** The entries of one folder being archived, and the next one to archive. */
-class Folder {
-  readonly entries: TreeEntry[];
-  next = 0;
-
-  constructor(entries: TreeEntry[]) {
-    this.entries = entries;
-  }
 }
 
 /**
@@ -406,63 +299,6 @@ async function samples(handle: fsp.FileHandle, size: number, buffer: Buffer): Pr
     out.push(target.subarray(0, bytesRead));
   }
   return out;
-}
-
-/** The entries of a folder's children that are archived, in name order. */
-async function childEntries(dir: string, names: string[], options: PackOptions): Promise<TreeEntry[]> {
-  const entries: TreeEntry[] = [];
-  for (const name of names) {
-    const abs = path.join(dir, name);
-    // Synchronous, like the small-file reads: a thread-pool trip costs more than an lstat.
-    let stat: Stats;
-    try {
-      stat = lstatSync(abs);
-    } catch (err) {
-      throw readError(err, abs, 'file');
-    }
-    const entry = treeEntry(abs, stat, options);
-    if (entry) entries.push(entry);
-  }
-  return entries;
-}
-
-/** The entry for a path, or undefined when it is left out (filtered, or a special file). */
-function treeEntry(abs: string, stat: Stats, options: PackOptions): TreeEntry | undefined {
-  const type = entryType(stat);
-  if (!type) {
-    options.onWarning?.('skipped: not a regular file, folder or symlink (socket, FIFO or device)', { absPath: abs });
-    return undefined;
-  }
-  const entry: TreeEntry = { absPath: abs, archivePath: abs === '/' ? '.' : abs.slice(1), type, stat };
-  if (options.filter && !options.filter(entry)) return undefined;
-  return entry;
-}
-
-async function lstatOrFail(abs: string, what: string): Promise<Stats> {
-  try {
-    return await fsp.lstat(abs);
-  } catch (err) {
-    throw readError(err, abs, what);
-  }
-}
-
-function readError(err: unknown, abs: string, what: string): BackupError {
-  if (err instanceof BackupError) return err;
-  const code = (err as NodeJS.ErrnoException).code;
-  const reason =
-    code === 'ENOENT'
-      ? 'does not exist'
-      : code === 'EACCES' || code === 'EPERM'
-        ? 'cannot be read (permission denied)'
-        : `cannot be read (${(err as Error).message})`;
-  return new BackupError('E_SOURCE', `${what} ${abs} ${reason}`, { cause: err, details: { path: abs, errno: code } });
-}
-
-function entryType(stat: Stats): TreeEntry['type'] | undefined {
-  if (stat.isFile()) return 'file';
-  if (stat.isDirectory()) return 'directory';
-  if (stat.isSymbolicLink()) return 'symlink';
-  return undefined;
 }
 
 function padLength(size: number): number {

@@ -1,6 +1,7 @@
 import { Header } from 'tar/header';
 import { Pax } from 'tar/pax';
 import { BackupError } from '../errors.js';
+import { undecodableError } from './stored-bytes.js';
 import type { TreeStats } from './tar-extract.js';
 
 const BLOCK = 512;
@@ -185,7 +186,7 @@ export class TarScanner {
   }
 
   #error(message: string): BackupError {
-    return new BackupError('E_INTEGRITY', `${this.#label}: the archive cannot be read: ${message}`);
+    return undecodableError(`${this.#label}: the archive cannot be read: ${message}`);
   }
 }
 
