@@ -3,7 +3,7 @@ import { gunzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { BackupError } from '../src/errors.js';
 import type { HistoryRecord } from '../src/history.js';
-import { StoredBytesCheck } from '../src/reader.js';
+import { StoredBytesCheck } from '../src/pipeline/stored-bytes.js';
 import { artifactFailureKind, describeSuspect, manifestFailureKind, suspectReason, suspectSnapshots, verificationCheck, type SuspectSnapshot } from '../src/suspects.js';
 
 const verify = (repository: string, finishedAt: string, snapshots: unknown[]): HistoryRecord => ({

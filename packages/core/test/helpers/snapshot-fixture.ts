@@ -13,7 +13,8 @@ import { LocalDestination } from '../../src/destination.js';
 import { createHooks } from '../../src/hooks.js';
 import type { Logger } from '../../src/log.js';
 import type { ArtifactRecord, Manifest } from '../../src/manifest.js';
-import { ArtifactReader, Scratch } from '../../src/reader.js';
+import { ArtifactReader } from '../../src/reader.js';
+import { Scratch } from '../../src/scratch.js';
 import { Repository } from '../../src/repository.js';
 
 export type FixtureArtifact =
