@@ -14,7 +14,7 @@ import { readRcFile } from './config/rc-file.js';
 import { exposureWarning, literalSecrets, registerSecrets } from './config/rc-secrets.js';
 import { NAME, nameMessage, topLevelSchema, type PluginEntrySpec, type TopLevelConfig } from './config/schema.js';
 
-export { parseInterval } from './config/interval.js';
+export { parseInterval } from './duration.js';
 export { pluginPackageName, resolvePlugin, type PluginEntry } from './config/plugins.js';
 export { MODULE_NAME } from './config/rc-file.js';
 export { literalSecrets } from './config/rc-secrets.js';

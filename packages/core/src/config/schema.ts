@@ -3,7 +3,7 @@ import { compressionSchema } from '../manifest.js';
 import { DEFAULT_NOTIFY_ON, NOTIFY_EVENTS } from '../notify.js';
 import { retentionPolicySchema } from '../retention.js';
 import { parseCron } from '../schedule.js';
-import { parseInterval } from './interval.js';
+import { readDuration } from '../duration.js';
 
 /** Names of sources, destinations, notifiers, profiles and the host. */
 export const NAME = /^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$/;
@@ -30,13 +30,15 @@ const profileSchema = z
   })
   .strict();
 
+/** A fixed interval in milliseconds: a duration without months or years (duration.ts), or a number of seconds. */
 const intervalSchema = z.union([z.number().positive(), z.string()]).transform((value, ctx) => {
-  const ms = typeof value === 'number' ? value * 1000 : parseInterval(value);
-  if (ms === undefined) {
-    ctx.addIssue({ code: 'custom', message: 'expected a duration like "26h", "90min", "2d" or a number of seconds' });
+  if (typeof value === 'number') return value * 1000;
+  const { duration, problem } = readDuration(value, { fixed: true });
+  if (problem !== undefined) {
+    ctx.addIssue({ code: 'custom', message: problem });
     return z.NEVER;
   }
-  return ms;
+  return duration.ms;
 });
 
 const percentSchema = z.union([z.number(), z.string()]).transform((value, ctx) => {
