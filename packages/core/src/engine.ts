@@ -51,7 +51,7 @@ import {
 } from './notify.js';
 import { noProgress, type Progress } from './progress.js';
 import { ArtifactReader, decodeError, Scratch } from './reader.js';
-import { copySnapshot, DEFAULT_RETRY } from './replicate.js';
+import { copySnapshot, DEFAULT_RETRY, retryingDestination } from './replicate.js';
 import { newReport, reportError, rootFailures, type DestinationResult, type RunReport, type StageName } from './report.js';
 import { Repository, mapLimit } from './repository.js';
 import { restoreToDir, type RestoredArtifact } from './restore.js';
@@ -252,7 +252,7 @@ export class Engine {
     this.#hooks.destinations.call({
       add: (d) => {
         if (this.#destinations.has(d.name)) throw new BackupError('E_CONFIG', `destination ${d.name} is registered twice`);
-        this.#destinations.set(d.name, d);
+        this.#destinations.set(d.name, { ...d, destination: retryingDestination(d.destination, { name: `destinations.${d.name}`, logger: this.logger.child({ plugin: `destinations.${d.name}` }) }) });
       },
     });
   }

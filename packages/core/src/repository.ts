@@ -3,6 +3,7 @@ import type { Readable } from 'node:stream';
 import { Readable as ReadableStream } from 'node:stream';
 import { BackupError, isBackupError } from './errors.js';
 import { LocalDestination, type Destination, type ObjectInfo } from './destination.js';
+import { RetryingDestination } from './retry.js';
 import { isPlainFileName, MANIFEST_FILE, parseManifest, serializeManifest, type Manifest } from './manifest.js';
 import { lateStreamReason } from './pipeline/source-stream.js';
 import { compareSnapshotIds, isSnapshotId } from './snapshot-id.js';
@@ -158,10 +159,12 @@ export class Repository {
    * else undefined. The caller closes it.
    */
   async openArtifactFile(id: string, file: string): Promise<fsp.FileHandle | undefined> {
-    if (!(this.destination instanceof LocalDestination)) return undefined;
+    // A registered destination comes wrapped in retries; the folder is the one inside.
+    const folder = this.destination instanceof RetryingDestination ? this.destination.inner : this.destination;
+    if (!(folder instanceof LocalDestination)) return undefined;
     const key = snapshotKey(id, file);
     try {
-      return await this.destination.open(key);
+      return await folder.open(key);
     } catch (err) {
       if (isBackupError(err) && err.code === 'E_NOT_FOUND') throw err;
       throw wrapDestinationError(err, this, `reading ${key}`);
