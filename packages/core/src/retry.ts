@@ -1,5 +1,5 @@
 import type { Readable } from 'node:stream';
-import { getRange, type Destination, type ObjectInfo, type PutInfo, type StorageUsage } from './destination.js';
+import { DestinationWrapper, getRange, type Destination, type ObjectInfo, type PutInfo } from './destination.js';
 import { isBackupError } from './errors.js';
 import type { Logger } from './log.js';
 
@@ -69,12 +69,11 @@ export async function withRetry<T>(fn: (attempt: number) => Promise<T>, options:
  * (nothing read, not destroyed): a body the destination began to read cannot be sent twice, and
  * the caller that can reopen it (replication) retries instead.
  */
-export class RetryingDestination implements Destination {
-  readonly inner: Destination;
+export class RetryingDestination extends DestinationWrapper {
   readonly #retry: RetryOptions;
 
   constructor(inner: Destination, options: { name: string; logger?: Logger | undefined; retry?: Partial<RetryOptions> }) {
-    this.inner = inner;
+    super(inner);
     this.#retry = { ...DEFAULT_RETRY, ...options.retry, what: options.name, ...(options.logger ? { logger: options.logger } : {}) };
   }
 
@@ -110,13 +109,6 @@ export class RetryingDestination implements Destination {
     return this.#try(`checking ${key}`, () => this.inner.stat(key));
   }
 
-  usage(): Promise<StorageUsage | undefined> {
-    return this.inner.usage ? this.inner.usage() : Promise.resolve(undefined);
-  }
-
-  close(): Promise<void> {
-    return this.inner.close ? this.inner.close() : Promise.resolve();
-  }
 }
 
 /** Whether a stream could still be sent whole: nothing read from it, not flowing, not destroyed. */
