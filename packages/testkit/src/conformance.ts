@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { PassThrough, Readable } from 'node:stream';
-import { BackupError, isBackupError, retryingDestination, type Destination, type ObjectInfo } from '@sutazai/backup-core';
+import { BackupError, getRange, isBackupError, retryingDestination, type Destination, type ObjectInfo } from '@sutazai/backup-core';
 import { FaultInjector } from './faults.js';
 
 const MiB = 1024 * 1024;
@@ -286,18 +286,19 @@ function retryChecks(check: CheckMaker): ConformanceCheck[] {
     return { faults, core: retryingDestination(faults, { name: 'conformance', retry: { baseDelayMs: 10 } }) };
   };
   return [
-    check('a transient failure of list, get, stat, delete or put is retried through core and succeeds', async (d) => {
+    check('a transient failure of list, get, getRange, stat, delete or put is retried through core and succeeds', async (d) => {
       await d.put('retry/a', Readable.from([Buffer.from('abc')]));
       const { faults, core } = throughCore(d);
-      faults.failOnce(['list', 'get', 'stat', 'delete', 'put']);
+      faults.failOnce(['list', 'get', 'getRange', 'stat', 'delete', 'put']);
       assert.deepEqual(sizes(await core.list('retry/')), { 'retry/a': 3 });
       assert.deepEqual(await readAll(await core.get('retry/a')), Buffer.from('abc'));
+      assert.deepEqual(await readAll(await getRange(core, 'retry/a', 1, 1)), Buffer.from('b'));
       assert.equal((await core.stat('retry/a'))?.size, 3);
       await core.delete('retry/a');
       assert.equal(await d.stat('retry/a'), undefined, 'the retried delete removed the object');
       await core.put('retry/b', Readable.from([Buffer.from('put again')]));
       assert.deepEqual(await readAll(await d.get('retry/b')), Buffer.from('put again'));
-      assert.deepEqual(faults.calls, { list: 2, get: 2, stat: 2, delete: 2, put: 2 }, 'each operation was tried twice');
+      assert.deepEqual(faults.calls, { list: 2, get: 2, getRange: 2, stat: 2, delete: 2, put: 2 }, 'each operation was tried twice');
     }),
 
     check('a permanent error is not retried: E_AUTH, and a missing key', async (d) => {

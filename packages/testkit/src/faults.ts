@@ -1,7 +1,7 @@
 import type { Readable } from 'node:stream';
-import type { Destination, ObjectInfo, PutInfo } from '@sutazai/backup-core';
+import { getRange, type Destination, type ObjectInfo, type PutInfo } from '@sutazai/backup-core';
 
-export type DestinationOperation = 'put' | 'get' | 'list' | 'stat' | 'delete';
+export type DestinationOperation = 'put' | 'get' | 'getRange' | 'list' | 'stat' | 'delete';
 
 /** A transient fault, as a dropped connection raises it: a Node error with code ECONNRESET. */
 export function connectionReset(operation: string): Error {
@@ -56,6 +56,12 @@ export class FaultInjector implements Destination {
   async get(key: string): Promise<Readable> {
     this.#enter('get');
     return this.inner.get(key);
+  }
+
+  /** Through the inner destination's getRange, or its get (core's `getRange`). */
+  async getRange(key: string, offset: number, length: number): Promise<Readable> {
+    this.#enter('getRange');
+    return getRange(this.inner, key, offset, length);
   }
 
   async list(prefix: string): Promise<ObjectInfo[]> {
