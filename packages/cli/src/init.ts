@@ -1,6 +1,7 @@
 /** The rc file `sutazai-backup init` writes: a working start that backs up one folder locally. */
 export const STARTER_RC = `# sutazai-backup configuration. Docs: https://github.com/sutazai/sutazai-backup#the-rc-file
 # Relative paths resolve from this file's folder. \${VAR} and \${VAR:-default} read the environment.
+# Durations: a number and a unit (s, min, h, d, w, mo, y), e.g. 90min, 26h, 1y6mo; "m" alone is refused.
 backupRoot: ./backups
 compression: zstd
 

@@ -1,52 +1,23 @@
-import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { PassThrough, type Readable } from 'node:stream';
 import { BackupError, type ErrorCode } from './errors.js';
 import type { Logger } from './log.js';
 import { markReadFromStart } from './pipeline/read-from-start.js';
 import type { SecretRegistry } from './secrets.js';
+import { launchChild, type ChildEnv, type ChildOutcome, type OutputTail } from './child/launch.js';
 
-const TAIL_BYTES = 4096;
-
-/**
- * What a child gets of the tool's environment whatever it runs: enough to find programs, a home,
- * the user's name, the locale, the time zone and the temporary folder. Never the rest: the tool's
- * environment holds its secrets (the encryption passphrase, a webhook's secret), and a child's
- * environment can be read by its user in /proc/<pid>/environ for as long as it runs.
- */
-const MINIMAL_ENV = /^(PATH|HOME|USER|LOGNAME|LANG|LANGUAGE|LC_[A-Z_]+|TZ|TMPDIR)$/;
-
-/** A child's own environment: what it needs beyond the minimal set (its connection settings, its own secret). `undefined` leaves a variable out. */
-export type ChildEnv = Readonly<Record<string, string | undefined>>;
-
-/** The minimal set of the tool's environment, plus `env` (which wins). */
-export function childEnvironment(env: ChildEnv = {}): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const [name, value] of Object.entries(process.env)) if (value !== undefined && MINIMAL_ENV.test(name)) out[name] = value;
-  for (const [name, value] of Object.entries(env)) {
-    if (value === undefined) delete out[name];
-    else out[name] = value;
-  }
-  return out;
-}
-
-/** Node's spawn with the child's environment made by `childEnvironment`: every program the tool runs starts here. */
-export function spawnProgram(command: string, args: readonly string[], options: Omit<SpawnOptions, 'env'> & { env?: ChildEnv | undefined }): ChildProcess {
-  const { env, ...rest } = options;
-  return spawn(command, args, { ...rest, env: childEnvironment(env) });
-}
-
-/** The last few KB a child wrote on stderr: enough for its error message, never its whole chatter. */
-export class OutputTail {
-  #text = '';
-
-  push(chunk: Buffer): void {
-    this.#text = (this.#text + chunk.toString('utf8')).slice(-TAIL_BYTES);
-  }
-
-  toString(): string {
-    return this.#text.trim();
-  }
-}
+export {
+  childEnvironment,
+  launchChild,
+  OutputTail,
+  runChildSync,
+  STDERR_TAIL_BYTES,
+  type ChildEnv,
+  type ChildOutcome,
+  type LaunchedChild,
+  type LaunchOptions,
+} from './child/launch.js';
+export { ProgramStream, runProgram } from './pipeline/program-stream.js';
 
 export interface Child {
   process: ChildProcess;
@@ -71,7 +42,8 @@ export interface ChildOptions {
   /** The error code of a failure (E_SOURCE for a dump, E_RESTORE for a restore, ...). */
   code: ErrorCode;
   secrets: SecretRegistry;
-  logger: Logger;
+  /** Where the command line is logged (debug); none for a probe. */
+  logger?: Logger | undefined;
   /** Stops the program (SIGTERM) when aborted; it then fails with E_ABORTED. */
   signal?: AbortSignal | undefined;
   cwd?: string | undefined;
@@ -87,29 +59,21 @@ export interface ChildOptions {
 /**
  * Starts a program for a plugin (a dump, a restore, a check). Its arguments are logged at debug
  * level, redacted, so secrets belong in `env` or a file, never in `args`. `name` is how messages
- * call it (`pg_dump`).
+ * call it (`pg_dump`). A failure's details hold `spawnError` (`ENOENT`: not installed) when the
+ * program could not be started.
  */
 export function startChild(program: { path: string; name: string }, args: readonly string[], options: ChildOptions): Child {
-  options.logger.debug(options.secrets.redact(`running ${program.path} ${args.join(' ')}`));
-  const child = spawnProgram(program.path, args, {
+  const launched = launchChild(program.path, args, {
     env: options.env,
     cwd: options.cwd,
-    stdio: [options.stdin ?? 'ignore', options.stdout ?? 'pipe', 'pipe'],
-    detached: options.group === true,
+    stdin: options.stdin ?? 'ignore',
+    stdout: options.stdout ?? 'pipe',
+    group: options.group,
+    signal: options.signal,
+    logger: options.logger,
+    secrets: options.secrets,
   });
-  const kill = (signal: NodeJS.Signals = 'SIGTERM') => {
-    if (options.group && child.pid !== undefined) {
-      try {
-        process.kill(-child.pid, signal);
-        return;
-      } catch {
-        // The group is gone already; the program itself may not be.
-      }
-    }
-    child.kill(signal);
-  };
-  const stderr = new OutputTail();
-  child.stderr!.on('data', (b: Buffer) => stderr.push(b));
+  const { process: child, kill } = launched;
   let stdout: PassThrough | undefined;
   if (child.stdout) {
     stdout = child.stdout.pipe(new PassThrough({ highWaterMark: 1024 * 1024 }));
@@ -123,30 +87,23 @@ export function startChild(program: { path: string; name: string }, args: readon
       if (!stdout!.readableEnded && child.exitCode === null && child.signalCode === null) kill();
     });
   }
-  const onAbort = () => kill();
-  options.signal?.addEventListener('abort', onAbort, { once: true });
-  const exited = new Promise<void>((resolve, reject) => {
-    let spawnError: Error | undefined;
-    child.once('error', (err) => (spawnError = err));
-    child.once('close', (code, signal) => {
-      options.signal?.removeEventListener('abort', onAbort);
-      if (code === 0 && !spawnError) return resolve();
-      if (options.signal?.aborted) {
-        // We stopped it: the reason the run was aborted is reported elsewhere.
-        return reject(new BackupError('E_ABORTED', `${options.what}: stopped because the run was aborted`));
-      }
-      const how = spawnError ? `could not be run (${spawnError.message})` : signal ? `was killed by ${signal}` : `exited with code ${code}`;
-      const tail = stderr.toString();
-      reject(
-        new BackupError(options.code, options.secrets.redact(`${options.what} failed: ${program.name} ${how}${tail ? `: ${tail}` : ''}`), {
-          details: { program: program.path, exitCode: code, signal },
-        }),
-      );
-    });
+  const exited = launched.outcome.then((outcome) => {
+    if (outcome.code === 0 && !outcome.error) return;
+    // We stopped it: the reason the run was aborted is reported elsewhere.
+    if (options.signal?.aborted) throw new BackupError('E_ABORTED', `${options.what}: stopped because the run was aborted`);
+    throw childFailure(program, outcome, options);
   });
   // Callers attach their own handlers; this one keeps an unobserved failure from crashing the process.
   exited.catch(() => undefined);
-  return { process: child, stdout, stderr, kill, exited };
+  return { process: child, stdout, stderr: launched.stderr, kill, exited };
+}
+
+function childFailure(program: { path: string; name: string }, o: ChildOutcome, options: ChildOptions): BackupError {
+  const how = o.error ? `could not be run (${o.error.message})` : o.signal ? `was killed by ${o.signal}` : `exited with code ${o.code}`;
+  const tail = o.stderr.trim();
+  return new BackupError(options.code, options.secrets.redact(`${options.what} failed: ${program.name} ${how}${tail ? `: ${tail}` : ''}`), {
+    details: { program: program.path, exitCode: o.code, signal: o.signal, ...(o.error?.code ? { spawnError: o.error.code } : {}) },
+  });
 }
 
 /**

@@ -203,16 +203,39 @@ export class LocalDestination implements Destination {
   }
 }
 
-/** A destination seen under a key prefix (`<host>/` by default), so many hosts share one store. */
-export class PrefixedDestination implements Destination {
+/** A destination that serves through another (`inner`): space and closing pass straight through. */
+export abstract class DestinationWrapper implements Destination {
   readonly inner: Destination;
+
+  constructor(inner: Destination) {
+    this.inner = inner;
+  }
+
+  abstract readonly description: string;
+  abstract put(key: string, body: Readable, info?: PutInfo): Promise<void>;
+  abstract get(key: string): Promise<Readable>;
+  abstract list(prefix: string): Promise<ObjectInfo[]>;
+  abstract delete(key: string): Promise<void>;
+  abstract stat(key: string): Promise<ObjectInfo | undefined>;
+
+  usage(): Promise<StorageUsage | undefined> {
+    return this.inner.usage ? this.inner.usage() : Promise.resolve(undefined);
+  }
+
+  close(): Promise<void> {
+    return this.inner.close ? this.inner.close() : Promise.resolve();
+  }
+}
+
+/** A destination seen under a key prefix (`<host>/` by default), so many hosts share one store. */
+export class PrefixedDestination extends DestinationWrapper {
   readonly prefix: string;
   readonly description: string;
 
   constructor(inner: Destination, prefix: string) {
+    super(inner);
     const clean = prefix.replace(/^\/+/, '');
     if (clean) checkKey(clean.replace(/\/+$/, ''));
-    this.inner = inner;
     this.prefix = clean && !clean.endsWith('/') ? `${clean}/` : clean;
     this.description = this.prefix ? `${inner.description}${inner.description.endsWith('/') ? '' : '/'}${this.prefix}` : inner.description;
   }
@@ -243,13 +266,6 @@ export class PrefixedDestination implements Destination {
     return info && { ...info, key };
   }
 
-  usage(): Promise<StorageUsage | undefined> {
-    return this.inner.usage ? this.inner.usage() : Promise.resolve(undefined);
-  }
-
-  close(): Promise<void> {
-    return this.inner.close ? this.inner.close() : Promise.resolve();
-  }
 }
 
 /** A range of an object: through the destination's `getRange`, or by skipping through `get`. */

@@ -10,6 +10,7 @@ import { manifestBytes } from './manifest.js';
 import type { Notification, NotificationResult } from './notify.js';
 import type { PluginContext } from './plugin.js';
 import { noProgress, type Progress } from './progress.js';
+import { retryingDestination } from './retry.js';
 import type { ForgetResult, PruneResult } from './pruner.js';
 import type { SnapshotRepository } from './repository-format.js';
 import type { RestoreOptions, RestoreResult } from './restore-command.js';
@@ -113,7 +114,14 @@ export class Engine {
         }
       }
     }
-    hooks.destinations.call({ add: (d) => repositories.add(d) });
+    // Every operation on a destination (put, get, list, stat, delete) is retried on transient errors.
+    hooks.destinations.call({
+      add: (d) =>
+        repositories.add({
+          ...d,
+          destination: retryingDestination(d.destination, { name: `destinations.${d.name}`, logger: this.logger.child({ plugin: `destinations.${d.name}` }) }),
+        }),
+    });
   }
 
   /** backupRoot's repository. */

@@ -76,7 +76,7 @@ export { COMMIT_STAGE_AUTHENTICATE, type IntegrityAuthentication } from './integ
 export { TOOL_NAME, CORE_VERSION } from './version.js';
 
 // Destinations and repositories.
-export { checkKey, LocalDestination, type Destination, type DestinationTraits, type ObjectInfo, type PutInfo, type StorageUsage } from './destination.js';
+export { checkKey, getRange, LocalDestination, type Destination, type DestinationTraits, type ObjectInfo, type PutInfo, type StorageUsage } from './destination.js';
 export type {
   ArtifactInput,
   ReadableArtifact,
@@ -106,12 +106,30 @@ export {
 } from './notify.js';
 
 // Helpers for plugins: programs, streams, files, secrets, logs.
-export { childEnvironment, feedChild, runChild, spawnProgram, startChild, type Child, type ChildEnv, type ChildOptions } from './child.js';
+export {
+  childEnvironment,
+  feedChild,
+  launchChild,
+  OutputTail,
+  ProgramStream,
+  runChild,
+  runChildSync,
+  runProgram,
+  startChild,
+  STDERR_TAIL_BYTES,
+  type Child,
+  type ChildEnv,
+  type ChildOptions,
+  type ChildOutcome,
+  type LaunchedChild,
+  type LaunchOptions,
+} from './child.js';
 export type { ProgramOutcome, ProgramSpec } from './pipeline/program.js';
 export { chunkDecoderStream, chunkEncoderStream, type ChunkEncoder } from './pipeline/chunk-stages.js';
 export type { ChunkDecoder } from './pipeline/decoder.js';
 export type { ThreadDecoderSpec } from './pipeline/follow-verify.js';
-export { extractTree, type ExtractOptions, type TreeStats } from './pipeline/tar-extract.js';
+export type { TreeStats } from './pipeline/tar-extract.js';
+export { extractTree, type ExtractOptions } from './pipeline/tree-writer.js';
 export type { TreeEntry } from './pipeline/tar-pack.js';
 export { expandHome, writeFileAtomic } from './fs.js';
 export { isSecretKey, maskSecretKeys, quoteReply, secrets, SecretRegistry } from './secrets.js';
@@ -130,3 +148,4 @@ export { readCredential } from './credentials.js';
 export { encryptionNotChecked } from './deferred-secrets.js';
 export { RunLock, type LockWait } from './lock.js';
 export { parseInterval } from './config.js';
+export { isTransient, retryingDestination, withRetry, DEFAULT_RETRY, type RetryOptions } from './retry.js';

@@ -1,50 +1,11 @@
-import { BackupError, isBackupError } from './errors.js';
+import { BackupError } from './errors.js';
 import type { ObjectInfo } from './destination.js';
 import type { Logger } from './log.js';
 import { MANIFEST_FILE, type Manifest } from './manifest.js';
 import { MARKER_FILE, snapshotKey, wrapDestinationError, type Repository } from './repository.js';
+import { DEFAULT_RETRY, withRetry, type RetryOptions } from './retry.js';
 
-export interface RetryOptions {
-  retries: number;
-  /** First delay; doubles each attempt, with jitter. */
-  baseDelayMs: number;
-  logger?: Logger;
-  what?: string;
-  /** Which errors get another try; default: isTransient. */
-  retryable?: (err: unknown) => boolean;
-}
-
-export const DEFAULT_RETRY: RetryOptions = { retries: 3, baseDelayMs: 500 };
-
-/**
- * Errors worth another try: not integrity, usage, authentication or "not found" problems, nor
- * errors whose details say `retryable: false` (a drive that is not mounted will not mount itself).
- */
-export function isTransient(err: unknown): boolean {
-  if (isBackupError(err) && err.details.retryable === false) return false;
-  if (isBackupError(err)) return !['E_INTEGRITY', 'E_CONFIG', 'E_USAGE', 'E_NOT_FOUND', 'E_PLUGIN_NOT_FOUND', 'E_AUTH', 'E_ABORTED'].includes(err.code) && isTransient(err.cause ?? {});
-  const code = (err as { code?: string }).code;
-  if (code && ['ENOSPC', 'EDQUOT', 'EACCES', 'EPERM', 'EROFS'].includes(code)) return false;
-  const status = (err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
-  if (status && status >= 400 && status < 500 && status !== 408 && status !== 429) return false;
-  return true;
-}
-
-export async function withRetry<T>(fn: (attempt: number) => Promise<T>, options: RetryOptions = DEFAULT_RETRY): Promise<T> {
-  for (let attempt = 0; ; attempt++) {
-    try {
-      return await fn(attempt);
-    } catch (err) {
-      if (attempt >= options.retries || !(options.retryable ?? isTransient)(err)) throw err;
-      const delay = options.baseDelayMs * 2 ** attempt * (0.75 + Math.random() / 2);
-      options.logger?.warn(`${options.what ?? 'operation'} failed, retrying in ${Math.round(delay)} ms`, {
-        attempt: attempt + 1,
-        error: err instanceof Error ? err.message : String(err),
-      });
-      await new Promise((resolve) => setTimeout(resolve, delay));
-    }
-  }
-}
+export { DEFAULT_RETRY, isTransient, retryingDestination, RetryingDestination, withRetry, type RetryOptions } from './retry.js';
 
 export interface CopyResult {
   sent: number;

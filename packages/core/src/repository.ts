@@ -5,6 +5,7 @@ import { mapLimit } from './concurrency.js';
 import { BackupError, isBackupError } from './errors.js';
 import { LocalDestination, type Destination, type ObjectInfo } from './destination.js';
 import { isPlainFileName, MANIFEST_FILE, parseManifest, serializeManifest, type ArtifactRecord, type Manifest } from './manifest.js';
+import { RetryingDestination } from './retry.js';
 import { lateStreamReason } from './pipeline/source-stream.js';
 import type { CopyResult } from './replicate.js';
 import type {
@@ -178,10 +179,12 @@ export class Repository implements SnapshotRepository {
    * else undefined. The caller closes it.
    */
   async openArtifactFile(id: string, file: string): Promise<fsp.FileHandle | undefined> {
-    if (!(this.destination instanceof LocalDestination)) return undefined;
+    // A registered destination comes wrapped in retries; the folder is the one inside.
+    const folder = this.destination instanceof RetryingDestination ? this.destination.inner : this.destination;
+    if (!(folder instanceof LocalDestination)) return undefined;
     const key = snapshotKey(id, file);
     try {
-      return await this.destination.open(key);
+      return await folder.open(key);
     } catch (err) {
       if (isBackupError(err) && err.code === 'E_NOT_FOUND') throw err;
       throw wrapDestinationError(err, this, `reading ${key}`);

@@ -5,7 +5,7 @@ import { BackupError } from './errors.js';
 import { ensureDir, isEmptyDir, openPrivate, pathExists } from './fs.js';
 import { isSourceName, joinPlainName } from './manifest.js';
 import { symlinksStayInside, type TreeStats } from './pipeline/tar-extract.js';
-import { TreeWriter } from './pipeline/tree-writer.js';
+import { extractTree, TreeWriter } from './pipeline/tree-writer.js';
 import type { ReadableArtifact as ArtifactReader } from './repository-format.js';
 import { makeRestoreWork, removeStaleRestoreWork } from './restore-work.js';
 
@@ -104,19 +104,15 @@ async function stageArtifact(reader: ArtifactReader, work: string, options: Rest
   await ensureDir(sourceDir);
   if (artifact.type === 'tree') {
     const recorded = artifact.meta.entries as Partial<TreeStats> | undefined;
-    const writer = new TreeWriter(sourceDir, {
-      label: reader.label,
-      ...(options.preserveOwner ? { preserveOwner: true } : {}),
-      ...(typeof recorded?.bytes === 'number' ? { maxBytes: recorded.bytes } : {}),
-    });
     let stats: TreeStats;
     try {
-      await reader.readDecoded((data) => writer.update(data));
-      stats = writer.finish();
-      await symlinksStayInside(sourceDir, writer.symlinks, reader.label);
-      if (writer.rewrittenSymlinks) reader.logger.warn(`${reader.label}: ${writer.rewrittenSymlinks} absolute symlink(s) rewritten to point inside the restored tree`);
+      stats = await extractTree((write) => reader.readDecoded(write), sourceDir, {
+        label: reader.label,
+        ...(options.preserveOwner ? { preserveOwner: true } : {}),
+        ...(typeof recorded?.bytes === 'number' ? { maxBytes: recorded.bytes } : {}),
+        onWarning: (message) => reader.logger.warn(message),
+      });
     } catch (err) {
-      writer.abort();
       throw err instanceof BackupError && err.code === 'E_RESTORE' ? err : await reader.explain(err);
     }
     return { source: artifact.source, file: artifact.file, path: sourceDir, stats };

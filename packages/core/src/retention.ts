@@ -7,8 +7,8 @@
  *   n > 0, a snapshot is kept when its bucket differs from the last bucket kept for that kind and
  *   fewer than n buckets have been kept: the newest snapshot of each of the n most recent buckets
  *   that hold snapshots. `last: n` keeps the n newest.
- * - `within: "7d"` keeps every snapshot dated at or after `now` minus the duration (calendar
- *   arithmetic in UTC; an overflowing day rolls over, e.g. 31 March minus 1m is 3 March).
+ * - `within: "7d"` keeps every snapshot dated at or after `now` minus the duration (duration.ts's
+ *   grammar; calendar arithmetic in UTC, an overflowing day rolls over: 31 March minus 1mo is 3 March).
  * - A snapshot dated more than 5 minutes after `now` is kept with reason "future" and takes no part
  *   in the rules above: we cannot reason about it, so it is surfaced to the user instead.
  * - The newest snapshot that is not in the future is always kept (reason "newest").
@@ -24,7 +24,10 @@
  *   file's schema at load time, and here with E_RETENTION.
  */
 import { z } from './vendor/zod.js';
+import { isZeroDuration, parseDuration, readDuration, subtractDuration } from './duration.js';
 import { BackupError } from './errors.js';
+
+export { parseDuration, type Duration } from './duration.js';
 
 const count = z.number().int().min(0).optional();
 
@@ -41,8 +44,9 @@ const policyFields = z
     yearly: count,
     within: z
       .string()
-      .refine((text) => parseDuration(text) !== undefined, {
-        error: 'expected a duration like "7d", "12h" or "1y6m" (units y, m, w, d, h)',
+      .superRefine((text, ctx) => {
+        const { problem } = readDuration(text);
+        if (problem) ctx.addIssue({ code: 'custom', message: problem });
       })
       .optional(),
   })
@@ -73,33 +77,10 @@ export interface RetentionDecision {
   suspect?: true;
 }
 
-export interface Duration {
-  years: number;
-  months: number;
-  days: number;
-  hours: number;
-}
-
-/** Parses "36h", "7d", "2w", "1y6m", "1y2m3d4h" (m = months, w = 7 days); undefined if malformed. */
-export function parseDuration(text: string): Duration | undefined {
-  if (!/^(\d+[ymwdh])+$/.test(text)) return undefined;
-  const d: Duration = { years: 0, months: 0, days: 0, hours: 0 };
-  for (const [, digits, unit] of text.matchAll(/(\d+)([ymwdh])/g)) {
-    const n = Number(digits);
-    if (!Number.isSafeInteger(n)) return undefined;
-    if (unit === 'y') d.years += n;
-    else if (unit === 'm') d.months += n;
-    else if (unit === 'w') d.days += 7 * n;
-    else if (unit === 'd') d.days += n;
-    else d.hours += n;
-  }
-  return d;
-}
-
 /** Whether a policy keeps anything: a count above 0 or a non-zero `within`. */
 export function policyKeeps(policy: RetentionPolicy): boolean {
   const within = policy.within === undefined ? undefined : parseDuration(policy.within);
-  return (within !== undefined && Object.values(within).some((n) => n > 0)) || COUNT_KINDS.some((k) => (policy[k] ?? 0) > 0);
+  return (within !== undefined && !isZeroDuration(within)) || COUNT_KINDS.some((k) => (policy[k] ?? 0) > 0);
 }
 
 /** For logs: "last 3, daily 7, weekly 4, within 7d". */
@@ -141,15 +122,6 @@ function bucketOf(kind: Exclude<BucketKind, 'last'>, t: Date): string {
   }
 }
 
-/** `now` minus the duration, in UTC calendar arithmetic. */
-function subtract(now: Date, d: Duration): number {
-  const t = new Date(now.getTime());
-  t.setUTCFullYear(t.getUTCFullYear() - d.years, t.getUTCMonth() - d.months, t.getUTCDate() - d.days);
-  const bound = t.getTime() - d.hours * 3_600_000;
-  // A duration longer than any representable date reaches back to the beginning of time.
-  return Number.isNaN(bound) ? -Infinity : bound;
-}
-
 /** Decides, for each snapshot, whether the policy keeps it. One decision per input, newest first. */
 export function applyRetention(
   snapshots: readonly RetentionCandidate[],
@@ -186,9 +158,9 @@ function walk(
   skip: (s: RetentionCandidate) => boolean,
 ): RetentionDecision[] {
   const within = policy.within === undefined ? undefined : parseDuration(policy.within);
-  const withinKeeps = within !== undefined && Object.values(within).some((n) => n > 0);
+  const withinKeeps = within !== undefined && !isZeroDuration(within);
   const nowMs = now.getTime();
-  const withinBound = withinKeeps ? subtract(now, within) : Infinity;
+  const withinBound = withinKeeps ? subtractDuration(now, within) : Infinity;
   const kept = new Map<BucketKind, { count: number; last: string | undefined }>(
     COUNT_KINDS.map((k) => [k, { count: 0, last: undefined }]),
   );

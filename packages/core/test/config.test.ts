@@ -79,7 +79,7 @@ describe('loadConfig', () => {
     );
     expect(issues).toEqual(
       expect.arrayContaining([
-        'checks.maxAge: expected a duration like "26h", "90min", "2d" or a number of seconds',
+        'checks.maxAge: expected a duration like "26h", "90min", "2d" or "1h30min" (units: s, min, h, d, w), or a number of seconds',
         'checks.maxStorageUsage: expected a percentage like "85%"',
       ]),
     );
@@ -103,6 +103,36 @@ describe('loadConfig', () => {
     expect(await at(`${base}retention: { last: 0 }\n`)).toEqual(['retention']);
     expect(await at(`${base}profiles:\n  daily: { sources: "*", retention: { last: 0, daily: 0 } }\n`)).toEqual(['profiles.daily.retention']);
     expect(await at(`${base}destinations:\n  offsite: { use: ./probe.mjs, retention: { within: 0d } }\n`)).toEqual(['destinations.offsite.retention']);
+  });
+
+  it('refuses "m" in every duration, naming the rc file, the key and both readings', async () => {
+    const rc = path.join(dir, '.sutazai-backuprc');
+    const ambiguous = (text: string) => `"${text}" is ambiguous ("m" is minutes in some tools, months in others): write`;
+    const yaml =
+      `${base}retention: { within: 6m }\nprofiles:\n  daily: { sources: "*", retention: { within: 1y6m } }\n` +
+      `notify:\n  ops: { use: ./probe.mjs, throttle: 30m }\nchecks: { maxAge: 90m }\n`;
+    const err = await load(yaml).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ConfigError);
+    expect((err as ConfigError).file).toBe(rc);
+    expect((err as Error).message).toContain(rc);
+    expect((err as ConfigError).issues).toEqual([
+      { path: 'profiles.daily.retention.within', message: `${ambiguous('1y6m')} "1y6min" for minutes or "1y6mo" for months` },
+      { path: 'retention.within', message: `${ambiguous('6m')} "6min" for minutes or "6mo" for months` },
+      { path: 'checks.maxAge', message: `${ambiguous('90m')} "90min" for minutes or "90mo" for months` },
+    ]);
+    // The notifier's settings are checked with its plugin, once the rc file's own keys pass.
+    const throttle = await issuesOf(load(`${base}notify:\n  ops: { use: ./probe.mjs, throttle: 30m }\n`));
+    expect(throttle).toEqual([`notify.ops.throttle: ${ambiguous('30m')} "30min" for minutes or "30mo" for months`]);
+  });
+
+  it('reads min, mo and compounds the same way in every option; fixed intervals refuse months', async () => {
+    const config = await load(`${base}retention: { within: 1y6mo }\nnotify:\n  ops: { use: ./probe.mjs, throttle: 1h30min }\nchecks: { maxAge: 90min }\n`);
+    expect(config.retention).toEqual({ within: '1y6mo' });
+    expect(config.notifiers[0]!.settings.throttle).toBe(90 * 60_000);
+    expect(config.checks.maxAgeMs).toBe(90 * 60_000);
+    expect(await issuesOf(load(`${base}checks: { maxAge: 1mo }\n`))).toEqual([
+      'checks.maxAge: "1mo": months and years have no fixed length here: write days or weeks (e.g. "30d", "52w")',
+    ]);
   });
 
   it('says which package to add for a plugin that is not installed', async () => {
@@ -129,6 +159,8 @@ describe('helpers', () => {
     expect(parseInterval('90min')).toBe(90 * 60_000);
     expect(parseInterval('2d')).toBe(2 * 86_400_000);
     expect(parseInterval('soon')).toBeUndefined();
+    expect(parseInterval('30m')).toBeUndefined();
+    expect(parseInterval('1mo')).toBeUndefined();
   });
 
   it('config show masks secret keys and URL passwords', () => {

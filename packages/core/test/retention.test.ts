@@ -129,8 +129,8 @@ describe('applyRetention over 400 daily snapshots', () => {
     expect(reasonsOf(decisions, '20261116T020000Z-daily-0011')).toEqual([]);
   });
 
-  it('within 1m keeps what is newer than 2026-10-26T12:00Z', () => {
-    const kept = keptIds(applyRetention(all, { within: '1m' }, now));
+  it('within 1mo keeps what is newer than 2026-10-26T12:00Z', () => {
+    const kept = keptIds(applyRetention(all, { within: '1mo' }, now));
     expect(kept).toHaveLength(32); // 10-27..10-31 and 11-01..11-26, plus the future one
     expect(kept.at(-1)).toBe('20261027T020000Z-daily-0031');
   });
@@ -312,17 +312,20 @@ describe('applyRetention rules', () => {
 });
 
 describe('parseDuration', () => {
+  const h = 3_600_000;
   it.each([
-    ['7d', { years: 0, months: 0, days: 7, hours: 0 }],
-    ['36h', { years: 0, months: 0, days: 0, hours: 36 }],
-    ['2w', { years: 0, months: 0, days: 14, hours: 0 }],
-    ['1y6m', { years: 1, months: 6, days: 0, hours: 0 }],
-    ['1y2m3d4h', { years: 1, months: 2, days: 3, hours: 4 }],
+    ['7d', { years: 0, months: 0, ms: 7 * 24 * h }],
+    ['36h', { years: 0, months: 0, ms: 36 * h }],
+    ['2w', { years: 0, months: 0, ms: 14 * 24 * h }],
+    ['1y6mo', { years: 1, months: 6, ms: 0 }],
+    ['1y2mo3d4h', { years: 1, months: 2, ms: (3 * 24 + 4) * h }],
+    ['90min', { years: 0, months: 0, ms: 1.5 * h }],
+    ['1h 30min', { years: 0, months: 0, ms: 1.5 * h }],
   ])('parses %s', (text, expected) => {
     expect(parseDuration(text)).toEqual(expected);
   });
 
-  it.each(['', '7', '7x', '-1d', 'd', '1.5d', ' 7d', '7d '])('rejects %j', (text) => {
+  it.each(['', '7', '7x', '-1d', 'd', '1.5mo', '6m', '1y6m', '7D'])('rejects %j', (text) => {
     expect(parseDuration(text)).toBeUndefined();
   });
 });
@@ -330,7 +333,7 @@ describe('parseDuration', () => {
 describe('retentionPolicySchema', () => {
   it('accepts the default and a full policy', () => {
     expect(retentionPolicySchema.parse(DEFAULT_RETENTION)).toEqual({ daily: 7, weekly: 4, monthly: 12 });
-    expect(retentionPolicySchema.safeParse({ last: 1, hourly: 24, yearly: 5, within: '1y6m' }).success).toBe(true);
+    expect(retentionPolicySchema.safeParse({ last: 1, hourly: 24, yearly: 5, within: '1y6mo' }).success).toBe(true);
   });
 
   it('rejects an unknown key', () => {

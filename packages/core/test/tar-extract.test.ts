@@ -4,19 +4,18 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import { Header, Pax } from 'tar';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { verifyingTarScanner } from '../src/pipeline/follow-verify.js';
 import {
   ExtractionGuard,
-  extractTree,
   MAX_TREE_DEPTH,
   restoredMode,
   rewriteAbsoluteSymlink,
-  scanTree,
   symlinkStaysInside,
   symlinkTargetReason,
   unsafeEntryReason,
   symlinksStayInside,
 } from '../src/pipeline/tar-extract.js';
-import { TreeWriter } from '../src/pipeline/tree-writer.js';
+import { extractTree, TreeWriter } from '../src/pipeline/tree-writer.js';
 
 interface Entry {
   path: string;
@@ -208,10 +207,30 @@ describe('extractTree', () => {
     await expect(extract([{ path: deep, type: 'Directory' }])).rejects.toThrow(/nested 300 folders deep \(the limit is 256\)/);
   });
 
-  it('scanTree (verify) flags what a restore would refuse', async () => {
-    await expect(scanTree(tar([{ path: '../x', type: 'File', body: 'x' }]), 'verify')).rejects.toThrow(/"\.\.\/x" would be refused by a restore: path contains "\.\."/);
-    await expect(scanTree(tar([{ path: 'f', type: 'FIFO' }]), 'verify')).rejects.toThrow(/FIFO is not allowed/);
-    expect(await scanTree(tar([{ path: 'a', type: 'File', body: 'abc' }]), 'verify')).toMatchObject({ files: 1, bytes: 3 });
+  it("verify's scanner flags what a restore would refuse", async () => {
+    const scanTree = async (input: Readable) => {
+      const scanner = verifyingTarScanner('verify');
+      for await (const chunk of input) scanner.update(chunk as Buffer);
+      return scanner.end();
+    };
+    await expect(scanTree(tar([{ path: '../x', type: 'File', body: 'x' }]))).rejects.toThrow(/"\.\.\/x" would be refused by a restore: path contains "\.\."/);
+    await expect(scanTree(tar([{ path: 'f', type: 'FIFO' }]))).rejects.toThrow(/FIFO is not allowed/);
+    expect(await scanTree(tar([{ path: 'a', type: 'File', body: 'abc' }]))).toMatchObject({ files: 1, bytes: 3 });
+  });
+
+  it('is the extractor restore uses: a file the archive made cannot become a folder, and a hole stays a hole', async () => {
+    await expect(
+      extract([
+        { path: 'f', type: 'File', body: 'x' },
+        { path: 'f/inside', type: 'File', body: 'y' },
+      ]),
+    ).rejects.toThrow(/refused archive entry "f\/inside"/);
+    await fsp.rm(target(), { recursive: true });
+    const sparse = Buffer.concat([Buffer.from('head'), Buffer.alloc(1024 * 1024), Buffer.from('tail')]);
+    await extract([{ path: 'sparse.img', type: 'File', body: sparse }]);
+    const st = await fsp.stat(path.join(target(), 'sparse.img'));
+    expect(st.size).toBe(sparse.length);
+    expect(st.blocks * 512).toBeLessThan(sparse.length / 2);
   });
 });
 

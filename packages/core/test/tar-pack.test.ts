@@ -4,7 +4,9 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { packTree } from '../src/pipeline/tar-pack.js';
-import { extractTree, scanTree, unsafeEntryReason, type TreeStats } from '../src/pipeline/tar-extract.js';
+import { unsafeEntryReason, type TreeStats } from '../src/pipeline/tar-extract.js';
+import { verifyingTarScanner } from '../src/pipeline/follow-verify.js';
+import { extractTree } from '../src/pipeline/tree-writer.js';
 
 let dir: string;
 beforeEach(async () => {
@@ -114,7 +116,11 @@ describe('packTree', () => {
   });
 
   it('fails naming a path that does not exist', async () => {
-    await expect(scanTree(packTree([path.join(dir, 'nope')]), 'x')).rejects.toThrow(`path ${path.join(dir, 'nope')} does not exist`);
+    const scanner = verifyingTarScanner('x');
+    const scan = async () => {
+      for await (const chunk of packTree([path.join(dir, 'nope')])) scanner.update(chunk as Buffer);
+    };
+    await expect(scan()).rejects.toThrow(`path ${path.join(dir, 'nope')} does not exist`);
   });
 
 });

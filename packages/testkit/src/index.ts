@@ -4,6 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 
 export { runDestinationConformance, type ConformanceCheck, type ConformanceOptions } from './conformance.js';
+export { connectionReset, FaultInjector, type DestinationOperation } from './faults.js';
 export {
   programPrinting,
   sourceStreamChecks,

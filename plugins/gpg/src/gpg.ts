@@ -1,9 +1,7 @@
-import { spawnSync } from 'node:child_process';
 import { existsSync, promises as fsp, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { BackupError, childEnvironment, type ProgramSpec } from '@sutazai/backup-core';
-import { ChildProcessStream, runChild, type ChildOutcome } from './child-stream.js';
+import { BackupError, ProgramStream, runChildSync, runProgram, type ProgramOutcome as ChildOutcome, type ProgramSpec } from '@sutazai/backup-core';
 
 /** The cipher of symmetric encryption (public-key encryption follows the recipients' preferences). */
 export const SYMMETRIC_CIPHER = 'AES256';
@@ -64,7 +62,7 @@ export class Keyring {
   /** Describes the keys in armored or binary key data without importing them. */
   async inspect(keyData: Buffer): Promise<KeyInfo[]> {
     const home = await this.home();
-    const out = await runChild({
+    const out = await runProgram({
       command: this.gpg,
       args: await this.args('--with-colons', '--import-options', 'show-only', '--import'),
       env: this.env(home),
@@ -78,7 +76,7 @@ export class Keyring {
   /** Imports keys (a secret key brings its public key too). */
   async import(keyData: Buffer): Promise<void> {
     const home = await this.home();
-    await runChild({
+    await runProgram({
       command: this.gpg,
       args: await this.args('--import'),
       env: this.env(home),
@@ -109,7 +107,7 @@ export class Keyring {
   /** Stops the gpg-agent of `home`, if one was started (its socket is there). */
   #stopAgent(home: string): void {
     if (!existsSync(path.join(home, 'S.gpg-agent'))) return;
-    spawnSync('gpgconf', ['--homedir', home, '--kill', 'all'], { stdio: 'ignore', env: childEnvironment(this.env(home)) });
+    runChildSync('gpgconf', ['--homedir', home, '--kill', 'all'], { env: this.env(home) });
   }
 }
 
@@ -157,8 +155,8 @@ function statusHas(status: string, keyword: string): boolean {
  * integrity-protected (MDC) message out. `recipientFiles`: key files gpg encrypts to without a
  * keyring (`--recipient-file`). (Passphrase encryption runs in-process: openpgp.ts.)
  */
-export function encryptStream(keyring: Keyring, home: string, recipientFiles: string[], label: string): ChildProcessStream {
-  return new ChildProcessStream(encryptProgram(keyring, home, recipientFiles, label));
+export function encryptStream(keyring: Keyring, home: string, recipientFiles: string[], label: string): ProgramStream {
+  return new ProgramStream(encryptProgram(keyring, home, recipientFiles, label));
 }
 
 /** The gpg run of `encryptStream`: stdin to stdout. */
@@ -179,8 +177,8 @@ export function encryptionOutcome(o: ChildOutcome, label: string): Error | undef
 }
 
 /** The decryption stage of data encrypted to public keys; `passphrase`: the private key's, if it has one. */
-export function decryptStream(keyring: Keyring, home: string, passphrase: Buffer | undefined, label: string): ChildProcessStream {
-  return new ChildProcessStream(decryptProgram(keyring, home, passphrase, label));
+export function decryptStream(keyring: Keyring, home: string, passphrase: Buffer | undefined, label: string): ProgramStream {
+  return new ProgramStream(decryptProgram(keyring, home, passphrase, label));
 }
 
 /** The gpg run of `decryptStream`: stdin (a pipe, or the artifact file itself) to stdout. */
@@ -237,7 +235,7 @@ export function decryptionOutcome(o: ChildOutcome, label: string): Error | undef
 /** An armored detached signature of `data` by the secret key `signer` (already imported). */
 export async function signDetached(keyring: Keyring, signer: string, passphrase: Buffer | undefined, data: Buffer): Promise<string> {
   const home = await keyring.home();
-  const out = await runChild({
+  const out = await runProgram({
     command: keyring.gpg,
     args: await keyring.args(
       '--quiet',
@@ -268,7 +266,7 @@ export async function verifyDetached(keyring: Keyring, signer: string, signature
   await fsp.writeFile(sigFile, signature, { mode: 0o600 });
   try {
     let outcome: ChildOutcome | undefined;
-    await runChild({
+    await runProgram({
       command: keyring.gpg,
       args: await keyring.args('--trust-model', 'always', '--verify', sigFile, '-'),
       env: keyring.env(home),

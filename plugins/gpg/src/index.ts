@@ -7,7 +7,8 @@ import { decryptProgram, decryptStream, encryptProgram, encryptStream, Keyring, 
 import { OpenPgpDecryptor, OpenPgpEncryptor } from './openpgp.js';
 import { addonNote } from './native.js';
 
-export { ChildProcessStream, runChild, type ChildOutcome, type ChildStreamOptions } from './child-stream.js';
+/** Core's ProgramStream and runProgram (and their types), under the names this package exported before they moved there. */
+export { ProgramStream as ChildProcessStream, runProgram as runChild, type ProgramOutcome as ChildOutcome, type ProgramSpec as ChildStreamOptions } from '@sutazai/backup-core';
 export { decryptionOutcome, decryptProgram, encryptionOutcome, encryptProgram, Keyring, parseColons, SYMMETRIC_CIPHER } from './gpg.js';
 export { deriveKey, OpenPgpDecryptor, OpenPgpEncryptor, s2kCount, S2K_COUNT_OCTET } from './openpgp.js';
 export { authenticateManifest, AUTHENTICATION_FIELD, macSalt, manifestMac, SCRYPT_PARAMS, type MacKdf } from './manifest-auth.js';

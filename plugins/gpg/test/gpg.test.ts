@@ -6,7 +6,6 @@ import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Manifest } from '@sutazai/backup-core';
-import { ChildProcessStream } from '../src/child-stream.js';
 import { decryptStream, encryptStream, Keyring } from '../src/gpg.js';
 import { authenticateManifest, checkManifestAuthentication, macSalt, manifestMac, type Authenticator } from '../src/manifest-auth.js';
 import { makeKey, stockGpg, writeKey, type TestKey } from './keys.js';
@@ -23,43 +22,12 @@ async function collect(stream: NodeJS.ReadableStream & Readable, input?: Buffer)
   return Buffer.concat(chunks);
 }
 
-describe('ChildProcessStream', () => {
-  const sh = (script: string) => new ChildProcessStream({ command: 'sh', args: ['-c', script], env: { PATH: process.env.PATH }, check: (o) => (o.code === 0 ? undefined : new Error(`exit ${o.code}: ${o.stderr.trim()}`)) });
-
-  it('passes bytes through the child and ends when it succeeds', async () => {
-    const data = randomBytes(3 * 1024 * 1024);
-    expect((await collect(sh('cat'), data)).equals(data)).toBe(true);
-  });
-
-  it('errors instead of ending when the child fails after writing everything', async () => {
-    const stream = sh('cat; echo "integrity check failed" >&2; exit 2');
-    let ended = false;
-    stream.on('end', () => (ended = true));
-    await expect(collect(stream, Buffer.from('plaintext'))).rejects.toThrow(/exit 2: integrity check failed/);
-    expect(ended).toBe(false);
-  });
-
-  it('reports the exit status, not EPIPE, when the child stops reading early', async () => {
-    await expect(collect(sh('echo "wrong passphrase" >&2; exit 2'), randomBytes(8 * 1024 * 1024))).rejects.toThrow(/exit 2: wrong passphrase/);
-  });
-
-  it('kills the child when the stream is destroyed', async () => {
-    const stream = sh('sleep 30');
-    const child = (stream as unknown as { _child?: unknown }) && stream;
-    stream.destroy();
-    await new Promise((r) => setTimeout(r, 100));
-    expect(child.destroyed).toBe(true);
-  });
-
-  it('gives extra pipes their bytes (a passphrase on fd 3), never in the arguments', async () => {
-    const stream = new ChildProcessStream({
-      command: 'sh',
-      args: ['-c', 'cat <&3'],
-      env: { PATH: process.env.PATH },
-      inputs: { 3: Buffer.from('secret-on-fd-3') },
-      check: (o) => (o.code === 0 ? undefined : new Error(o.stderr)),
-    });
-    expect((await collect(stream)).toString()).toBe('secret-on-fd-3');
+describe('exports', () => {
+  it("keeps ChildProcessStream and runChild: core's ProgramStream and runProgram under the names this package exported", async () => {
+    const gpg = await import('../src/index.js');
+    const core = await import('@sutazai/backup-core');
+    expect(gpg.ChildProcessStream).toBe(core.ProgramStream);
+    expect(gpg.runChild).toBe(core.runProgram);
   });
 });
 

@@ -1,10 +1,6 @@
-import { execFile } from 'node:child_process';
 import { accessSync, constants, readdirSync, realpathSync } from 'node:fs';
 import path from 'node:path';
-import { promisify } from 'node:util';
-import { BackupError, childEnvironment } from '@sutazai/backup-core';
-
-const run = promisify(execFile);
+import { BackupError, runChild, secrets } from '@sutazai/backup-core';
 
 export type ToolName = 'pg_dump' | 'pg_dumpall' | 'pg_restore';
 
@@ -31,8 +27,8 @@ const versions = new Map<string, Promise<{ version: string; major: number } | un
 function versionOf(file: string): Promise<{ version: string; major: number } | undefined> {
   let found = versions.get(file);
   if (!found) {
-    found = run(file, ['--version'], { timeout: 10_000, env: childEnvironment() })
-      .then(({ stdout }) => {
+    found = runChild({ path: file, name: path.basename(file) }, ['--version'], { what: `${file} --version`, code: 'E_SOURCE', secrets, signal: AbortSignal.timeout(10_000) })
+      .then((stdout) => {
         const m = /\(PostgreSQL\)\s+(\d+)(?:\.(\d+))?/.exec(stdout);
         return m ? { version: m[2] === undefined ? m[1]! : `${m[1]}.${m[2]}`, major: Number(m[1]) } : undefined;
       })

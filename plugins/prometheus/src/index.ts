@@ -1,7 +1,7 @@
 import { createReadStream, promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { finished } from 'node:stream/promises';
-import { BackupError, defineSource, expandHome, extractTree, quoteReply, runChild, startChild, z, type Logger, type SecretRegistry } from '@sutazai/backup-core';
+import { BackupError, defineSource, expandHome, extractTree, isBackupError, quoteReply, runChild, startChild, z, type Logger, type SecretRegistry } from '@sutazai/backup-core';
 
 export const prometheusOptions = z
   .object({
@@ -122,7 +122,7 @@ async function checkBlocks(dir: string, expected: BlockRecord[], add: (name: str
     const missing = expected.filter((b) => !listing.includes(b.ulid));
     add('promtool tsdb list', missing.length === 0, missing.length ? `promtool does not list ${missing.map((b) => b.ulid).join(', ')}` : `${expected.length} blocks`);
   } catch (err) {
-    if (/could not be run \(spawn promtool ENOENT\)/.test((err as Error).message)) logger.info('promtool is not installed here: blocks checked without it');
+    if (isBackupError(err) && err.details.spawnError === 'ENOENT') logger.info('promtool is not installed here: blocks checked without it');
     else add('promtool tsdb list', false, (err as Error).message);
   }
 }

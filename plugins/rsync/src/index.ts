@@ -1,4 +1,3 @@
-import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createWriteStream, existsSync, promises as fsp } from 'node:fs';
 import os from 'node:os';
@@ -10,9 +9,11 @@ import {
   checkKey,
   defineDestination,
   expandHome,
-  spawnProgram,
+  launchChild,
   z,
   type ChildEnv,
+  type ChildOutcome,
+  type LaunchedChild,
   type Destination,
   type Logger,
   type ObjectInfo,
@@ -177,27 +178,21 @@ export class RsyncDestination implements Destination {
     return this.#private;
   }
 
-  #run(program: string, args: string[], env: ChildEnv, stdout: 'collect' | PassThrough = 'collect'): { child: ChildProcess; done: Promise<RunResult> } {
-    this.#logger?.debug(`${this.description}: ${program} ${args.map((a) => (/[\s'"]/.test(a) ? JSON.stringify(a) : a)).join(' ')}`);
-    const child = spawnProgram(program, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  #run(program: string, args: string[], env: ChildEnv, stdout: 'collect' | PassThrough = 'collect'): { child: LaunchedChild; done: Promise<RunResult> } {
+    const child = launchChild(program, args, { env, logger: this.#logger });
     let out = '';
-    let err = '';
-    if (stdout === 'collect') child.stdout!.on('data', (d: Buffer) => (out += d.toString('utf8')));
-    else child.stdout!.pipe(stdout);
-    child.stderr!.on('data', (d: Buffer) => {
-      if (err.length < 64 * 1024) err += d.toString('utf8');
-    });
-    const done = new Promise<RunResult>((resolve, reject) => {
-      child.on('error', (e: NodeJS.ErrnoException) => {
-        reject(
-          e.code === 'ENOENT'
-            ? new BackupError('E_CONFIG', `${this.description}: ${program} is not installed (or not on PATH): install it (Debian: apt-get install ${program.includes('ssh') ? 'openssh-client' : 'rsync'})`)
-            : e,
-        );
-      });
-      child.on('close', (code) => resolve({ code, stdout: out, stderr: err }));
-    });
-    return { child, done };
+    if (stdout === 'collect') child.process.stdout!.on('data', (d: Buffer) => (out += d.toString('utf8')));
+    else child.process.stdout!.pipe(stdout);
+    return { child, done: child.outcome.then((o) => this.#result(program, o, out)) };
+  }
+
+  #result(program: string, o: ChildOutcome, stdout: string): RunResult {
+    if (o.error?.code === 'ENOENT') {
+      const pkg = program.includes('ssh') ? 'openssh-client' : 'rsync';
+      throw new BackupError('E_CONFIG', `${this.description}: ${program} is not installed (or not on PATH): install it (Debian: apt-get install ${pkg})`);
+    }
+    if (o.error) throw o.error;
+    return { code: o.code, stdout, stderr: o.stderr };
   }
 
   /**
@@ -210,15 +205,9 @@ export class RsyncDestination implements Destination {
     const args = [...sshArgs.map((a) => (a === 'ControlMaster=no' ? 'ControlMaster=yes' : a)), '-o', 'ControlPersist=120', '-N', '-f', this.target.remote!.login];
     this.#logger?.debug(`${this.description}: starting the ssh connection`);
     // With -f the backgrounded master keeps stderr open: wait for the exit of the foreground part only.
-    const child = spawnProgram(this.#options.ssh, args, { env, stdio: ['ignore', 'ignore', 'pipe'] });
-    let stderr = '';
-    child.stderr!.on('data', (d: Buffer) => (stderr += d.toString('utf8')));
-    const code = await new Promise<number | null>((resolve, reject) => {
-      child.on('error', reject);
-      child.on('exit', (c) => resolve(c));
-    });
-    child.stderr!.destroy();
-    if (code !== 0) throw await this.#failure({ code, stdout: '', stderr }, 'connecting');
+    const child = launchChild(this.#options.ssh, args, { env, stdout: 'ignore', waitFor: 'exit' });
+    const result = this.#result(this.#options.ssh, await child.outcome, '');
+    if (result.code !== 0) throw await this.#failure(result, 'connecting');
   }
 
   async #rsync(args: string[], doing: string, allowMissing = false): Promise<RunResult | undefined> {
@@ -232,7 +221,7 @@ export class RsyncDestination implements Destination {
   }
 
   /** Runs a shell command on the target's side (over ssh for a remote target). */
-  async #shell(command: string, stdout: 'collect' | PassThrough = 'collect'): Promise<{ child: ChildProcess; done: Promise<RunResult> }> {
+  async #shell(command: string, stdout: 'collect' | PassThrough = 'collect'): Promise<{ child: LaunchedChild; done: Promise<RunResult> }> {
     await this.#master();
     const { env, sshArgs } = await this.#setup();
     const run = this.target.remote
@@ -332,7 +321,7 @@ export class RsyncDestination implements Destination {
     const out = new PassThrough({ highWaterMark: 1024 * 1024 });
     const { child, done } = await this.#shell(`exec cat -- ${shq(path.posix.join(this.target.root, rel))}`, out);
     out.on('close', () => {
-      if (child.exitCode === null) child.kill();
+      if (child.process.exitCode === null) child.kill();
     });
     done.then(
       async (result) => {

@@ -1,20 +1,13 @@
-import { execFileSync, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { closeSync, constants, mkdtempSync, openSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import type { Readable, Writable } from 'node:stream';
-import { childEnvironment, spawnProgram, type ChildEnv } from '../child.js';
+import type { Writable } from 'node:stream';
+import { launchChild, runChildSync, type ChildEnv, type ChildOutcome } from '../child/launch.js';
 
 /** How a program ended, for deciding whether its output can be trusted. */
-export interface ProgramOutcome {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  /** The end of what it wrote on stderr. */
-  stderr: string;
-  /** What it wrote on `statusFd` (e.g. gpg's `[GNUPG:]` lines). */
-  status: string;
-}
+export type ProgramOutcome = ChildOutcome;
 
 /**
  * An external program that turns bytes on its stdin into bytes on its stdout (an encryption or
@@ -34,7 +27,6 @@ export interface ProgramSpec {
   check(outcome: ProgramOutcome): Error | undefined;
 }
 
-const STDERR_KEEP = 16 * 1024;
 const READ_BUFFER = 1024 * 1024;
 
 /**
@@ -51,33 +43,16 @@ export class ProgramRun {
 
   constructor(spec: ProgramSpec, options: { stdin: number | 'pipe'; onOutput(data: Buffer): boolean | void }) {
     const { read, write } = fifo();
-    const fds = [...Object.keys(spec.inputs ?? {}).map(Number), ...(spec.statusFd !== undefined ? [spec.statusFd] : [])];
-    const stdio = Array.from({ length: Math.max(3, ...fds.map((fd) => fd + 1)) }, (_v, i) =>
-      i === 0 ? options.stdin : i === 1 ? write : i === 2 || fds.includes(i) ? 'pipe' : 'ignore',
-    );
-    let child: ChildProcess;
+    let launched: ReturnType<typeof launchChild>;
     try {
-      child = spawnProgram(spec.command, spec.args, { env: spec.env, stdio: stdio as ('pipe' | 'ignore' | number)[] });
+      launched = launchChild(spec.command, spec.args, { env: spec.env, stdin: options.stdin, stdout: write, inputs: spec.inputs, statusFd: spec.statusFd });
     } catch (err) {
       closeSync(read);
       throw err;
     } finally {
       closeSync(write);
     }
-    this.#child = child;
-    let stderr = '';
-    let status = '';
-    child.stderr!.on('data', (d: Buffer) => {
-      stderr = (stderr + d.toString('utf8')).slice(-STDERR_KEEP);
-    });
-    if (spec.statusFd !== undefined) (child.stdio[spec.statusFd] as Readable).on('data', (d: Buffer) => (status += d.toString('utf8')));
-    for (const [fd, bytes] of Object.entries(spec.inputs ?? {})) {
-      const pipe = child.stdio[Number(fd)] as Writable;
-      pipe.on('error', () => {});
-      pipe.end(bytes);
-    }
-    // The program may stop reading early (a wrong passphrase): its exit status says why, not EPIPE.
-    child.stdin?.on('error', () => {});
+    this.#child = launched.process;
     const buffer = Buffer.allocUnsafe(READ_BUFFER);
     // `onread` is documented for sockets (net.connect) and works for a wrapped fd too; the
     // constructor's typings leave it out.
@@ -101,9 +76,9 @@ export class ProgramRun {
     // 'close' follows the end of the output, an error, or fail().
     const outputClosed = new Promise<void>((resolve) => this.#output.once('close', () => resolve()));
     this.#output.on('error', (err) => this.fail(err));
-    const exited = new Promise<ProgramOutcome>((resolve, reject) => {
-      child.once('error', (err) => reject(new Error(`${spec.command} could not be started: ${err.message}`)));
-      child.once('close', (code, signal) => resolve({ code, signal, stderr, status }));
+    const exited = launched.outcome.then((outcome) => {
+      if (outcome.error) throw new Error(`${spec.command} could not be started: ${outcome.error.message}`);
+      return outcome;
     });
     this.#done = (async () => {
       const [outcome] = await Promise.all([exited, outputClosed]);
@@ -144,7 +119,7 @@ function fifo(): { read: number; write: number } {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'sutazai-fifo-'));
   try {
     const file = path.join(dir, 'out');
-    execFileSync('mkfifo', ['-m', '600', file], { stdio: 'ignore', env: childEnvironment() });
+    if (runChildSync('mkfifo', ['-m', '600', file]) !== 0) throw new Error(`mkfifo ${file} failed`);
     // Opening the read end first (non-blocking) lets the write end open at once.
     const read = openSync(file, constants.O_RDONLY | constants.O_NONBLOCK);
     try {

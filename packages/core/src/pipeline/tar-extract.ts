@@ -1,22 +1,7 @@
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
-import type { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import type { ReadEntry } from 'tar';
 import { BackupError } from '../errors.js';
-import { undecodableError } from './stored-bytes.js';
-
-export interface ExtractOptions {
-  /** Keep the archive's uid/gid and setuid/setgid bits (only meaningful as root). Default: files belong to whoever restores. */
-  preserveOwner?: boolean;
-  label: string;
-  /** Refuse an archive whose files hold more bytes than this (what the manifest records). */
-  maxBytes?: number;
-  /** Refuse entries nested deeper than this many path components. Default MAX_TREE_DEPTH. */
-  maxDepth?: number;
-  /** Told about entries that were changed to restore safely (absolute symlinks made relative). */
-  onWarning?: (message: string) => void;
-}
 
 export interface TreeStats {
   files: number;
@@ -190,106 +175,4 @@ export async function symlinksStayInside(root: string, links: Iterable<string>, 
       throw new BackupError('E_RESTORE', `${label}: refused archive entry ${JSON.stringify(link)}: symlink leads outside the restored tree through other symlinks; nothing was restored`);
     }
   }
-}
-
-/**
- * Extracts a tar stream into `dir` (which must be a fresh, empty folder), refusing unsafe
- * entries: the first one aborts the extraction with an E_RESTORE error naming it. Modes are
- * restored exactly (no umask) but without setuid/setgid, ownership only with `preserveOwner`.
- * Absolute symlink targets are rewritten to point inside the tree (`rewriteAbsoluteSymlink`).
- * After extraction every symlink is followed to check it stays inside `dir`.
- */
-export async function extractTree(input: Readable, dir: string, options: ExtractOptions): Promise<TreeStats> {
-  const stats: TreeStats = { files: 0, directories: 0, symlinks: 0, bytes: 0 };
-  const preserveOwner = options.preserveOwner ?? false;
-  const guard = new ExtractionGuard({ maxBytes: options.maxBytes, maxDepth: options.maxDepth });
-  // The whole `tar` package only when a tree is extracted: commands that only pack or scan start faster.
-  const { UnpackSync } = await import('tar');
-  let refused: BackupError | undefined;
-  let rewritten = 0;
-  // chown clears setuid/setgid: with preserveOwner they are set again once owners are in place.
-  const privileged: [string, number][] = [];
-  const refuse = (entryPath: string, reason: string) =>
-    new BackupError('E_RESTORE', `${options.label}: refused archive entry ${JSON.stringify(entryPath)}: ${reason}; nothing was restored`);
-  const unpack = new UnpackSync({
-    cwd: dir,
-    strict: true,
-    preserveOwner,
-    processUmask: 0,
-    preservePaths: false,
-    filter: (_p: string, entry: unknown) => {
-      const e = entry as ReadEntry;
-      if (refused) return false;
-      const reason = guard.check(e);
-      if (reason) {
-        refused = refuse(e.path, reason);
-        unpack.abort(refused);
-        return false;
-      }
-      if (e.type === 'SymbolicLink' && e.linkpath?.startsWith('/')) {
-        e.linkpath = rewriteAbsoluteSymlink(e.path, e.linkpath);
-        rewritten++;
-      }
-      const mode = restoredMode(e.mode, preserveOwner);
-      if (mode !== undefined) e.mode = mode;
-      if (mode !== undefined && mode & 0o6000 && e.type !== 'SymbolicLink') privileged.push([pathParts(e.path).join('/'), mode]);
-      countEntry(stats, e);
-      return true;
-    },
-  });
-  try {
-    await pipeline(input, unpack);
-  } catch (err) {
-    throw refused ?? wrapTarError(err, options.label);
-  }
-  if (refused) throw refused;
-  await symlinksStayInside(dir, guard.symlinks, options.label);
-  for (const [entry, mode] of privileged) await fsp.chmod(path.join(dir, entry), mode);
-  if (rewritten) options.onWarning?.(`${options.label}: ${rewritten} absolute symlink(s) rewritten to point inside the restored tree`);
-  return stats;
-}
-
-/**
- * Reads a tar stream to the end, checking its structure and that every entry would restore
- * safely, and counts what it holds.
- */
-export async function scanTree(input: Readable, label: string): Promise<TreeStats> {
-  const stats: TreeStats = { files: 0, directories: 0, symlinks: 0, bytes: 0 };
-  const guard = new ExtractionGuard();
-  const { Parser } = await import('tar');
-  let refused: BackupError | undefined;
-  const parser = new Parser({
-    strict: true,
-    onReadEntry: (entry: ReadEntry) => {
-      const reason = refused ? undefined : guard.check(entry);
-      if (reason) {
-        refused = new BackupError('E_INTEGRITY', `${label}: archive entry ${JSON.stringify(entry.path)} would be refused by a restore: ${reason}`);
-        parser.abort(refused);
-      }
-      countEntry(stats, entry);
-      entry.resume();
-    },
-  });
-  try {
-    await pipeline(input, parser);
-  } catch (err) {
-    throw refused ?? wrapTarError(err, label);
-  }
-  if (refused) throw refused;
-  return stats;
-}
-
-function countEntry(stats: TreeStats, entry: ReadEntry): void {
-  if (entry.type === 'Directory') stats.directories++;
-  else if (entry.type === 'SymbolicLink') stats.symlinks++;
-  else {
-    stats.files++;
-    stats.bytes += entry.size ?? 0;
-  }
-}
-
-function wrapTarError(err: unknown, label: string): BackupError {
-  if (err instanceof BackupError) return err;
-  const message = err instanceof Error ? err.message : String(err);
-  return undecodableError(`${label}: the archive cannot be read: ${message}`, err);
 }

@@ -119,6 +119,10 @@ export class TarScanner {
     } catch (err) {
       throw this.#error((err as Error).message);
     }
+    // A pax or GNU long path is the whole path: Header joins a ustar prefix in front of it (the
+    // `tar` package's ReadEntry applies it again afterwards, as this does).
+    if (typeof this.#ex?.path === 'string') header.path = this.#ex.path;
+    if (typeof this.#ex?.linkpath === 'string') header.linkpath = this.#ex.linkpath;
     if (!header.cksumValid) throw this.#error(`checksum failure in the header at byte ${this.#offset}`);
     if (!header.path) throw this.#error(`an entry without a path at byte ${this.#offset}`);
     const type = header.type ?? '';

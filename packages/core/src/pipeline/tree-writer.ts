@@ -1,17 +1,48 @@
 import { closeSync, constants, fchmodSync, fchownSync, ftruncateSync, futimesSync, lchownSync, lutimesSync, mkdirSync, openSync, symlinkSync, chmodSync, chownSync, utimesSync, writeSync } from 'node:fs';
 import path from 'node:path';
+import type { Readable } from 'node:stream';
 import { BackupError } from '../errors.js';
-import { ExtractionGuard, restoredMode, rewriteAbsoluteSymlink, type TreeStats } from './tar-extract.js';
+import { ExtractionGuard, restoredMode, rewriteAbsoluteSymlink, symlinksStayInside, type TreeStats } from './tar-extract.js';
 import { TarScanner, type TarEntryHeader } from './tar-scan.js';
 
 export interface TreeWriterOptions {
   label: string;
-  /** Keep the archive's uid/gid and setuid/setgid bits (only meaningful as root). */
+  /** Keep the archive's uid/gid and setuid/setgid bits (only meaningful as root). Default: files belong to whoever restores. */
   preserveOwner?: boolean;
   /** Refuse an archive whose files hold more bytes than this (what the manifest records). */
   maxBytes?: number;
   /** Refuse entries nested deeper than this. Default MAX_TREE_DEPTH. */
   maxDepth?: number;
+}
+
+export interface ExtractOptions extends TreeWriterOptions {
+  /** Told about entries that were changed to restore safely (absolute symlinks made relative). */
+  onWarning?: (message: string) => void;
+}
+
+/**
+ * The one safe tar extractor (restore, and plugins' restore tests): extracts a tar stream, or
+ * the chunks `input` hands to `write`, into `dir` (a fresh, empty, private folder) through a
+ * TreeWriter, then follows every symlink to check it stays inside `dir`. The first unsafe entry
+ * stops it with an E_RESTORE error naming the entry; a damaged archive is E_INTEGRITY.
+ */
+export async function extractTree(
+  input: Readable | ((write: (chunk: Buffer) => void) => Promise<unknown>),
+  dir: string,
+  options: ExtractOptions,
+): Promise<TreeStats> {
+  const writer = new TreeWriter(dir, options);
+  try {
+    if (typeof input === 'function') await input((chunk) => writer.update(chunk));
+    else for await (const chunk of input) writer.update(chunk as Buffer);
+    const stats = writer.finish();
+    await symlinksStayInside(dir, writer.symlinks, options.label);
+    if (writer.rewrittenSymlinks) options.onWarning?.(`${options.label}: ${writer.rewrittenSymlinks} absolute symlink(s) rewritten to point inside the restored tree`);
+    return stats;
+  } catch (err) {
+    writer.abort();
+    throw err;
+  }
 }
 
 const CREATE_FILE = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;

@@ -1,46 +1,29 @@
-import { spawn, spawnSync } from 'node:child_process';
-import { Duplex, PassThrough, type Readable, type Writable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
+import type { Duplex } from 'node:stream';
+import { runChildSync } from '../child/launch.js';
 import { BackupError } from '../errors.js';
+import { ProgramStream } from '../pipeline/program-stream.js';
 
 const PROGRAM = process.env.SUTAZAI_BACKUP_ZSTD_PROGRAM || 'zstd';
 let found: boolean | undefined;
 
 /** Whether the `zstd` program runs here (checked once). */
 export function zstdProgramFound(): boolean {
-  if (found === undefined) found = spawnSync(PROGRAM, ['--version'], { stdio: 'ignore' }).status === 0;
+  if (found === undefined) found = runChildSync(PROGRAM, ['--version']) === 0;
   return found;
 }
 
 /**
  * The `zstd` program as a stream stage: bytes in on its stdin, out of its stdout; a non-zero exit
- * (a corrupt or cut frame when decoding) fails the stream with what it printed.
+ * (a corrupt or cut frame when decoding) fails the stream with what it printed, and the output
+ * ends only once the program has exited well, so a failure cannot pass for the end.
  */
 export function zstdProgramStream(args: string[]): Duplex {
-  const child = spawn(PROGRAM, ['-q', ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
-  let stderr = '';
-  child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr = (stderr + d).slice(-2000)));
-  const output = new PassThrough({ highWaterMark: 1024 * 1024 });
-  const exited = new Promise<void>((resolve, reject) => {
-    child.once('error', reject);
-    child.once('close', (code, signal) => {
-      if (code === 0) resolve();
-      else reject(new BackupError('E_INTEGRITY', `zstd ${args.join(' ')}: ${stderr.trim() || `exited with ${code ?? signal}`}`));
-    });
+  return new ProgramStream({
+    command: PROGRAM,
+    args: ['-q', ...args],
+    env: {},
+    check: (o) => (o.code === 0 ? undefined : new BackupError('E_INTEGRITY', `zstd ${args.join(' ')}: ${o.stderr.trim() || `exited with ${o.code ?? o.signal}`}`)),
   });
-  const stage = Duplex.from({ writable: child.stdin as Writable, readable: output as Readable });
-  // The output ends only once the program has exited well, so a failure cannot pass for the end.
-  Promise.all([pipeline(child.stdout, output, { end: false }), exited]).then(
-    () => output.end(),
-    (err: Error) => {
-      child.kill();
-      stage.destroy(err);
-    },
-  );
-  stage.once('close', () => {
-    if (child.exitCode === null) child.kill();
-  });
-  return stage;
 }
 
 /** One buffer through the program. */
