@@ -1,3 +1,4 @@
+import { promises as fsp } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { ConfigError, type ConfigIssue } from './errors.js';
@@ -103,6 +104,7 @@ export async function loadConfig(options: LoadConfigOptions = {}): Promise<Resol
 
   const backupRoot = path.resolve(dir, expandHome(top.backupRoot));
   fail(backupRootInSources(backupRoot, loaded.sources));
+  fail(await backupRootNotAFolder(backupRoot));
 
   const exposure = await exposureWarning(file, literal, top.strictPermissions);
   return {
@@ -124,6 +126,12 @@ export async function loadConfig(options: LoadConfigOptions = {}): Promise<Resol
     warnings: exposure ? [exposure] : [],
     ...(deferred.length ? { encryptionSecretsMissing: deferred } : {}),
   };
+}
+
+/** backupRoot may be missing (the first run makes it), but what is there must be a folder. */
+async function backupRootNotAFolder(backupRoot: string): Promise<ConfigIssue[]> {
+  const st = await fsp.stat(backupRoot).catch(() => undefined);
+  return st && !st.isDirectory() ? [{ path: 'backupRoot', message: `${backupRoot} exists and is not a folder` }] : [];
 }
 
 /** The rc file's content, and the folder its relative paths start from. */

@@ -46,6 +46,13 @@ describe('loadConfig', () => {
     expect(config.checks).toMatchObject({ maxAgeMs: 26 * 3600_000, maxStorageUsage: 0.85 });
   });
 
+  it('refuses a backupRoot that is a file, naming the key, and accepts one not made yet', async () => {
+    await fsp.writeFile(path.join(dir, 'repo'), 'not a folder');
+    expect(await issuesOf(load(base))).toEqual([`backupRoot: ${path.join(dir, 'repo')} exists and is not a folder`]);
+    await fsp.rm(path.join(dir, 'repo'));
+    expect((await load(base)).backupRoot).toBe(path.join(dir, 'repo'));
+  });
+
   it('interpolates ${VAR} and ${VAR:-default}, and $${ stays literal', async () => {
     const config = await load('backupRoot: ${ROOT:-./fallback}\nhost: ${HOST_NAME}\nsources:\n  one: { use: ./probe.mjs, note: "$${NOT_A_VAR}" }\n', {
       HOST_NAME: 'box-1',
