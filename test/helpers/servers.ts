@@ -994,6 +994,8 @@ export interface SmtpOptions {
   starttls?: boolean;
   /** Reject messages larger than this many bytes. */
   size?: number;
+  /** Refuse every recipient with this reply text (code 550), as a server that echoes too much might. */
+  rejectRecipients?: (creds: { user: string; password: string } | undefined) => string;
 }
 
 export interface ReceivedMail {
@@ -1037,6 +1039,12 @@ export async function startSmtp(opts: SmtpOptions = {}): Promise<SmtpTestServer>
     onAuth(auth, _session, callback) {
       if (creds && auth.username === creds.user && auth.password === creds.password) callback(null, { user: auth.username });
       else callback(new Error('Invalid username or password'));
+    },
+    onRcptTo(_address, _session, callback) {
+      if (!opts.rejectRecipients) return callback();
+      const err = new Error(opts.rejectRecipients(creds)) as Error & { responseCode: number };
+      err.responseCode = 550;
+      callback(err);
     },
     onData(stream, session, callback) {
       const chunks: Buffer[] = [];

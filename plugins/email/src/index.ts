@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import path from 'node:path';
 import nodemailer from 'nodemailer';
-import { BackupError, defineNotifier, expandHome, z } from '@sutazai/backup-core';
+import { BackupError, defineNotifier, expandHome, quoteReply, z } from '@sutazai/backup-core';
 import { renderHtml, renderText, subjectOf } from './render.js';
 
 export { renderHtml, renderText, subjectOf } from './render.js';
@@ -101,10 +101,11 @@ export default defineNotifier({
         html: renderHtml(notification, options.logLines),
         headers: { 'X-Sutazai-Event': notification.event },
       });
-      ctx.logger.debug(`accepted by the SMTP server: ${info.response}`);
+      ctx.logger.debug(`accepted by the SMTP server: ${quoteReply(String(info.response), ctx.plugin.secrets)}`);
     } catch (err) {
       const e = err as Error & { code?: string; responseCode?: number };
-      throw new BackupError('E_NOTIFY', `SMTP delivery failed: ${e.message}${e.code ? ` (${e.code})` : ''}`, {
+      // The server's reply is quoted as other channels quote theirs: one line, bounded, secrets masked.
+      throw new BackupError('E_NOTIFY', `SMTP delivery failed: ${quoteReply(e.message, ctx.plugin.secrets)}${e.code ? ` (${e.code})` : ''}`, {
         cause: err,
         details: { retryable: !isPermanent(e), ...(e.responseCode ? { smtpCode: e.responseCode } : {}) },
       });

@@ -54,4 +54,18 @@ describe('email over a real SMTP server', () => {
     expect(result!.error).toMatch(/EAUTH/);
     expect(result!.error).not.toContain('wrong-password-123');
   });
+
+  it("quotes a refusing server's reply on one bounded line, with the password masked", async () => {
+    const echoing = await startSmtp({ secure: true, auth: true, rejectRecipients: (c) => `mailbox unavailable for ${c!.user}:${c!.password}\n${'x'.repeat(2000)}` });
+    try {
+      const [result] = await notifyThrough([{ plugin: email({ ...base, url: echoing.url }) }], sampleRunNotification('failure'));
+      expect(result).toMatchObject({ status: 'failed' });
+      expect(result!.error).toMatch(/SMTP delivery failed: .*mailbox unavailable for sutazai:/);
+      expect(result!.error).not.toContain(echoing.password!);
+      expect(result!.error).not.toContain('\n');
+      expect(result!.error!.length).toBeLessThan(1000);
+    } finally {
+      await echoing.stop();
+    }
+  });
 });
