@@ -78,8 +78,10 @@ beforeAll(async () => {
   await writeRc(work, RC.replace('"0 2 * * *"', '"61 2 * * *"'), 'bad-cron.yaml');
   await writeRc(work, RC.replace('./repo', '${BACKUP_ROOT_NOT_SET}'), 'missing-var.yaml');
   await writeRc(work, RC.replace('sources:\n', 'sources:\n  vectors: { use: mongodb }\n'), 'unknown-plugin.yaml');
-  await fsp.writeFile(path.join(work, 'repo-file'), 'not a folder\n');
-  await writeRc(work, RC.replace('./repo', './repo-file'), 'root-is-file.yaml');
+  // A backupRoot whose state/ is a file: the run history cannot be read.
+  await fsp.mkdir(path.join(work, 'repo-broken'), { mode: 0o700 });
+  await fsp.writeFile(path.join(work, 'repo-broken', 'state'), 'not a folder\n');
+  await writeRc(work, RC.replace('./repo', './repo-broken'), 'history-unreadable.yaml');
   // A destination whose server refuses connections: nothing listens on this loopback port.
   const port = await freePort();
   await writeRc(
@@ -142,11 +144,13 @@ describe('configuration commands', () => {
     }
   });
 
-  it('metrics: 0 with the gauges, 1 when backupRoot cannot be read, 2 for a broken rc file', async () => {
+  it('metrics: 0 with the gauges, 1 when the run history cannot be read (no stack trace), 2 for a broken rc file', async () => {
     const text = (await cli('metrics', [], 0)).stdout;
     expect(text).toMatch(/^sutazai_backup_healthy\{host="[^"]+"\} 1$/m);
     expect(text).toMatch(/^sutazai_backup_snapshots\{host="[^"]+"\} 2$/m);
-    expect((await cli('metrics', ['--config', 'root-is-file.yaml'], 1)).stderr).toContain(path.join(work, 'repo-file'));
+    const unreadable = (await cli('metrics', ['--config', 'history-unreadable.yaml'], 1)).stderr;
+    expect(unreadable).toContain(`cannot read the run history ${path.join(work, 'repo-broken', 'state', 'history.jsonl')}`);
+    expect(unreadable).not.toMatch(/\n\s+at /);
     expect((await cli('metrics', ['--config', 'broken.yaml'], 2)).stderr).toContain('broken.yaml');
   });
 

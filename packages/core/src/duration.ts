@@ -39,6 +39,8 @@ export function readDuration(text: string, options: { fixed?: boolean } = {}): D
   const duration: Duration = { years: 0, months: 0, ms: 0 };
   for (const { digits, unit } of parts) {
     const n = Number(digits);
+    // A count too large to be exact (beyond 2^53) would be silently rounded: refuse it.
+    if (n > Number.MAX_SAFE_INTEGER) return malformed;
     if (CALENDAR.has(unit)) {
       if (options.fixed) return { problem: `"${text}": months and years have no fixed length here: write days or weeks (e.g. "30d", "52w")` };
       if (!Number.isInteger(n)) return { problem: `"${text}": months and years take whole numbers` };

@@ -30,6 +30,8 @@ export type ErrorCode =
   | 'E_NOTIFY'
   | 'E_PLUGIN'
   | 'E_ABORTED'
+  /** The tool's own state under backupRoot (history, notification state) cannot be read or written. */
+  | 'E_STATE'
   | 'E_INTERNAL';
 
 const usageCodes: ReadonlySet<ErrorCode> = new Set(['E_CONFIG', 'E_USAGE', 'E_PLUGIN_NOT_FOUND']);

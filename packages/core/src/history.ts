@@ -1,5 +1,6 @@
 import path from 'node:path';
 import { ownFolder } from './backup-root.js';
+import { BackupError } from './errors.js';
 import { openPrivate, readOwnFile } from './fs.js';
 
 /** One line of the run history: what `status` and health checks read. */
@@ -46,7 +47,8 @@ export class RunHistory {
       text = await readOwnFile(this.file);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
-      throw err;
+      if (err instanceof BackupError) throw err;
+      throw new BackupError('E_STATE', `cannot read the run history ${this.file}: ${(err as Error).message}`, { cause: err });
     }
     const lines = text.split('\n').filter(Boolean).slice(-MAX_LINES);
     const out: HistoryRecord[] = [];

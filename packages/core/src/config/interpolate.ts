@@ -25,8 +25,9 @@ export function interpolate(value: unknown, at: string, env: NodeJS.ProcessEnv, 
     if (!value.includes('${')) return value;
     return value.replace(VAR, (match, name: string | undefined, fallback: string | undefined) => {
       if (match === '$${') return '${';
-      // Unset in the environment: a systemd credential of that name ($CREDENTIALS_DIRECTORY/NAME).
-      const found = lookupVariable(name!, env) ?? readCredential(name!, env, secrets);
+      // Absent from the environment: a systemd credential of that name ($CREDENTIALS_DIRECTORY/NAME).
+      // A variable set but empty stays "not set" and does not fall through to a credential.
+      const found = name! in env ? lookupVariable(name!, env) : readCredential(name!, env, secrets) || undefined;
       if (found !== undefined) {
         if (isSecretKey(name!) || isSecretKey(at.split('.').at(-1) ?? '')) secrets.add(found);
         return found;
