@@ -17,6 +17,7 @@ import { freePort, startHttpReceiver, startPostgres, type HttpReceiver, type Pos
 const SCHEMAS: Record<string, string[]> = {
   run: ['run'],
   list: ['list'],
+  ls: ['ls'],
   restore: ['restore-to', 'restore-into'],
   verify: ['verify'],
   prune: ['prune'],

@@ -3,6 +3,7 @@ import { ConfigError, ExitCode, exitCodeOf, isBackupError } from '@sutazai/backu
 import { registerConfigCommands } from './commands/config.js';
 import { registerInitCommand } from './commands/init.js';
 import { registerListCommand } from './commands/list.js';
+import { registerLsCommand } from './commands/ls.js';
 import { registerMetricsCommands } from './commands/metrics.js';
 import { registerPruneCommands } from './commands/prune.js';
 import { registerRestoreTestCommand } from './commands/restore-test.js';
@@ -24,6 +25,7 @@ export type { Io } from './context.js';
 const COMMANDS: ((program: Command, cli: CliContext) => void)[] = [
   registerRunCommand,
   registerListCommand,
+  registerLsCommand,
   registerRestoreCommand,
   registerVerifyCommand,
   registerPruneCommands,

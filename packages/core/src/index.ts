@@ -7,6 +7,7 @@ export type { CheckResult } from './checks.js';
 export type { RunOptions } from './run/backup-run.js';
 export type { ArtifactVerification, SnapshotVerification, VerifyOptions, VerifyResult } from './verify.js';
 export type { RestoreOptions, RestoreResult } from './restore-command.js';
+export type { LsEntry, LsOptions, LsResult } from './ls-command.js';
 export type { RestoredArtifact } from './restore.js';
 export type { ArtifactRestoreTest, RestoreTestResult } from './restore-test.js';
 export type { StatusResult } from './health.js';
