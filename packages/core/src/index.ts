@@ -8,6 +8,7 @@ export type { RunOptions } from './run/backup-run.js';
 export type { ArtifactVerification, SnapshotVerification, VerifyOptions, VerifyResult } from './verify.js';
 export type { RestoreOptions, RestoreResult } from './restore-command.js';
 export type { LsEntry, LsOptions, LsResult } from './ls-command.js';
+export { configJsonSchema } from './config/json-schema.js';
 export type { RestoredArtifact } from './restore.js';
 export type { ArtifactRestoreTest, RestoreTestResult } from './restore-test.js';
 export type { StatusResult } from './health.js';
