@@ -24,6 +24,7 @@ const SCHEMAS: Record<string, string[]> = {
   forget: ['forget'],
   'restore-test': ['restore-test'],
   status: ['status'],
+  report: ['report'],
 };
 
 let work: string;

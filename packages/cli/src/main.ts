@@ -6,6 +6,7 @@ import { registerListCommand } from './commands/list.js';
 import { registerLsCommand } from './commands/ls.js';
 import { registerMetricsCommands } from './commands/metrics.js';
 import { registerPruneCommands } from './commands/prune.js';
+import { registerReportCommand } from './commands/report.js';
 import { registerRestoreTestCommand } from './commands/restore-test.js';
 import { registerRestoreCommand } from './commands/restore.js';
 import { registerRunCommand } from './commands/run.js';
@@ -31,6 +32,7 @@ const COMMANDS: ((program: Command, cli: CliContext) => void)[] = [
   registerPruneCommands,
   registerRestoreTestCommand,
   registerStatusCommand,
+  registerReportCommand,
   registerConfigCommands,
   registerInitCommand,
   registerScheduling,

@@ -13,6 +13,7 @@ import { noProgress, type Progress } from './progress.js';
 import { retryingDestination } from './retry.js';
 import type { ForgetResult, PruneResult } from './pruner.js';
 import type { SnapshotRepository } from './repository-format.js';
+import type { HistoryReport } from './history-report.js';
 import type { LsOptions, LsResult } from './ls-command.js';
 import type { RestoreOptions, RestoreResult } from './restore-command.js';
 import type { RestoreTestResult } from './restore-test.js';
@@ -188,6 +189,12 @@ export class Engine {
   async ls(options: LsOptions): Promise<LsResult> {
     const { listEntries } = await import('./ls-command.js');
     return listEntries(this.#ctx, options);
+  }
+
+  /** `report`: the run history of the last `days` days, per profile, per destination, and the restore tests. */
+  async report(options: { days?: number } = {}): Promise<HistoryReport> {
+    const { historyReport } = await import('./history-report.js');
+    return historyReport(this.#ctx, options);
   }
 
   /** Restores a snapshot into a private sandbox and checks it: generic checks, then each source's own. */
