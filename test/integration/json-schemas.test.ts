@@ -25,6 +25,7 @@ const SCHEMAS: Record<string, string[]> = {
   'restore-test': ['restore-test'],
   status: ['status'],
   report: ['report'],
+  recover: ['recover'],
 };
 
 let work: string;

@@ -6,6 +6,7 @@ import { registerListCommand } from './commands/list.js';
 import { registerLsCommand } from './commands/ls.js';
 import { registerMetricsCommands } from './commands/metrics.js';
 import { registerPruneCommands } from './commands/prune.js';
+import { registerRecoverCommand } from './commands/recover.js';
 import { registerReportCommand } from './commands/report.js';
 import { registerRestoreTestCommand } from './commands/restore-test.js';
 import { registerRestoreCommand } from './commands/restore.js';
@@ -28,6 +29,7 @@ const COMMANDS: ((program: Command, cli: CliContext) => void)[] = [
   registerListCommand,
   registerLsCommand,
   registerRestoreCommand,
+  registerRecoverCommand,
   registerVerifyCommand,
   registerPruneCommands,
   registerRestoreTestCommand,

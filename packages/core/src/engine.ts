@@ -15,6 +15,7 @@ import type { ForgetResult, PruneResult } from './pruner.js';
 import type { SnapshotRepository } from './repository-format.js';
 import type { HistoryReport } from './history-report.js';
 import type { LsOptions, LsResult } from './ls-command.js';
+import type { RecoveryResult } from './recover.js';
 import type { RestoreOptions, RestoreResult } from './restore-command.js';
 import type { RestoreTestResult } from './restore-test.js';
 import type { RunReport } from './report.js';
@@ -195,6 +196,12 @@ export class Engine {
   async report(options: { days?: number } = {}): Promise<HistoryReport> {
     const { historyReport } = await import('./history-report.js');
     return historyReport(this.#ctx, options);
+  }
+
+  /** `recover --from DEST`: every source's newest snapshot, in the recovery order, or `plan` it. */
+  async recover(options: { from: string; to?: string; plan?: boolean; force?: boolean }): Promise<RecoveryResult> {
+    const { recover } = await import('./recover.js');
+    return recover(this.#ctx, options);
   }
 
   /** Restores a snapshot into a private sandbox and checks it: generic checks, then each source's own. */

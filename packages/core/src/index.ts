@@ -9,6 +9,7 @@ export type { ArtifactVerification, SnapshotVerification, VerifyOptions, VerifyR
 export type { RestoreOptions, RestoreResult } from './restore-command.js';
 export type { LsEntry, LsOptions, LsResult } from './ls-command.js';
 export { configJsonSchema } from './config/json-schema.js';
+export type { RecoveryResult, RecoveryStep } from './recover.js';
 export type { DestinationSummary, HistoryReport, ProfileSummary } from './history-report.js';
 export type { RestoredArtifact } from './restore.js';
 export type { ArtifactRestoreTest, RestoreTestResult } from './restore-test.js';
