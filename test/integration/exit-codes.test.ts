@@ -35,6 +35,10 @@ const MATRIX: Record<string, Code[]> = {
   daemon: [0, 2, 75],
   metrics: [0, 1, 2],
   serve: [0, 1, 2],
+  ls: [0, 1, 2],
+  recover: [0, 1, 2],
+  report: [0, 2],
+  'config schema': [0],
 };
 const seen = new Map<string, Set<number>>();
 
@@ -359,6 +363,30 @@ describe('unattended commands', () => {
     const reported = { MONITOR_SERVICE_RESULT: 'exit-code', MONITOR_EXIT_CODE: 'exited', MONITOR_EXIT_STATUS: '1' };
     expect((await cli('systemd on-failure', ['sutazai-backup-nightly.service'], 0, { env: reported })).stdout).toContain('already reported by the run');
     await cli('systemd on-failure', ['sutazai-backup-nightly.service', '--config', 'broken.yaml'], 2, { env: reported });
+  });
+});
+
+describe('snapshot contents, recovery and the history', () => {
+  it('ls: 0 with its JSON document, 1 for a path that matches nothing, 2 without a snapshot', async () => {
+    expectSchema('ls', (await cli('ls', ['latest', '--json'], 0)).json());
+    expect(jsonError(await cli('ls', ['latest', 'no/such/path', '--json'], 1)).code).toBe('E_NOT_FOUND');
+    await cli('ls', [], 2);
+  });
+
+  it('recover: 0 for a whole plan, 1 when a target is in the way, 2 without --to or --plan', async () => {
+    // Earlier cases forget and damage snapshots: a fresh run puts every source at offsite again.
+    expect((await runCli(['run'], { cwd: work })).code).toBe(0);
+    expectSchema('recover', (await cli('recover', ['--from', 'offsite', '--plan', '--json'], 0)).json());
+    const to = path.join(work, 'recovered');
+    await writeTree(path.join(to, 'configs'), { 'in-the-way.txt': 'x\n' });
+    expect(jsonError(await cli('recover', ['--from', 'offsite', '--to', to, '--json'], 1)).code).toBe('E_RESTORE');
+    expect(jsonError(await cli('recover', ['--from', 'offsite', '--json'], 2)).code).toBe('E_USAGE');
+  });
+
+  it('report: 0 with its JSON document, 2 for a bad --days; config schema: 0', async () => {
+    expectSchema('report', (await cli('report', ['--json'], 0)).json());
+    await cli('report', ['--days', 'none'], 2);
+    expect((await cli('config schema', [], 0)).json()).toMatchObject({ title: '.sutazai-backuprc' });
   });
 });
 

@@ -17,12 +17,15 @@ import { freePort, startHttpReceiver, startPostgres, type HttpReceiver, type Pos
 const SCHEMAS: Record<string, string[]> = {
   run: ['run'],
   list: ['list'],
+  ls: ['ls'],
   restore: ['restore-to', 'restore-into'],
   verify: ['verify'],
   prune: ['prune'],
   forget: ['forget'],
   'restore-test': ['restore-test'],
   status: ['status'],
+  report: ['report'],
+  recover: ['recover'],
 };
 
 let work: string;
@@ -36,13 +39,13 @@ afterAll(async () => {
 });
 
 describe('the schemas', () => {
-  it('exist for every command that takes --json, and for config show and the error document', async () => {
+  it('exist for every command that takes --json, for config show, the error document and the rc file', async () => {
     const help = (await runCli(['--help'], { cwd: work })).stdout;
     const commands = [...help.split('Commands:')[1]!.matchAll(/^ {2}(\S+)/gm)].map((m) => m[1]!).filter((c) => c !== 'help');
     const helps = await Promise.all(commands.map((c) => runCli([c, '--help'], { cwd: work })));
     const withJson = commands.filter((_, i) => helps[i]!.stdout.includes('--json'));
     expect(withJson.sort()).toEqual(Object.keys(SCHEMAS).sort());
-    expect(SCHEMA_NAMES).toEqual([...Object.values(SCHEMAS).flat(), 'config-show', 'error'].sort());
+    expect(SCHEMA_NAMES).toEqual([...Object.values(SCHEMAS).flat(), 'config-show', 'error', 'rc'].sort());
   });
 
   it('compile in strict mode, and the README names each of them', async () => {

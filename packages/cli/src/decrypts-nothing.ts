@@ -6,7 +6,7 @@ import type { Command } from 'commander';
  * `encryption` is no error for them. `daemon` is not one: it starts runs, so a missing secret
  * stops it at start rather than failing every job.
  */
-const DECRYPT_NOTHING = new Set(['list', 'status', 'metrics', 'serve', 'config validate', 'config show', 'schedule', 'systemd print', 'systemd on-failure']);
+const DECRYPT_NOTHING = new Set(['list', 'report', 'status', 'metrics', 'serve', 'config validate', 'config show', 'schedule', 'systemd print', 'systemd on-failure']);
 
 /** `config validate` for its subcommand, `list` for a top-level one. */
 function commandPath(command: Command): string {

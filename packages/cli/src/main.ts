@@ -3,8 +3,11 @@ import { ConfigError, ExitCode, exitCodeOf, isBackupError } from '@sutazai/backu
 import { registerConfigCommands } from './commands/config.js';
 import { registerInitCommand } from './commands/init.js';
 import { registerListCommand } from './commands/list.js';
+import { registerLsCommand } from './commands/ls.js';
 import { registerMetricsCommands } from './commands/metrics.js';
 import { registerPruneCommands } from './commands/prune.js';
+import { registerRecoverCommand } from './commands/recover.js';
+import { registerReportCommand } from './commands/report.js';
 import { registerRestoreTestCommand } from './commands/restore-test.js';
 import { registerRestoreCommand } from './commands/restore.js';
 import { registerRunCommand } from './commands/run.js';
@@ -24,11 +27,14 @@ export type { Io } from './context.js';
 const COMMANDS: ((program: Command, cli: CliContext) => void)[] = [
   registerRunCommand,
   registerListCommand,
+  registerLsCommand,
   registerRestoreCommand,
+  registerRecoverCommand,
   registerVerifyCommand,
   registerPruneCommands,
   registerRestoreTestCommand,
   registerStatusCommand,
+  registerReportCommand,
   registerConfigCommands,
   registerInitCommand,
   registerScheduling,

@@ -13,6 +13,9 @@ import { noProgress, type Progress } from './progress.js';
 import { retryingDestination } from './retry.js';
 import type { ForgetResult, PruneResult } from './pruner.js';
 import type { SnapshotRepository } from './repository-format.js';
+import type { HistoryReport } from './history-report.js';
+import type { LsOptions, LsResult } from './ls-command.js';
+import type { RecoveryResult } from './recover.js';
 import type { RestoreOptions, RestoreResult } from './restore-command.js';
 import type { RestoreTestResult } from './restore-test.js';
 import type { RunReport } from './report.js';
@@ -24,6 +27,7 @@ import type { VerifyOptions, VerifyResult } from './verify.js';
 export type { CheckResult } from './checks.js';
 export type { StatusResult } from './health.js';
 export type { RestoreOptions, RestoreResult } from './restore-command.js';
+export type { LsEntry, LsOptions, LsResult } from './ls-command.js';
 export type { ArtifactRestoreTest, RestoreTestResult } from './restore-test.js';
 export type { RunOptions } from './run/backup-run.js';
 export type { ArtifactVerification, SnapshotVerification, VerifyOptions, VerifyResult } from './verify.js';
@@ -180,6 +184,24 @@ export class Engine {
   async restore(options: RestoreOptions): Promise<RestoreResult> {
     const { restoreSnapshot } = await import('./restore-command.js');
     return restoreSnapshot(this.#ctx, options);
+  }
+
+  /** The entries inside a snapshot (`ls`), read and checked, never extracted. */
+  async ls(options: LsOptions): Promise<LsResult> {
+    const { listEntries } = await import('./ls-command.js');
+    return listEntries(this.#ctx, options);
+  }
+
+  /** `report`: the run history of the last `days` days, per profile, per destination, and the restore tests. */
+  async report(options: { days?: number } = {}): Promise<HistoryReport> {
+    const { historyReport } = await import('./history-report.js');
+    return historyReport(this.#ctx, options);
+  }
+
+  /** `recover --from DEST`: every source's newest snapshot, in the recovery order, or `plan` it. */
+  async recover(options: { from: string; to?: string; plan?: boolean; force?: boolean }): Promise<RecoveryResult> {
+    const { recover } = await import('./recover.js');
+    return recover(this.#ctx, options);
   }
 
   /** Restores a snapshot into a private sandbox and checks it: generic checks, then each source's own. */

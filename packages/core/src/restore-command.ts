@@ -13,6 +13,8 @@ export interface RestoreOptions {
   /** Restore a database source into this server (`--into URL`). */
   into?: string;
   sources?: string[];
+  /** With `to`: only these paths of tree sources (file artifacts: by name), as `ls` shows them. */
+  paths?: string[];
   database?: string;
   clean?: boolean;
   force?: boolean;
@@ -29,6 +31,7 @@ export interface RestoreResult {
 /** `restore --to DIR` (every format, restore.ts) or `restore --into URL` (the source plugin's restore hook). */
 export async function restoreSnapshot(ctx: EngineContext, options: RestoreOptions): Promise<RestoreResult> {
   if (Boolean(options.to) === Boolean(options.into)) throw new BackupError('E_USAGE', 'restore needs exactly one of --to DIR or --into URL');
+  if (options.into && options.paths?.length) throw new BackupError('E_USAGE', 'restore --path works with --to DIR only');
   const repo = ctx.repositories.at(options.from);
   const scratch = new Scratch(ctx.config.backupRoot);
   try {
@@ -37,6 +40,7 @@ export async function restoreSnapshot(ctx: EngineContext, options: RestoreOption
       const restored = await restoreToDir(readers, options.to, {
         ...(options.force ? { force: true } : {}),
         ...(options.preserveOwner ? { preserveOwner: true } : {}),
+        ...(options.paths?.length ? { paths: options.paths } : {}),
       });
       for (const r of restored) ctx.logger.info(`restored ${r.file} to ${r.path}`);
       return { snapshot: id, repository: repo.name, restored };

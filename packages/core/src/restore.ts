@@ -4,7 +4,8 @@ import { pipeline } from 'node:stream/promises';
 import { BackupError } from './errors.js';
 import { ensureDir, isEmptyDir, openPrivate, pathExists } from './fs.js';
 import { isSourceName, joinPlainName } from './manifest.js';
-import { symlinksStayInside, type TreeStats } from './pipeline/tar-extract.js';
+import { PathSelection } from './pipeline/path-selection.js';
+import { pathParts, type TreeStats } from './pipeline/tar-extract.js';
 import { extractTree, TreeWriter } from './pipeline/tree-writer.js';
 import type { ReadableArtifact as ArtifactReader } from './repository-format.js';
 import { makeRestoreWork, removeStaleRestoreWork } from './restore-work.js';
@@ -21,6 +22,8 @@ export interface RestoreToDirOptions {
   /** Overwrite a non-empty `DIR/<source>`. */
   force?: boolean;
   preserveOwner?: boolean;
+  /** Restore only the entries at or under these paths of tree sources (file artifacts: by name), as `ls` shows them. */
+  paths?: readonly string[];
 }
 
 /**
@@ -42,13 +45,23 @@ export async function restoreToDir(readers: ArtifactReader[], dir: string, optio
   let work: string | undefined;
   try {
     work = await makeRestoreWork(target);
+    const select = options.paths?.length ? new PathSelection(options.paths) : undefined;
     const staged: RestoredArtifact[] = [];
-    for (const reader of readers) staged.push(await stageArtifact(reader, work, options));
+    for (const reader of readers) {
+      const artifact = await stageArtifact(reader, work, { ...options, select });
+      if (artifact) staged.push(artifact);
+    }
+    const unmatched = select?.unmatched() ?? [];
+    if (unmatched.length) {
+      throw new BackupError('E_NOT_FOUND', `nothing in the snapshot matches --path ${unmatched.map((p) => JSON.stringify(p)).join(', ')} (see sutazai-backup ls); nothing was restored`);
+    }
     const moved: RestoredArtifact[] = [];
     for (const source of sources) {
       const from = path.join(work, source);
       const to = path.join(target, source);
-      await moveInto(from, to, options);
+      // With --path, a source none of whose entries were picked is left alone.
+      if (select && (await isEmptyDir(from))) continue;
+      await moveInto(from, to, options, select?.roots());
       for (const s of staged.filter((a) => a.source === source)) moved.push({ ...s, path: path.join(to, path.relative(from, s.path)) });
     }
     created.length = 0;
@@ -98,7 +111,7 @@ export async function checkFreeSpace(target: string, needed: number): Promise<vo
   }
 }
 
-async function stageArtifact(reader: ArtifactReader, work: string, options: RestoreToDirOptions): Promise<RestoredArtifact> {
+async function stageArtifact(reader: ArtifactReader, work: string, options: RestoreToDirOptions & { select: PathSelection | undefined }): Promise<RestoredArtifact | undefined> {
   const { artifact } = reader;
   const sourceDir = path.join(work, artifact.source);
   await ensureDir(sourceDir);
@@ -110,6 +123,7 @@ async function stageArtifact(reader: ArtifactReader, work: string, options: Rest
         label: reader.label,
         ...(options.preserveOwner ? { preserveOwner: true } : {}),
         ...(typeof recorded?.bytes === 'number' ? { maxBytes: recorded.bytes } : {}),
+        select: options.select,
         onWarning: (message) => reader.logger.warn(message),
       });
     } catch (err) {
@@ -117,6 +131,7 @@ async function stageArtifact(reader: ArtifactReader, work: string, options: Rest
     }
     return { source: artifact.source, file: artifact.file, path: sourceDir, stats };
   }
+  if (options.select && !options.select.selects(artifact.filename ?? artifact.file)) return undefined;
   const file = joinPlainName(sourceDir, artifact.filename ?? artifact.file, reader.label);
   const decoded = await reader.openDecoded();
   try {
@@ -130,9 +145,11 @@ async function stageArtifact(reader: ArtifactReader, work: string, options: Rest
 /**
  * Moves a staged folder into place: a rename when the target is missing or empty, else (--force)
  * entry by entry, each replacing the entry of that name (a link there is removed, not followed).
- * The target is checked again first: it may have changed while the artifacts were decoded.
+ * With --path, the entries replaced are the picked paths (`roots`), not the top-level names, so
+ * the rest of the target stays. The target is checked again first: it may have changed while the
+ * artifacts were decoded.
  */
-async function moveInto(from: string, to: string, options: RestoreToDirOptions): Promise<void> {
+async function moveInto(from: string, to: string, options: RestoreToDirOptions, roots?: string[]): Promise<void> {
   await checkSourceTarget(to, options);
   if (!(await pathExists(to))) {
     await fsp.rename(from, to);
@@ -143,9 +160,38 @@ async function moveInto(from: string, to: string, options: RestoreToDirOptions):
     await fsp.rename(from, to);
     return;
   }
+  for (const root of roots ?? (await fsp.readdir(from))) {
+    const parts = pathParts(root);
+    if (parts.length === 0) return moveEntries(from, to);
+    if (!(await pathExists(path.join(from, ...parts)))) continue;
+    await moveNested(from, to, parts);
+  }
+}
+
+async function moveEntries(from: string, to: string): Promise<void> {
   for (const name of await fsp.readdir(from)) {
     const dest = path.join(to, name);
     await fsp.rm(dest, { recursive: true, force: true });
     await fsp.rename(path.join(from, name), dest);
+  }
+}
+
+/**
+ * Moves `from/<parts>` to `to/<parts>`: the shallowest folder missing at the target moves whole
+ * (with the archived modes of the folders above the picked path); the folders that exist must be
+ * real folders, never links, or nothing would stop a write elsewhere.
+ */
+async function moveNested(from: string, to: string, parts: string[]): Promise<void> {
+  for (let i = 1; i <= parts.length; i++) {
+    const dest = path.join(to, ...parts.slice(0, i));
+    const st = await fsp.lstat(dest).catch(() => undefined);
+    if (i === parts.length || !st) {
+      await fsp.rm(dest, { recursive: true, force: true });
+      await fsp.rename(path.join(from, ...parts.slice(0, i)), dest);
+      return;
+    }
+    if (!st.isDirectory()) {
+      throw new BackupError('E_RESTORE', `${dest} is ${st.isSymbolicLink() ? 'a symbolic link' : 'not a folder'}: a restore never writes through it; remove it, or restore into another folder`);
+    }
   }
 }

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import type { CliContext } from '../context.js';
 
-/** `config validate` and `config show`. */
+/** `config validate`, `config show` and `config schema`. */
 export function registerConfigCommands(program: Command, cli: CliContext): void {
   const config = program.command('config').description('check or print the configuration');
   config
@@ -21,5 +21,11 @@ export function registerConfigCommands(program: Command, cli: CliContext): void 
       const { maskSecretKeys, secrets } = cli.core();
       const loaded = await cli.loadConfig(command);
       cli.printJson({ file: loaded.file, backupRoot: loaded.backupRoot, host: loaded.host, config: maskSecretKeys(loaded.raw, secrets) });
+    });
+  config
+    .command('schema')
+    .description("print the rc file's JSON Schema, for editors to check .sutazai-backuprc as it is written")
+    .action(() => {
+      cli.print(JSON.stringify(cli.core().configJsonSchema(), null, 2));
     });
 }

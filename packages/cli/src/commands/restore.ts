@@ -6,6 +6,7 @@ interface RestoreOptions {
   to?: string;
   into?: string;
   source: string[];
+  path: string[];
   database?: string;
   clean?: boolean;
   force?: boolean;
@@ -23,6 +24,7 @@ export function registerRestoreCommand(program: Command, cli: CliContext): void 
     .option('--to <dir>', 'restore under DIR/<source>/')
     .option('--into <url>', 'restore a database source into this server')
     .option('--source <name>', 'restore only this source (repeatable)', collect, [])
+    .option('--path <path>', 'with --to: only this path of a tree source, as ls shows it (repeatable)', collect, [])
     .option('--database <db>', 'with --into: restore this database of the source into the database the URL names')
     .option('--clean', 'with --into: replace a non-empty target database')
     .option('--force', 'with --to: overwrite a non-empty DIR/<source>')
@@ -36,6 +38,7 @@ export function registerRestoreCommand(program: Command, cli: CliContext): void 
           ...(opts.to ? { to: path.resolve(cli.io.cwd, opts.to) } : {}),
           ...(opts.into ? { into: opts.into } : {}),
           sources: opts.source,
+          ...(opts.path.length ? { paths: opts.path } : {}),
           ...(opts.database ? { database: opts.database } : {}),
           clean: Boolean(opts.clean),
           force: Boolean(opts.force),

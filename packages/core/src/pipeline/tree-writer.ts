@@ -3,6 +3,7 @@ import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { BackupError } from '../errors.js';
 import { ExtractionGuard, restoredMode, rewriteAbsoluteSymlink, symlinksStayInside, type TreeStats } from './tar-extract.js';
+import type { PathSelection } from './path-selection.js';
 import { TarScanner, type TarEntryHeader } from './tar-scan.js';
 
 export interface TreeWriterOptions {
@@ -13,6 +14,8 @@ export interface TreeWriterOptions {
   maxBytes?: number;
   /** Refuse entries nested deeper than this. Default MAX_TREE_DEPTH. */
   maxDepth?: number;
+  /** Write only these paths (and the folders above them); every entry is still checked. */
+  select?: PathSelection | undefined;
 }
 
 export interface ExtractOptions extends TreeWriterOptions {
@@ -82,6 +85,7 @@ export class TreeWriter {
   readonly #preserveOwner: boolean;
   readonly #scanner: TarScanner;
   readonly #guard: ExtractionGuard;
+  readonly #select: PathSelection | undefined;
   #rewritten = 0;
   /** What this writer created, by archive path (without `./` and trailing slashes). */
   readonly #created = new Map<string, 'directory' | 'file' | 'symlink'>();
@@ -99,6 +103,7 @@ export class TreeWriter {
     this.#root = root;
     this.#label = options.label;
     this.#preserveOwner = options.preserveOwner ?? false;
+    this.#select = options.select;
     this.#guard = new ExtractionGuard({ maxBytes: options.maxBytes, maxDepth: options.maxDepth });
     this.#scanner = new TarScanner(options.label, {
       onEntry: (entry) => this.#entry(entry),
@@ -109,7 +114,8 @@ export class TreeWriter {
 
   /** The symlinks written (archive paths): check them with `symlinksStayInside` once `finish`ed. */
   get symlinks(): ReadonlySet<string> {
-    return this.#guard.symlinks;
+    if (!this.#select) return this.#guard.symlinks;
+    return new Set([...this.#guard.symlinks].filter((key) => this.#created.get(key) === 'symlink'));
   }
 
   /** How many absolute symlink targets were made relative (`rewriteAbsoluteSymlink`). */
@@ -151,6 +157,7 @@ export class TreeWriter {
       if (entry.type === 'Directory') return;
       throw this.#refuse(entry.path, 'an entry without a name');
     }
+    if (this.#select && !this.#select.keeps(entry.path, entry.type)) return;
     const key = parts.join('/');
     this.#makeParents(entry.path, parts);
     const abs = path.join(this.#root, key);
