@@ -5,6 +5,8 @@ import type { ReadableArtifact } from './repository-format.js';
 import { restoreToDir, type RestoredArtifact } from './restore.js';
 import { Scratch } from './scratch.js';
 import { openSnapshot } from './snapshot-readers.js';
+import { restoreResticTo } from './restic-format/restore.js';
+import { ResticSnapshots } from './restic-format/snapshots.js';
 
 export interface RestoreOptions {
   snapshot: string;
@@ -30,6 +32,7 @@ export interface RestoreResult {
 export async function restoreSnapshot(ctx: EngineContext, options: RestoreOptions): Promise<RestoreResult> {
   if (Boolean(options.to) === Boolean(options.into)) throw new BackupError('E_USAGE', 'restore needs exactly one of --to DIR or --into URL');
   const repo = ctx.repositories.at(options.from);
+  if (repo instanceof ResticSnapshots && options.to) return restoreResticTo(ctx, repo, options);
   const scratch = new Scratch(ctx.config.backupRoot);
   try {
     const { id, readers } = await openSnapshot(ctx, repo, options.snapshot, options.sources, scratch, 'restore');
