@@ -120,6 +120,9 @@ describe('repository.format restic through the CLI', () => {
 
     const verify = await cli(['verify', '--json']);
     expect(verify.code, verify.stderr).toBe(0);
+    const status = await cli(['status']);
+    expect(status.code, status.stderr).toBe(0);
+    expect(status.stdout).toMatch(/ok +authentication: restic's format encrypts and authenticates/);
 
     const short = (await resticSnapshots())[0]!.short_id;
     const to = path.join(work, 'our-restore');
