@@ -120,6 +120,12 @@ describe('repository.format restic through the CLI', () => {
 
     const verify = await cli(['verify', '--json']);
     expect(verify.code, verify.stderr).toBe(0);
+    const restoreTest = await cli(['restore-test', '--json']);
+    expect(restoreTest.code, restoreTest.stderr).toBe(0);
+    const tested = restoreTest.json();
+    expect(tested.ok).toBe(true);
+    // The tree's restore is checked against the entries the run recorded (4 files, a symlink).
+    expect(JSON.stringify(tested)).toMatch(/4 files, \d+ folders, 1 symlinks \(manifest: 4, \d+, 1\)/);
     const status = await cli(['status']);
     expect(status.code, status.stderr).toBe(0);
     expect(status.stdout).toMatch(/ok +authentication: restic's format encrypts and authenticates/);

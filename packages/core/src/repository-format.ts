@@ -172,6 +172,8 @@ export interface ReadableArtifact {
   materialize(): Promise<string>;
   /** A private scratch folder, removed when the command ends. */
   tempDir(): Promise<string>;
+  /** A format whose trees are not tar streams restores a tree artifact itself, to `dir/<source>`. */
+  restoreTree?(dir: string): Promise<{ path: string; stats: TreeStats }>;
   /** The error to report for a failed read: a decoder's complaint is explained by stored bytes that changed, when they did. */
   explain(err: unknown): Promise<BackupError>;
 }

@@ -1,3 +1,4 @@
+import path from 'node:path';
 import type { Readable } from 'node:stream';
 import type { CheckResult } from '../checks.js';
 import { BackupError, isBackupError } from '../errors.js';
@@ -6,7 +7,9 @@ import type { ArtifactRecord, Manifest } from '../manifest.js';
 import type { ReadableArtifact, ReaderUse, SnapshotRepository } from '../repository-format.js';
 import type { ResticNode } from '../restic/node.js';
 import type { ResticRepository } from '../restic/repository.js';
+import { restoreSnapshot } from '../restic/restorer.js';
 import { fileStream, findPath, walkTree } from '../restic/walk.js';
+import type { TreeStats } from '../pipeline/tar-extract.js';
 
 /** Where an artifact lives in the snapshot tree: a tree source is `/<source>`, a file `/<source>/<filename>`. */
 export function artifactPath(artifact: Pick<ArtifactRecord, 'source' | 'type' | 'filename'>): string {
@@ -42,6 +45,12 @@ export class ResticArtifact implements ReadableArtifact {
   async #node(): Promise<ResticNode> {
     const chain = await findPath(this.#repo, this.#rootTree, artifactPath(this.artifact));
     return chain.at(-1)!;
+  }
+
+  /** Restores a tree artifact to `dir/<source>` through restic's restorer (restore-test's sandbox). */
+  async restoreTree(dir: string): Promise<{ path: string; stats: TreeStats }> {
+    const stats = await restoreSnapshot({ store: this.#repo, rootTree: this.#rootTree, include: artifactPath(this.artifact), target: dir, label: this.label });
+    return { path: path.join(dir, this.artifact.source), stats };
   }
 
   async undecodable(): Promise<string | undefined> {

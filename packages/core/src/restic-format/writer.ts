@@ -12,7 +12,8 @@ import { FastCdcChunker } from '../restic/fastcdc.js';
 import type { RepositoryLock } from '../restic/locks.js';
 import type { ResticRepository } from '../restic/repository.js';
 import { newSnapshot } from '../restic/snapshot.js';
-import { findPath } from '../restic/walk.js';
+import { findPath, walkTree } from '../restic/walk.js';
+import type { TreeStats } from '../pipeline/tar-extract.js';
 import { CORE_VERSION, TOOL_NAME } from '../version.js';
 import { ResticArtifact } from './artifact.js';
 
@@ -32,6 +33,20 @@ export interface WriterParts {
   host: string;
   /** The previous snapshot of the same profile: unchanged files are not read again. */
   parent?: { id: string; tree: string } | undefined;
+}
+
+/** A stored tree's files, folders, symlinks and bytes (the manifest's `meta.entries`, as tar records them). */
+async function treeStats(repo: ResticRepository, tree: string): Promise<TreeStats> {
+  // The source's own folder counts, as restoring it creates it.
+  const stats: TreeStats = { files: 0, directories: 1, symlinks: 0, bytes: 0 };
+  for await (const { node } of walkTree(repo, tree)) {
+    if (node.type === 'file') {
+      stats.files++;
+      stats.bytes += node.size ?? 0;
+    } else if (node.type === 'dir') stats.directories++;
+    else if (node.type === 'symlink') stats.symlinks++;
+  }
+  return stats;
 }
 
 /**
@@ -81,11 +96,11 @@ export class ResticSnapshotWriter implements SnapshotWriter {
     if (spec.type === 'tree') {
       if (spec.transform) throw new BackupError('E_CONFIG', `sources.${source}: redact (a content transform) is not supported with repository.format restic yet`);
       if (spec.filter) this.#filters.push({ roots: spec.paths.map((p) => path.resolve('/', p)), filter: spec.filter });
-      const stats = this.#archiver.stats;
-      const total = stats.bytesTotal;
       await this.#archiver.addTree(source, spec.paths);
       const node = await this.#sourceNode(`/${source}`);
-      return { file: spec.name, bytes: stats.bytesAdded - before, sha256: node.subtree!, rawBytes: stats.bytesTotal - total, compression: 'zstd', encryption: null };
+      const entries = await treeStats(this.#parts.repo, node.subtree!);
+      // bytes: what the repository grew by meanwhile (sources archived side by side share the count).
+      return { file: spec.name, bytes: this.#archiver.stats.bytesAdded - before, sha256: node.subtree!, rawBytes: entries.bytes, compression: 'zstd', encryption: null, entries };
     }
     if (!input.stream) throw new BackupError('E_INTERNAL', `sources.${source}: ${spec.name} has no stream`);
     const hash = createHash('sha256');
