@@ -124,8 +124,8 @@ describe('repository.format restic through the CLI', () => {
     expect(restoreTest.code, restoreTest.stderr).toBe(0);
     const tested = restoreTest.json();
     expect(tested.ok).toBe(true);
-    // The tree's restore is checked against the entries the run recorded (4 files, a symlink).
-    expect(JSON.stringify(tested)).toMatch(/4 files, \d+ folders, 1 symlinks \(manifest: 4, \d+, 1\)/);
+    // The tree's restore is checked against the entries the run recorded (5 files, a symlink).
+    expect(JSON.stringify(tested)).toMatch(/5 files, \d+ folders, 1 symlinks \(manifest: 5, \d+, 1\)/);
     const status = await cli(['status']);
     expect(status.code, status.stderr).toBe(0);
     expect(status.stdout).toMatch(/ok +authentication: restic's format encrypts and authenticates/);
