@@ -4,6 +4,7 @@ import path from 'node:path';
 import { ConfigError, type ConfigIssue } from './errors.js';
 import { expandHome } from './fs.js';
 import type { Compression } from './manifest.js';
+import type { RepositoryFormat } from './repository-format.js';
 import type { PluginKind } from './plugin.js';
 import { DEFAULT_RETENTION, type RetentionPolicy } from './retention.js';
 import { isEncryptionKey, lockedEncryptionEntry } from './deferred-secrets.js';
@@ -47,6 +48,8 @@ export interface ResolvedConfig {
   encryption: PluginEntry | undefined;
   /** `integrity:`: manifests authenticated with an HMAC (core's built-in integrity plugin). */
   integrity?: { key: string } | undefined;
+  /** `repository:`: the format of every repository, and restic's password (a secret). */
+  repository?: { format: RepositoryFormat; password?: string } | undefined;
   plugins: PluginEntry[];
   checks: { maxAgeMs: number; maxStorageUsage: number; restoreTest?: { schedule?: string; from?: string; maxAgeMs?: number } };
   logLevel: 'debug' | 'info' | 'warn' | 'error' | undefined;
@@ -120,6 +123,7 @@ export async function loadConfig(options: LoadConfigOptions = {}): Promise<Resol
     profiles,
     ...loaded,
     integrity: top.integrity,
+    repository: top.repository,
     checks: resolveChecks(top.checks),
     logLevel: top.log.level,
     strictPermissions: top.strictPermissions,
@@ -193,9 +197,29 @@ function crossChecks(top: TopLevelConfig): ConfigIssue[] {
         'not used with encryption: the encryption plugin authenticates manifests (gpg: an HMAC keyed from the passphrase, or with recipients a signature by signingKey); remove integrity',
     });
   }
+  issues.push(...repositoryIssues(top));
   const restoreFrom = top.checks.restoreTest?.from;
   if (restoreFrom && !(restoreFrom in top.destinations)) {
     issues.push({ path: 'checks.restoreTest.from', message: `unknown destination "${restoreFrom}"` });
+  }
+  return issues;
+}
+
+/** `format: restic` needs a password, encrypts and authenticates itself, and is not replicated yet. */
+function repositoryIssues(top: TopLevelConfig): ConfigIssue[] {
+  if (top.repository.format !== 'restic') return [];
+  const issues: ConfigIssue[] = [];
+  if (!top.repository.password) {
+    issues.push({ path: 'repository.password', message: 'format restic needs a password (give it as ${VAR}); it encrypts the repository' });
+  }
+  for (const key of ['encryption', 'integrity'] as const) {
+    if (top[key]) issues.push({ path: key, message: `not used with repository.format restic: restic's format encrypts and authenticates itself; remove ${key}` });
+  }
+  if (Object.keys(top.destinations).length) {
+    issues.push({
+      path: 'destinations',
+      message: 'not supported with repository.format restic yet: replicating a restic repository to destinations is the next step; remove destinations or use format tar',
+    });
   }
   return issues;
 }

@@ -8,7 +8,7 @@ import type { Logger } from './log.js';
 import { NotificationStateStore } from './notify.js';
 import type { Progress } from './progress.js';
 import type { RetentionPolicy } from './retention.js';
-import { DEFAULT_FORMAT, openRepository, type RepositoryFormat, type SnapshotRepository } from './repository-format.js';
+import { DEFAULT_FORMAT, openRepository, type FormatOptions, type RepositoryFormat, type SnapshotRepository } from './repository-format.js';
 import type { SecretRegistry } from './secrets.js';
 
 /** backupRoot's repository name, in messages, history records and `--json`. */
@@ -26,11 +26,13 @@ export class Repositories {
   readonly local: SnapshotRepository;
   readonly #destinations = new Map<string, RegisteredDestination>();
   readonly #format: RepositoryFormat;
+  readonly #options: FormatOptions;
 
   /** Every repository, backupRoot's and each destination's, is in one format. */
-  constructor(backupRoot: string, format: RepositoryFormat = DEFAULT_FORMAT) {
+  constructor(backupRoot: string, format: RepositoryFormat = DEFAULT_FORMAT, options: FormatOptions = {}) {
     this.#format = format;
-    this.local = openRepository(new LocalDestination(backupRoot), BACKUP_ROOT, format);
+    this.#options = options;
+    this.local = openRepository(new LocalDestination(backupRoot), BACKUP_ROOT, format, options);
   }
 
   get destinations(): ReadonlyMap<string, RegisteredDestination> {
@@ -50,7 +52,7 @@ export class Repositories {
       const names = [...this.#destinations.keys()];
       throw new BackupError('E_USAGE', `unknown destination "${from}"${names.length ? ` (destinations: ${names.join(', ')})` : ' (none is configured)'}`);
     }
-    return openRepository(d.destination, `destinations.${d.name}`, this.#format);
+    return openRepository(d.destination, `destinations.${d.name}`, this.#format, this.#options);
   }
 
   /** Whether `name` (`destinations.<name>`, as history records say) is a configured destination. */
@@ -93,8 +95,10 @@ export function createContext(parts: Omit<EngineContext, 'stateDir' | 'history' 
     stateDir,
     history: new RunHistory(stateDir),
     notifications: new NotificationStateStore(stateDir),
-    // config.ts does not read `repository.format` yet: every repository is in the default format.
-    repositories: new Repositories(parts.config.backupRoot),
+    repositories: new Repositories(parts.config.backupRoot, parts.config.repository?.format, {
+      password: parts.config.repository?.password,
+      host: parts.config.host,
+    }),
   });
 }
 

@@ -139,7 +139,13 @@ export function builtinPlugins(config: { integrity?: { key: string } | undefined
  * encrypted nor authenticated, since then whoever can write to backupRoot or a destination can
  * swap an archive and rewrite its sha256 and size unnoticed.
  */
-export function authenticationCheck(config: { encryption: unknown; integrity?: unknown }): { name: string; ok: boolean; warning?: boolean; detail: string } {
+export function authenticationCheck(config: { encryption: unknown; integrity?: unknown; repository?: { format: string } | undefined }): {
+  name: string;
+  ok: boolean;
+  warning?: boolean;
+  detail: string;
+} {
+  if (config.repository?.format === 'restic') return { name: 'authentication', ok: true, detail: "restic's format encrypts and authenticates every file, the manifest included" };
   if (config.integrity) return { name: 'authentication', ok: true, detail: 'manifests are authenticated (integrity.key, HMAC-SHA256)' };
   if (config.encryption) return { name: 'authentication', ok: true, detail: 'artifacts are encrypted; the encryption plugin authenticates manifests' };
   return {

@@ -36,6 +36,8 @@ export async function pruneOne(ctx: EngineContext, repo: SnapshotRepository, ove
     dryRun,
     logger,
   });
+  // Deleting snapshots frees nothing in a deduplicating format until its garbage is collected.
+  if (!dryRun && result.removed.length) await repo.collectGarbage?.(logger);
   if (!dryRun) await ctx.history.append(pruneRecord(result, startedAt, ctx.now())).catch(() => {});
   return result;
 }

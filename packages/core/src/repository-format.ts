@@ -23,6 +23,7 @@ import type { ArtifactRecord, Compression, EncryptionInfo, Manifest } from './ma
 import type { TreeStats } from './pipeline/tar-extract.js';
 import type { CopyResult, RetryOptions } from './replicate.js';
 import { Repository } from './repository.js';
+import { ResticSnapshots } from './restic-format/snapshots.js';
 import type { Scratch } from './scratch.js';
 
 export type RepositoryFormat = 'tar' | 'restic';
@@ -31,27 +32,28 @@ export type RepositoryFormat = 'tar' | 'restic';
 export const DEFAULT_FORMAT: RepositoryFormat = 'tar';
 
 /** Opens one format's repository over an object store; `name` is what messages call it. */
-export type RepositoryOpener = (destination: Destination, name: string) => SnapshotRepository;
+export type RepositoryOpener = (destination: Destination, name: string, options: FormatOptions) => SnapshotRepository;
 
-/**
- * The formats the engine can open: the seam where the second format plugs in. restic's
- * (restic/repository.ts's ResticRepository) reads and writes restic's layout but does not yet
- * implement SnapshotRepository, SnapshotWriter and ReadableArtifact; once it does, its opener goes
- * here and every command works on it unchanged.
- */
+/** What a format needs besides the store: restic's password, the host its snapshots name. */
+export interface FormatOptions {
+  password?: string | undefined;
+  host?: string | undefined;
+}
+
+/** The formats the engine can open: restic's is restic-format/snapshots.ts over restic/. */
 const OPENERS: Readonly<Record<RepositoryFormat, RepositoryOpener | undefined>> = {
   tar: (destination, name) => new Repository(destination, name),
-  restic: undefined,
+  restic: (destination, name, options) => new ResticSnapshots(destination, name, options),
 };
 
 /** The repository of `format` over `destination`: backupRoot's, a destination's, for every command. */
-export function openRepository(destination: Destination, name: string, format: RepositoryFormat = DEFAULT_FORMAT): SnapshotRepository {
+export function openRepository(destination: Destination, name: string, format: RepositoryFormat = DEFAULT_FORMAT, options: FormatOptions = {}): SnapshotRepository {
   const open = OPENERS[format];
   if (!open) {
     const available = Object.entries(OPENERS).flatMap(([f, o]) => (o ? [f] : []));
     throw new BackupError('E_CONFIG', `repository.format: the ${format} format is not available in this version (available: ${available.join(', ')})`);
   }
-  return open(destination, name);
+  return open(destination, name, options);
 }
 
 export interface SnapshotListing {
@@ -131,6 +133,8 @@ export interface SnapshotRepository {
   /** Deletes an incomplete snapshot's objects, its marker last. */
   deleteIncomplete(id: string, objects: ObjectInfo[]): Promise<void>;
   removeMarker(id: string): Promise<void>;
+  /** After snapshots were deleted: the format's garbage collection (restic's prune); none for tar. */
+  collectGarbage?(logger: Logger): Promise<unknown>;
 }
 
 /** What reading needs from the engine: the decode hook, a logger, and where temporary files go. */
@@ -168,6 +172,8 @@ export interface ReadableArtifact {
   materialize(): Promise<string>;
   /** A private scratch folder, removed when the command ends. */
   tempDir(): Promise<string>;
+  /** A format whose trees are not tar streams restores a tree artifact itself, to `dir/<source>`. */
+  restoreTree?(dir: string): Promise<{ path: string; stats: TreeStats }>;
   /** The error to report for a failed read: a decoder's complaint is explained by stored bytes that changed, when they did. */
   explain(err: unknown): Promise<BackupError>;
 }

@@ -5,6 +5,8 @@ import type { ReadableArtifact } from './repository-format.js';
 import { restoreToDir, type RestoredArtifact } from './restore.js';
 import { Scratch } from './scratch.js';
 import { openSnapshot } from './snapshot-readers.js';
+import { restoreResticTo } from './restic-format/restore.js';
+import { ResticSnapshots } from './restic-format/snapshots.js';
 
 export interface RestoreOptions {
   snapshot: string;
@@ -33,6 +35,7 @@ export async function restoreSnapshot(ctx: EngineContext, options: RestoreOption
   if (Boolean(options.to) === Boolean(options.into)) throw new BackupError('E_USAGE', 'restore needs exactly one of --to DIR or --into URL');
   if (options.into && options.paths?.length) throw new BackupError('E_USAGE', 'restore --path works with --to DIR only');
   const repo = ctx.repositories.at(options.from);
+  if (repo instanceof ResticSnapshots && options.to) return restoreResticTo(ctx, repo, options);
   const scratch = new Scratch(ctx.config.backupRoot);
   try {
     const { id, readers } = await openSnapshot(ctx, repo, options.snapshot, options.sources, scratch, 'restore');

@@ -62,7 +62,8 @@ async function testArtifact(ctx: EngineContext, reader: ReadableArtifact, sandbo
   const { artifact } = reader;
   const entry: ArtifactRestoreTest = { source: artifact.source, file: artifact.file, ok: true, checks: [] };
   try {
-    const [restored] = await restoreToDir([reader], path.join(sandbox, artifact.file), {});
+    const into = path.join(sandbox, artifact.file);
+    const [restored] = artifact.type === 'tree' && reader.restoreTree ? [await reader.restoreTree(into)] : await restoreToDir([reader], into, {});
     entry.checks.push({ name: 'restore', ok: true, detail: restored!.path });
     const expected = artifact.meta.entries as TreeStats | undefined;
     if (artifact.type === 'tree' && expected && restored!.stats) {

@@ -17,19 +17,26 @@ async function store(): Promise<LocalDestination> {
 }
 
 describe('the repository format seam', () => {
-  it('opens the tar layout by default, and refuses a format this version cannot open, naming the key', async () => {
+  it('opens the tar layout by default, and restic\'s when the rc file names it', async () => {
     expect(DEFAULT_FORMAT).toBe('tar');
     const repo = openRepository(await store(), 'destinations.offsite');
     expect(repo.format).toBe('tar');
     expect(repo.name).toBe('destinations.offsite');
+    const restic = openRepository(await store(), 'backupRoot', 'restic', { password: 'pw' });
+    expect(restic.format).toBe('restic');
+    // Nothing is created until the first run: an empty folder holds no snapshots.
+    expect(await restic.snapshotIds()).toEqual([]);
+  });
+
+  it('refuses a format this version cannot open, naming the key', () => {
     let error: unknown;
     try {
-      openRepository(await store(), 'backupRoot', 'restic');
+      openRepository(new LocalDestination('/nonexistent'), 'backupRoot', 'borg' as never);
     } catch (err) {
       error = err;
     }
     expect(isBackupError(error) && error.code).toBe('E_CONFIG');
-    expect((error as Error).message).toMatch(/repository\.format: the restic format is not available.*available: tar/);
+    expect((error as Error).message).toMatch(/repository\.format: the borg format is not available.*available: tar, restic/);
   });
 
   it("lists which snapshot folders carry the tool's incomplete marker", async () => {

@@ -78,6 +78,11 @@ export const topLevelSchema = z
       .object({ key: z.string().min(16, 'a key of at least 16 characters (a random one: `openssl rand -base64 32`)') })
       .strict()
       .optional(),
+    /** How snapshots are stored: `tar` (one object per artifact) or `restic` (restic's deduplicating format v2). */
+    repository: z
+      .object({ format: z.enum(['tar', 'restic']).default('tar'), password: z.string().min(1).optional() })
+      .strict()
+      .default({ format: 'tar' }),
     sources: z.record(z.string(), pluginEntrySchema).refine((s) => Object.keys(s).length > 0, 'at least one source is needed'),
     destinations: z.record(z.string(), pluginEntrySchema).default({}),
     notify: z.record(z.string(), pluginEntrySchema).default({}),

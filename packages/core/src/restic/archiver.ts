@@ -12,7 +12,7 @@ import { blobId, encodeTree } from './tree.js';
 import { TreeWalker, type WalkOptions } from './tree-walker.js';
 import { ParentTrees } from './parent-trees.js';
 
-export interface ArchiverOptions extends ContentSaverOptions, Pick<WalkOptions, 'onError' | 'forceRead' | 'files' | 'folders'> {
+export interface ArchiverOptions extends ContentSaverOptions, Pick<WalkOptions, 'onError' | 'forceRead' | 'files' | 'folders' | 'exclude'> {
   store: BlobStore;
   /** Makes the chunker for one file at a time (see fastcdc.ts, rabin.ts). */
   chunker: () => ContentChunker;
@@ -59,6 +59,7 @@ export class Archiver {
     this.#walker = new TreeWalker(this.#saver, this.stats, (nodes) => this.saveTree(nodes), this.#parents, {
       onError: options.onError,
       forceRead: options.forceRead,
+      exclude: options.exclude,
       ...(options.files ? { files: options.files } : {}),
       ...(options.folders ? { folders: options.folders } : {}),
     });

@@ -116,7 +116,6 @@ export class CryptoPool {
   #spawn(module: URL): Thread {
     const worker = new Worker(module);
     const thread: Thread = { worker, busy: 0, keys: new Set() };
-    worker.unref();
     worker.on('message', (reply: CryptoReply) => {
       const job = this.#jobs.get(reply.job);
       if (!job) return;
@@ -130,6 +129,9 @@ export class CryptoPool {
     });
     worker.on('error', (err) => this.#fail(err));
     worker.on('exit', (code) => this.#fail(new Error(`a crypto thread exited (code ${code})`)));
+    // After the listeners: adding a 'message' listener refs the worker's port again, and an idle
+    // pool must not keep the process alive (list and verify would never exit).
+    worker.unref();
     return thread;
   }
 

@@ -17,6 +17,8 @@ export interface WalkOptions {
   onError?: ((path: string, error: Error) => void) | undefined;
   /** Read every file even when the parent snapshot has it unchanged (restic's --force). */
   forceRead?: boolean | undefined;
+  /** Leaves an entry below a selected path out (a folder: its whole subtree); the engine's tree filters. */
+  exclude?: ((fsPath: Buffer, st: BigIntStats) => boolean) | undefined;
   /** Files read at once. Default 8. */
   files?: number;
   /** Folders walked at once besides the current path (listing, lstat, parent tree). Default 8. */
@@ -179,6 +181,7 @@ export class TreeWalker {
           if ((childStat as NodeJS.ErrnoException).code !== 'ENOENT') entries.push(Promise.resolve(this.#report(childPath, childStat)));
           continue;
         }
+        if (this.#options.exclude?.(childPath, childStat)) continue;
         const before = previous.get(nameKey(childName));
         if (childStat.isDirectory()) {
           // A free folder slot walks the subfolder beside this one; without one it is walked
