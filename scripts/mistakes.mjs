@@ -37,7 +37,7 @@ const MISTAKES = [
   {
     id: '3',
     what: "restore --force no longer replaces the entries of a non-empty DIR/<source> (its replace step is gone)",
-    edits: [{ find: 'for (const name of await fsp.readdir(from)) {', replace: 'for (const name of [] as string[]) {' }],
+    edits: [{ find: 'for (const root of roots ?? (await fsp.readdir(from))) {', replace: 'for (const root of [] as string[]) {' }],
     tests: core('restore'),
   },
   {
