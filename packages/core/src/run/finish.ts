@@ -13,6 +13,7 @@ export async function finish(backup: BackupRun): Promise<void> {
   const finished = ctx.now();
   report.finishedAt = finished.toISOString();
   report.durationMs = Math.max(0, finished.getTime() - backup.startedAt.getTime());
+  report.failedSources = backup.sources.records((m) => ctx.secrets.redact(m));
   if (report.errors.length) report.status = 'failed';
   if (!dryRun) {
     const previous = await previousOutcome(backup).catch((err) => {
