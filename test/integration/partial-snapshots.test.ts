@@ -157,3 +157,32 @@ profiles:
     expect(r.json().artifacts.map((a: { source: string }) => a.source)).toEqual(['configs']);
   }, 60_000);
 });
+
+describe('retention with partial snapshots', () => {
+  it('keeps the last complete snapshot for the source the partial ones lack', async () => {
+    const dir = await project(
+      'retention',
+      (d) => `backupRoot: ./repo
+sources:
+  configs: { use: files, paths: [./data] }
+  flaky: { use: command, command: "test -f ${d}/down && exit 1; echo rows" }
+retention: { last: 1 }
+`,
+    );
+    const run = async (code: number) => {
+      // One second apart: snapshot ids (and retention's order) have a resolution of one second.
+      await new Promise((r) => setTimeout(r, 1100));
+      const r = await runCli(['run', '--json'], { cwd: dir });
+      expect(r.code, r.stderr).toBe(code);
+      return r.json().snapshot as string;
+    };
+    const complete = await run(0);
+    await fsp.writeFile(path.join(dir, 'down'), '');
+    const partial1 = await run(1);
+    const partial2 = await run(1);
+    const listed = (await runCli(['list', '--json'], { cwd: dir })).json().map((s: { id: string }) => s.id);
+    // last: 1 alone would keep only partial2, and with it no copy of flaky at all.
+    expect(listed).toEqual([complete, partial2]);
+    expect(listed).not.toContain(partial1);
+  }, 60_000);
+});
