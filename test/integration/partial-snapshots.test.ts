@@ -92,12 +92,18 @@ notify:
     expect(listed.json()[0].failedSources).toEqual([expect.objectContaining({ source: 'postgres' })]);
     expect((await runCli(['list'], { cwd: dir, env })).stdout).toMatch(/FAILED \(PARTIAL\)[\s\S]*partial: source postgres failed/);
 
+    const status = await runCli(['status', '--json'], { cwd: dir, env });
+    expectSchema('status', status.json());
+    expect(status.json().partial).toEqual({ snapshot: report.snapshot, failedSources: ['postgres'] });
+    expect(status.json().checks).toContainEqual(expect.objectContaining({ name: 'last-run', ok: false, detail: expect.stringContaining('partial snapshot without postgres') }));
+
     const again = await runCli(['run', '--json'], { cwd: dir, env });
     expect(again.code, again.stderr).toBe(0);
     expect(again.json().failedSources).toEqual([]);
     const complete = await manifestOf(dir, again.json().snapshot);
     expect(complete.failedSources).toBeUndefined();
     expect(complete.artifacts.map((a: { source: string }) => a.source).sort()).toEqual(['configs', 'postgres']);
+    expect((await runCli(['status', '--json'], { cwd: dir, env })).json().partial).toBeNull();
   }, 120_000);
 
   it('failFast: true commits nothing', async () => {
