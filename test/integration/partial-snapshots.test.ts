@@ -7,10 +7,21 @@ import { existsSync, promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { writeTree } from '@sutazai/backup-testkit';
-import { logMessages, runCli, tempDir, writeRc } from '../helpers/cli.js';
+import { logMessages, REPO_ROOT, runCli, tempDir, writeRc } from '../helpers/cli.js';
 import { expectSchema } from '../helpers/json-schemas.js';
 import { signedWebhook, type Receiver, type WebhookDelivery } from '../helpers/notify-receivers.js';
 import { startHttpReceiver, startPostgres, type HttpReceiver, type PostgresServer } from '../helpers/servers.js';
+
+/** A source whose dump is a shell line run by the engine (the program form), with no timeout of its own. */
+const HANGING_DUMP = `import { defineSource, z } from '@sutazai/backup-core';
+export default defineSource({
+  name: 'hanging-dump',
+  options: z.object({ script: z.string() }).strict(),
+  collect(ctx, options) {
+    return [{ type: 'file', name: ctx.instance, ext: 'bin', filename: 'dump.bin', open: () => ({ command: '/bin/sh', args: ['-c', options.script] }) }];
+  },
+});
+`;
 
 let work: string;
 let pg: PostgresServer;
@@ -126,23 +137,24 @@ profiles:
 
 describe('timeouts', () => {
   it('stops a source that hangs at its timeout, kills its process group, and commits the others', async () => {
-    const dir = await project(
-      'hang',
-      (d) => `backupRoot: ./repo
+    // A dump program with no time limit of its own (the command source has one): only the engine can stop it.
+    const dir = await project('hang', (d) => `backupRoot: ./repo
 sources:
   configs: { use: files, paths: [./data] }
-  stuck: { use: command, command: "echo $$ > ${d}/stuck.pid; sleep 1000 & echo $! > ${d}/sleep.pid; wait", timeout: 2s }
-`,
-    );
+  stuck: { use: ./hanging-dump.mjs, script: "sleep 1000 & echo $! > ${d}/sleep.pid; wait", timeout: 2s }
+`);
+    await fsp.symlink(path.join(REPO_ROOT, 'node_modules'), path.join(dir, 'node_modules'));
+    await fsp.writeFile(path.join(dir, 'hanging-dump.mjs'), HANGING_DUMP);
     const t0 = Date.now();
     const r = await runCli(['run', '--json'], { cwd: dir });
     expect(r.code, r.stderr).toBe(1);
     expect(Date.now() - t0).toBeLessThan(60_000);
     const report = r.json();
-    expect(report.failedSources).toEqual([expect.objectContaining({ source: 'stuck', message: expect.stringContaining('timeout') })]);
+    expect(report.failedSources).toEqual([expect.objectContaining({ source: 'stuck', message: expect.stringContaining('did not finish within its timeout (2 s)') })]);
     expect((await manifestOf(dir, report.snapshot)).artifacts.map((a: { source: string }) => a.source)).toEqual(['configs']);
     const sleepPid = Number(await fsp.readFile(path.join(dir, 'sleep.pid'), 'utf8'));
-    expect(existsSync(`/proc/${sleepPid}`) && !(await fsp.readFile(`/proc/${sleepPid}/stat`, 'utf8')).includes(') Z ')).toBe(false);
+    const alive = existsSync(`/proc/${sleepPid}`) && !/\) Z /.test(await fsp.readFile(`/proc/${sleepPid}/stat`, 'utf8').catch(() => ') Z '));
+    expect(alive).toBe(false);
     expect(logMessages(r.stderr)).toContain('partial snapshot');
   }, 60_000);
 
@@ -190,5 +202,30 @@ retention: { last: 1 }
     // last: 1 alone would keep only partial2, and with it no copy of flaky at all.
     expect(listed).toEqual([complete, partial2]);
     expect(listed).not.toContain(partial1);
+  }, 60_000);
+});
+
+describe('priority and --parallel', () => {
+  it('archives sources of higher priority first under the concurrency limit; --parallel beside --sequential is a usage error', async () => {
+    const dir = await project(
+      'priority',
+      (d) => `backupRoot: ./repo
+concurrency: 1
+sources:
+  low: { use: command, command: "echo low >> ${d}/order; echo low" }
+  high: { use: command, command: "echo high >> ${d}/order; echo high", priority: 10 }
+  mid: { use: command, command: "echo mid >> ${d}/order; echo mid", priority: 5 }
+`,
+    );
+    const r = await runCli(['run', '--parallel', '1'], { cwd: dir });
+    expect(r.code, r.stderr).toBe(0);
+    expect((await fsp.readFile(path.join(dir, 'order'), 'utf8')).split('\n').filter(Boolean)).toEqual(['high', 'mid', 'low']);
+
+    const both = await runCli(['run', '--parallel', '2', '--sequential'], { cwd: dir });
+    expect(both.code).toBe(2);
+    expect(both.stderr).toContain('--parallel and --sequential');
+    const bad = await runCli(['run', '--parallel', '0'], { cwd: dir });
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain('--parallel 0: expected a whole number from 1 to 64');
   }, 60_000);
 });
