@@ -56,7 +56,7 @@ const percentSchema = z.union([z.number(), z.string()]).transform((value, ctx) =
   return fraction;
 });
 
-/** A source's engine-handled settings: `timeout: 10m` (it is stopped then, its process group killed), `priority: 10` (higher first). */
+/** A source's engine-handled settings: `timeout: 10min` (it is stopped then, its process group killed), `priority: 10` (higher first). */
 export const sourceSettingsSchema = z.object({
   timeout: intervalSchema.optional(),
   priority: z.number().int().optional(),
