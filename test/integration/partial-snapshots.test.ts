@@ -96,7 +96,7 @@ notify:
     const failures = hook.accepted.filter((d) => d.body.kind === 'run');
     expect(failures).toHaveLength(1);
     expect(failures[0]!.body.event).toBe('failure');
-    expect(JSON.stringify(failures[0]!.body)).toContain('postgres');
+    expect(failures[0]!.body.lines).toEqual(expect.arrayContaining([`partial snapshot ${report.snapshot} committed without postgres`, expect.stringMatching(/^sources\.postgres failed at /)]));
 
     const listed = await runCli(['list', '--json'], { cwd: dir, env });
     expectSchema('list', listed.json());
