@@ -378,6 +378,10 @@ export interface PostgresServer {
    * its stdout: unaligned rows, columns separated by `|`, no headers. Rejects with psql's stderr.
    */
   psql(sql: string, db?: string): Promise<string>;
+  /** Shuts the server down (fast shutdown) but keeps its data: `start` brings it back on the same port. */
+  halt(): Promise<void>;
+  /** Starts a halted server again and waits until it accepts connections. */
+  start(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -528,7 +532,8 @@ export async function startPostgres(opts: PostgresOptions = {}): Promise<Postgre
     return fail(new Error(`startPostgres: postgres exited (${proc.signalCode ?? `code ${proc.exitCode}`}) before accepting connections. Server output:\n${stderr}`));
   }
 
-  const running = child;
+  let running = child;
+  const spawnArgs = ['-D', dataDir, '-p', String(port), ...settingArgs];
   const url = `postgres://postgres:${encodeURIComponent(password)}@${LOOPBACK}:${port}/postgres`;
   const env = { PGHOST: LOOPBACK, PGPORT: String(port), PGUSER: 'postgres', PGPASSWORD: password };
   let stopping: Promise<void> | undefined;
@@ -550,6 +555,23 @@ export async function startPostgres(opts: PostgresOptions = {}): Promise<Postgre
         input: sql,
       });
       return stdout;
+    },
+    async halt() {
+      await terminate(running, 'SIGINT', 10_000);
+    },
+    async start() {
+      const proc = spawn(path.join(binDir, 'postgres'), spawnArgs, { ...ids, cwd: dir, env: childEnv, stdio: ['ignore', 'ignore', 'ignore'] });
+      running = child = proc;
+      guarded.setPid(proc.pid);
+      for (const deadline = Date.now() + timeoutMs; ; ) {
+        if (proc.exitCode !== null || Date.now() > deadline) throw new Error(`startPostgres: the restarted server did not accept connections (exit ${proc.exitCode})`);
+        const client = new pg.Client({ host: LOOPBACK, port, user: 'postgres', password, database: 'postgres', connectionTimeoutMillis: 2_000 });
+        client.on('error', () => undefined);
+        const up = await client.connect().then(() => true, () => false);
+        await client.end().catch(() => undefined);
+        if (up) return;
+        await sleep(40);
+      }
     },
     stop() {
       stopping ??= (async () => {

@@ -159,21 +159,23 @@ describe('a backupRoot inside what a source archives is a config error', () => {
   });
 });
 
-describe('a source that cannot be read fails the run and commits nothing', () => {
+describe('a source that cannot be read fails the run; nothing of it is committed', () => {
   it('a path that does not exist', async () => {
     await writeRc(work, `backupRoot: ./repo\nsources:\n  configs: { use: files, paths: [./data, ./missing] }\n  other: { use: files, paths: [./data] }\n`);
     const r = await runCli(['run', '--json'], { cwd: work });
     expect(r.code).toBe(1);
     const report = r.json();
     expect(report.status).toBe('failed');
-    expect(report.snapshot).toBeNull();
     expect(report.errors[0]).toMatchObject({ plugin: 'sources.configs', code: 'E_SOURCE' });
     expect(report.errors[0].message).toContain(path.join(work, 'missing'));
+    // The other source is committed in a partial snapshot that holds nothing of configs.
     const list = await runCli(['list', '--json'], { cwd: work });
-    expect(list.json()).toEqual([]);
-    // No half snapshot lying around in the repository either.
-    expect(await fsp.readdir(path.join(work, 'repo', 'snapshots')).catch(() => [])).toEqual([]);
-    expect(await fsp.readdir(path.join(work, 'repo', 'staging')).catch(() => [])).toEqual([]);
+    expect(list.json()).toEqual([expect.objectContaining({ id: report.snapshot, failedSources: [expect.objectContaining({ source: 'configs' })] })]);
+    expect(list.json()[0].artifacts.map((a: { source: string }) => a.source)).toEqual(['other']);
+    expect(await fsp.readdir(path.join(work, 'repo', 'snapshots', report.snapshot))).not.toContain('configs.tar.zst');
+    // No half snapshot lying around in staging either.
+    expect(await fsp.readdir(path.join(work, 'repo', 'staging', 'snapshots'))).toEqual([]);
+    expect((await fsp.readdir(path.join(work, 'repo', 'staging'))).filter((e) => e !== 'snapshots')).toEqual([]);
   });
 
   it('a file that cannot be read (run as an unprivileged user)', async () => {

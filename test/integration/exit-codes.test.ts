@@ -188,11 +188,13 @@ describe('run', () => {
     ids.push(report.snapshot, only.snapshot);
   });
 
-  it('1: a source that cannot be read; nothing is committed', async () => {
+  it('1: a source that cannot be read; the other source is committed in a partial snapshot', async () => {
     const report = (await cli('run', ['--config', 'missing-source.yaml', '--json'], 1)).json();
     expectSchema('run', report);
-    expect(report).toMatchObject({ status: 'failed', snapshot: null });
+    expect(report).toMatchObject({ status: 'failed', snapshot: expect.any(String), failedSources: [expect.objectContaining({ source: 'configs', stage: 'collect' })] });
     expect(report.errors[0]).toMatchObject({ plugin: 'sources.configs', stage: 'collect' });
+    expect(report.artifacts.map((a: { source: string }) => a.source)).not.toContain('configs');
+    ids.push(report.snapshot);
   });
 
   it('2: a broken rc file, an unknown --only source or --profile, an unknown option', async () => {

@@ -2,8 +2,8 @@
  * The workspace is an install made under Node 20 with native builds (better-sqlite3 compiled for
  * Node 20's ABI, zstd-napi through Node-API). Run under Node 24, as after an upgrade of Node:
  * zstd-napi still loads (Node-API is stable across versions), better-sqlite3 does not, and the
- * sqlite source says how to fix it. That the other sources of the run still commit needs partial
- * snapshots (another issue); today the run commits nothing, which this test asserts as it stands.
+ * sqlite source says how to fix it. Only the sqlite source fails: the run commits a partial
+ * snapshot with the other sources.
  */
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
@@ -32,29 +32,26 @@ afterAll(async () => {
 });
 
 describe.skipIf(!node24)('an install built under Node 20, run under Node 24', () => {
-  it('the sqlite source fails with the rebuild hint and its name; the files source alone still backs up and restores', async () => {
+  it('only the sqlite source fails, with the rebuild hint and its name; the files source is committed in a partial snapshot that restores', async () => {
     const run = await runCli(['run', '--json'], { cwd: dir, node: node24! });
     expect(run.code).toBe(1);
-    const report = run.json<{ status: string; errors: { plugin: string; message: string }[] }>();
+    const report = run.json<{ status: string; snapshot: string | null; errors: { plugin: string; message: string }[]; failedSources: { source: string }[] }>();
     expect(report.status).toBe('failed');
-    // (The error is listed twice today: the abort it causes in the files source reports it again.)
-    expect(report.errors.length).toBeGreaterThan(0);
-    for (const error of report.errors) {
-      expect(error.plugin).toBe('sources.agents');
-      expect(error.message).toContain('npm rebuild better-sqlite3');
-      expect(error.message).toMatch(/NODE_MODULE_VERSION \d+, this Node\.js needs \d+/);
-    }
-    // Without partial snapshots, one failed source means no snapshot at all.
-    expect(await committedSnapshots(dir)).toEqual([]);
-
-    const files = await runCli(['run', '--only', 'configs', '--json'], { cwd: dir, node: node24! });
-    expect(files.code, files.stderr).toBe(0);
+    expect(report.errors).toHaveLength(1);
+    const [error] = report.errors;
+    expect(error!.plugin).toBe('sources.agents');
+    expect(error!.message).toContain('npm rebuild better-sqlite3');
+    expect(error!.message).toMatch(/NODE_MODULE_VERSION \d+, this Node\.js needs \d+/);
+    expect(report.failedSources.map((f) => f.source)).toEqual(['agents']);
     const [id] = await committedSnapshots(dir);
+    expect(report.snapshot).toBe(id);
+
     expect((await runCli(['verify', id!], { cwd: dir, node: node24! })).code).toBe(0);
     const to = path.join(dir, 'restored');
     expect((await runCli(['restore', id!, '--to', to], { cwd: dir, node: node24! })).code).toBe(0);
     const restored = path.join(to, 'configs', dir, 'config', 'app.yaml');
     expect(await fsp.readFile(restored, 'utf8')).toBe('model: llama3\n');
+    await expect(fsp.access(path.join(to, 'agents'))).rejects.toThrow();
   });
 
   it('the gpg plugin does not load its addon built for Node 20: node:crypto encrypts, a debug line says why, the snapshot verifies', async () => {

@@ -73,13 +73,13 @@ describe('a source whose output was cut short before the engine got it', () => {
 });
 
 describe('run --json lists a failing source once', () => {
-  it('even when its failure stopped other artifacts that were being written', async () => {
+  it('even when its failure stopped other artifacts that were being written (failFast)', async () => {
     const dir = path.join(work, 'one-failure');
     await fsp.mkdir(dir);
     const streaming = `{ use: command, command: [head, -c, "4000000000", /dev/zero] }`;
     await writeRc(
       dir,
-      `backupRoot: ./backups\nconcurrency: 3\nsources:\n  failing: { use: command, command: 'sleep 0.5; echo partial; echo "dump: permission denied" >&2; exit 3' }\n  big-a: ${streaming}\n  big-b: ${streaming}\n`,
+      `backupRoot: ./backups\nconcurrency: 3\nsources:\n  failing: { use: command, command: 'sleep 0.5; echo partial; echo "dump: permission denied" >&2; exit 3' }\n  big-a: ${streaming}\n  big-b: ${streaming}\nprofiles:\n  default: { sources: "*", failFast: true }\n`,
     );
     const run = await runCli(['run', '--json'], { cwd: dir });
     expect(run.code, run.stderr).toBe(1);

@@ -28,6 +28,10 @@ export interface ProfileConfig {
   sources: string[];
   retention: RetentionPolicy;
   restoreTest: boolean;
+  /** One failed source fails the run, nothing committed (else the snapshot holds what succeeded). */
+  failFast: boolean;
+  /** How long the run's sources may take in all, in ms. */
+  timeoutMs: number | undefined;
 }
 
 export interface ResolvedConfig {
@@ -173,6 +177,8 @@ function resolveProfiles(top: TopLevelConfig, retention: RetentionPolicy, issues
       sources: p.sources === '*' ? sourceNames : p.sources,
       retention: ('retention' in p && p.retention) || retention,
       restoreTest: ('restoreTest' in p && p.restoreTest) || false,
+      failFast: ('failFast' in p && p.failFast) || false,
+      timeoutMs: 'timeout' in p ? p.timeout : undefined,
     };
   }
   return profiles;

@@ -6,7 +6,7 @@ import type { HistoryRecord } from './history.js';
 import { createHooks, tapOnly, wrapTapErrors } from './hooks.js';
 import { builtinPlugins } from './integrity.js';
 import { createLogger, type Logger } from './log.js';
-import { manifestBytes } from './manifest.js';
+import { failedSources, manifestBytes } from './manifest.js';
 import type { Notification, NotificationResult } from './notify.js';
 import type { PluginContext } from './plugin.js';
 import { noProgress, type Progress } from './progress.js';
@@ -50,6 +50,8 @@ export interface SnapshotSummary {
   createdAt: string;
   bytes: number;
   artifacts: { source: string; file: string; bytes: number }[];
+  /** The sources a partial snapshot lacks, with why they failed (empty for a complete snapshot). */
+  failedSources: { source: string; code: string; message: string }[];
 }
 
 /**
@@ -178,6 +180,7 @@ export class Engine {
       createdAt: m.startedAt,
       bytes: manifestBytes(m),
       artifacts: m.artifacts.map((a) => ({ source: a.source, file: a.file, bytes: a.bytes })),
+      failedSources: failedSources(m).map((f) => ({ source: f.source, code: f.code, message: f.message })),
     }));
   }
 

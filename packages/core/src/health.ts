@@ -5,6 +5,7 @@ import type { HistoryRecord } from './history.js';
 import { authenticationCheck } from './integrity.js';
 import { notify } from './notifier.js';
 import { formatAge, healthNotification, type ConditionState, type HealthChange, type NotificationResult, type NotifyEvent } from './notify.js';
+import { latestPartial, partialRunNote, type PartialSnapshot } from './partial-status.js';
 import { foreignFolders } from './pruner.js';
 import { parseSnapshotId } from './snapshot-id.js';
 import { suspectSnapshots, verificationCheck, type SuspectSnapshot } from './suspects.js';
@@ -16,6 +17,8 @@ export interface StatusResult {
   lastRun: HistoryRecord | null;
   snapshots: number;
   latest: string | null;
+  /** The newest snapshot when it is partial (some sources failed), else null. */
+  partial: PartialSnapshot | null;
   /** Snapshots whose latest verification failed, at each repository: kept, and deleted only by `forget`. */
   suspects: SuspectSnapshot[];
   /** Folders named like snapshots without manifest or marker (backupRoot now, destinations as of their last prune): left alone. */
@@ -62,6 +65,7 @@ export async function status(ctx: EngineContext, options: { notify?: boolean } =
     lastRun,
     snapshots: ids.length,
     latest,
+    partial: await latestPartial(repositories.local, latest),
     suspects,
     foreign,
   };
@@ -96,7 +100,7 @@ function lastRunCheck(lastRun: HistoryRecord | null): CheckResult {
   return {
     name: 'last-run',
     ok: lastRun?.status === 'success',
-    detail: lastRun ? `${lastRun.status} at ${lastRun.finishedAt}${lastRun.snapshot ? ` (${lastRun.snapshot})` : ''}` : 'never ran',
+    detail: lastRun ? `${lastRun.status} at ${lastRun.finishedAt}${lastRun.snapshot ? ` (${lastRun.snapshot})` : ''}${partialRunNote(lastRun)}` : 'never ran',
   };
 }
 

@@ -145,6 +145,11 @@ export interface CollectContext {
   readonly run: RunContext;
   /** Called by source plugins (through defineSource) for the artifacts of one source instance. */
   addArtifact(source: string, plugin: string, spec: ArtifactSpec): void;
+  /**
+   * Called by defineSource when a source's collect failed: the other sources go on (a partial
+   * snapshot). Throws the error back when the profile is `failFast`.
+   */
+  sourceFailed?(source: string, error: BackupError): void;
 }
 
 export interface ArchiveContext {

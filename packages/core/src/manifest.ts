@@ -82,6 +82,18 @@ export const artifactRecordSchema = z
   .passthrough();
 export type ArtifactRecord = z.infer<typeof artifactRecordSchema>;
 
+/** A source of the profile that failed in the run that made a partial snapshot: none of its artifacts is in it. */
+export const failedSourceSchema = z
+  .object({
+    source: z.string().regex(PLAIN_NAME, `a plain source name (letters, digits, "-", "_")`),
+    plugin: z.string().optional(),
+    stage: z.string(),
+    code: z.string(),
+    message: z.string(),
+  })
+  .passthrough();
+export type FailedSource = z.infer<typeof failedSourceSchema>;
+
 export const manifestSchema = z
   .object({
     formatVersion: z.literal(MANIFEST_FORMAT_VERSION),
@@ -92,6 +104,8 @@ export const manifestSchema = z
     finishedAt: z.string(),
     tool: z.object({ name: z.string(), version: z.string() }),
     artifacts: z.array(artifactRecordSchema),
+    /** Present on a partial snapshot only: the sources that failed, so it holds none of their data. */
+    failedSources: z.array(failedSourceSchema).optional(),
   })
   .passthrough();
 export type Manifest = z.infer<typeof manifestSchema>;
@@ -149,6 +163,16 @@ export function manifestAuthenticatedBytes(manifest: Manifest, without: readonly
   const copy: Record<string, unknown> = { ...manifest };
   for (const field of without) delete copy[field];
   return Buffer.from(canonicalJson(copy), 'utf8');
+}
+
+/** The sources a partial snapshot lacks (empty for a complete one). */
+export function failedSources(manifest: Pick<Manifest, 'failedSources'>): FailedSource[] {
+  return manifest.failedSources ?? [];
+}
+
+/** Whether a snapshot is partial: some of its profile's sources failed and are not in it. */
+export function isPartial(manifest: Pick<Manifest, 'failedSources'>): boolean {
+  return failedSources(manifest).length > 0;
 }
 
 /** The total stored size of a snapshot. */

@@ -132,6 +132,8 @@ const outcomeWords: Record<NotifyEvent, string> = {
 /** Builds the notification of a finished run from its (redacted) report. */
 export function runNotification(report: RunReport, event: NotifyEvent, time: Date): RunNotification {
   const lines: string[] = [];
+  const failed = report.failedSources ?? [];
+  if (report.snapshot && failed.length) lines.push(`partial snapshot ${report.snapshot} committed without ${failed.map((f) => f.source).join(', ')}`);
   for (const e of report.errors) lines.push(describeReportError(e));
   for (const d of report.destinations) if (d.status === 'failed') lines.push(`destination ${d.name} failed at replicate: ${d.error ?? 'unknown error'}`);
   if (event !== 'failure') for (const w of report.warnings) lines.push(`warning: ${w}`);

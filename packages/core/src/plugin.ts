@@ -1,5 +1,6 @@
 import type { z } from 'zod';
 import { PrefixedDestination, type Destination, type DestinationTraits } from './destination.js';
+import { toPluginError } from './errors.js';
 import type {
   ArtifactSpec,
   NotifyContext,
@@ -106,7 +107,15 @@ export function defineSource<S extends z.ZodType>(def: SourceDefinition<S>): Plu
         const mine = (source: string) => source === plugin.instance;
         hooks.collect.tapPromise(plugin.key, async (ctx) => {
           if (!ctx.run.sources.includes(plugin.instance)) return;
-          const specs = await def.collect({ ...plugin, run: ctx.run }, options);
+          let specs: ArtifactSpec[];
+          try {
+            specs = await def.collect({ ...plugin, run: ctx.run }, options);
+          } catch (err) {
+            if (!ctx.sourceFailed) throw err;
+            // This source fails alone (the others are still collected), unless the profile is failFast.
+            ctx.sourceFailed(plugin.instance, toPluginError(err, plugin.key, 'collect', 'E_SOURCE'));
+            return;
+          }
           for (const spec of specs) ctx.addArtifact(plugin.instance, def.name, spec);
         });
         if (def.verify) {

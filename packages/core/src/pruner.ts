@@ -11,6 +11,7 @@
 import { BackupError } from './errors.js';
 import type { HistoryRecord } from './history.js';
 import type { Logger } from './log.js';
+import { isPartial } from './manifest.js';
 import type { SnapshotListing, SnapshotRepository as Repository } from './repository-format.js';
 import { applyRetention, describePolicy, type RetentionDecision, type RetentionPolicy } from './retention.js';
 import { parseSnapshotId, isSnapshotId } from './snapshot-id.js';
@@ -59,7 +60,7 @@ export function policyFor(profiles: Readonly<Record<string, { retention: Retenti
 }
 
 /** Retention decisions for snapshot ids, each profile by its own policy. */
-export function decideRetention(ids: readonly string[], policy: PolicyFor, suspects: ReadonlySet<string>, now: Date): RetentionDecision[] {
+export function decideRetention(ids: readonly string[], policy: PolicyFor, suspects: ReadonlySet<string>, now: Date, partial: ReadonlySet<string> = new Set()): RetentionDecision[] {
   const byProfile = new Map<string, string[]>();
   for (const id of ids) {
     const profile = parseSnapshotId(id)!.profile;
@@ -73,7 +74,8 @@ export function decideRetention(ids: readonly string[], policy: PolicyFor, suspe
       decisions.push(...group.map((id) => ({ id, time: parseSnapshotId(id)!.time, keep: true, reasons: [`profile ${profile} is not configured`] })));
       continue;
     }
-    decisions.push(...applyRetention(group.map((id) => ({ id, time: parseSnapshotId(id)!.time, ...(suspects.has(id) ? { suspect: true } : {}) })), p, now));
+    const candidate = (id: string) => ({ id, time: parseSnapshotId(id)!.time, ...(suspects.has(id) ? { suspect: true } : {}), ...(partial.has(id) ? { partial: true } : {}) });
+    decisions.push(...applyRetention(group.map(candidate), p, now));
   }
   return decisions;
 }
@@ -108,13 +110,26 @@ export interface PruneOptions {
   logger: Logger;
 }
 
+/**
+ * The partial snapshots among `ids` (their manifests list failed sources). A manifest that cannot
+ * be read counts as complete, as before partial snapshots existed: verify reports it.
+ */
+async function partialSnapshots(repo: Repository, ids: readonly string[]): Promise<Set<string>> {
+  const partial = new Set<string>();
+  for (const id of ids) {
+    const manifest = await repo.readManifest(id).catch(() => undefined);
+    if (manifest && isPartial(manifest)) partial.add(id);
+  }
+  return partial;
+}
+
 /** Decides and (unless a dry run) carries out the prune of one repository. */
 export async function pruneRepository(repo: Repository, options: PruneOptions): Promise<PruneResult> {
   const { now, dryRun, logger } = options;
   const listing = await repo.listing();
   const held = new Set(listing.ids);
   const suspects = options.suspects.filter((s) => s.repository === repo.name && held.has(s.id));
-  const decisions = decideRetention(listing.ids, options.policy, new Set(suspects.map((s) => s.id)), now);
+  const decisions = decideRetention(listing.ids, options.policy, new Set(suspects.map((s) => s.id)), now, await partialSnapshots(repo, listing.ids));
   checkPrunePlan(repo.name, decisions, decideRetention(listing.ids, options.policy, new Set(), now));
   const kept = decisions.filter((d) => d.keep);
   const removed = decisions.filter((d) => !d.keep);

@@ -1,4 +1,5 @@
 import { isBackupError } from './errors.js';
+import type { FailedSource } from './manifest.js';
 import type { NotificationResult, NotifyEvent } from './notify.js';
 import type { SecretRegistry } from './secrets.js';
 
@@ -68,6 +69,8 @@ export interface RunReport {
   stages: Partial<Record<StageName, StageResult>>;
   destinations: DestinationResult[];
   errors: ReportError[];
+  /** The sources that failed while the others were committed (a partial snapshot), or that failed a failFast run. */
+  failedSources: FailedSource[];
   warnings: string[];
   /** The last log lines of the run, redacted. */
   logTail: string[];
@@ -90,6 +93,7 @@ export function newReport(profile: string, host: string, startedAt: Date, dryRun
     stages: {},
     destinations: [],
     errors: [],
+    failedSources: [],
     warnings: [],
     logTail: [],
     notifications: [],

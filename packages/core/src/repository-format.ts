@@ -192,7 +192,10 @@ export interface SnapshotWriter {
   writeArtifact(input: ArtifactInput): Promise<StoredArtifact>;
   /** Reads an artifact written so far back, for the run's verification before the commit. */
   reader(manifest: Manifest, artifact: ArtifactRecord, use: ReaderUse): Promise<ReadableArtifact>;
-  /** Makes the snapshot exist with this manifest, at once and whole. */
+  /**
+   * Makes the snapshot exist with this manifest, at once and whole, holding exactly the manifest's
+   * artifacts: what was written for others (a failed source's, in a partial snapshot) is dropped.
+   */
   commit(manifest: Manifest): Promise<void>;
   close(): Promise<void>;
 }

@@ -20,6 +20,9 @@
  *   a good snapshot is kept in a suspect's place, and the newest good one is always kept). A
  *   snapshot is kept if either walk keeps it; a suspect only while the plain walk keeps it.
  *   Deleting a suspect sooner takes `sutazai-backup forget`.
+ * - Partial snapshots (`partial: true`: some of the profile's sources failed and are not in it)
+ *   are treated the same way: they fill no bucket, so a complete snapshot is kept in their place
+ *   for the sources they lack, and they are kept only while the plain walk keeps them.
  * - A policy that keeps nothing (no count > 0, no non-zero `within`) is refused: by the rc
  *   file's schema at load time, and here with E_RETENTION.
  */
@@ -66,6 +69,8 @@ export interface RetentionCandidate {
   time: Date;
   /** The latest verification of this snapshot failed: it fills no bucket, but is not deleted for it. */
   suspect?: boolean;
+  /** Some sources failed in the run that made it: it fills no bucket either. */
+  partial?: boolean;
 }
 
 export interface RetentionDecision {
@@ -75,6 +80,8 @@ export interface RetentionDecision {
   reasons: string[];
   /** Set on suspects (kept or not). */
   suspect?: true;
+  /** Set on partial snapshots (kept or not). */
+  partial?: true;
 }
 
 /** Whether a policy keeps anything: a count above 0 or a non-zero `within`. */
@@ -140,12 +147,13 @@ export function applyRetention(
     (a, b) => b.time.getTime() - a.time.getTime() || (a.id < b.id ? 1 : a.id > b.id ? -1 : 0),
   );
   const plain = walk(sorted, policy, now, () => false);
-  if (!sorted.some((s) => s.suspect)) return plain;
-  const adjusted = walk(sorted, policy, now, (s) => s.suspect === true);
+  const fillsNoBucket = (s: RetentionCandidate) => s.suspect === true || s.partial === true;
+  if (!sorted.some(fillsNoBucket)) return plain;
+  const adjusted = walk(sorted, policy, now, fillsNoBucket);
   return sorted.map((s, i) => {
     const p = plain[i]!;
     const a = adjusted[i]!;
-    if (s.suspect) return { ...p, suspect: true };
+    if (fillsNoBucket(s)) return { ...p, ...(s.suspect ? { suspect: true as const } : {}), ...(s.partial ? { partial: true as const } : {}) };
     return a.keep ? a : p;
   });
 }

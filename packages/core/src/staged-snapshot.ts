@@ -91,14 +91,22 @@ export class StagedSnapshot implements SnapshotWriter {
         : input.stream!;
     logger.debug(`archiving ${file}`);
     const follow = this.#follow(target, file, spec.type === 'tree', transforms, logger);
-    const written = await writeArtifact(pieces, target, {
-      compression,
-      compressionLevel: this.#options.compressionLevel,
-      ...afterCompression(transforms, compression),
-      onProgress: input.onProgress,
-      ...(follow ? { onStored: follow.onStored } : {}),
-      signal: input.signal,
-    });
+    let written;
+    try {
+      written = await writeArtifact(pieces, target, {
+        compression,
+        compressionLevel: this.#options.compressionLevel,
+        ...afterCompression(transforms, compression),
+        onProgress: input.onProgress,
+        ...(follow ? { onStored: follow.onStored } : {}),
+        signal: input.signal,
+      });
+    } catch (err) {
+      // The other sources may still be committed (a partial snapshot): none of this one's bytes may be.
+      await follow?.abort();
+      await fsp.rm(target, { force: true });
+      throw err;
+    }
     follow?.finish();
     return {
       file,
@@ -131,6 +139,9 @@ export class StagedSnapshot implements SnapshotWriter {
         }
         follower?.advance(bytes);
       },
+      abort: async () => {
+        await follower?.abort();
+      },
       finish: () => {
         if (!follower) return;
         const outcome = follower.finish();
@@ -145,6 +156,11 @@ export class StagedSnapshot implements SnapshotWriter {
   }
 
   async commit(manifest: Manifest): Promise<void> {
+    // Exactly the manifest's artifacts: what a failed source wrote is not part of the snapshot.
+    const named = new Set(manifest.artifacts.map((a) => a.file));
+    for (const entry of await fsp.readdir(this.#dir)) {
+      if (!named.has(entry)) await fsp.rm(path.join(this.#dir, entry), { recursive: true, force: true });
+    }
     await writeFileAtomic(path.join(this.#dir, MANIFEST_FILE), serializeManifest(manifest));
     crashPoint('after-manifest');
     const finalDir = path.join(await ownFolder(this.#backupRoot, 'snapshots'), this.id);

@@ -35,6 +35,20 @@ async function issuesOf(promise: Promise<unknown>): Promise<string[]> {
 const base = 'backupRoot: ./repo\nsources:\n  one: { use: ./probe.mjs }\n';
 
 describe('loadConfig', () => {
+  it('reads the limits: a source\'s timeout and priority (not passed to its plugin), a profile\'s timeout and failFast', async () => {
+    const config = await load(
+      'backupRoot: ./repo\nsources:\n  one: { use: ./probe.mjs, timeout: 10min, priority: 5, note: x }\nprofiles:\n  nightly: { sources: "*", timeout: 90, failFast: true }\n  plain: { sources: "*" }\n',
+    );
+    expect(config.sources[0]!.settings).toEqual({ timeout: 600_000, priority: 5 });
+    expect(config.sources[0]!.options).toEqual({ note: 'x' });
+    expect(config.profiles.nightly).toMatchObject({ timeoutMs: 90_000, failFast: true });
+    expect(config.profiles.plain).toMatchObject({ timeoutMs: undefined, failFast: false });
+    const issues = await issuesOf(load('backupRoot: ./repo\nsources:\n  one: { use: ./probe.mjs, timeout: 2mo, priority: 1.5 }\nprofiles:\n  p: { timeout: soon }\n'));
+    expect(issues.map((i) => i.split(':')[0])).toEqual(expect.arrayContaining(['profiles.p.timeout']));
+    const sourceIssues = await issuesOf(load('backupRoot: ./repo\nsources:\n  one: { use: ./probe.mjs, timeout: 2mo, priority: 1.5 }\n'));
+    expect(sourceIssues.map((i) => i.split(':')[0]).sort()).toEqual(['sources.one.priority', 'sources.one.timeout']);
+  });
+
   it('resolves backupRoot from the rc file folder and makes one default profile', async () => {
     const config = await load(base);
     expect(config.file).toBe(path.join(dir, '.sutazai-backuprc'));

@@ -376,3 +376,23 @@ describe('describePolicy', () => {
     );
   });
 });
+
+describe('partial snapshots (some sources failed)', () => {
+  const at = (day: number) => new Date(Date.UTC(2026, 10, day, 2));
+  const complete: RetentionCandidate = { id: '20261124T020000Z-daily-c001', time: at(24) };
+  const partial1: RetentionCandidate = { id: '20261125T020000Z-daily-p001', time: at(25), partial: true };
+  const partial2: RetentionCandidate = { id: '20261126T020000Z-daily-p002', time: at(26), partial: true };
+
+  it('fill no bucket: the last complete snapshot is kept in their place, for the sources they lack', () => {
+    const decisions = applyRetention([complete, partial1, partial2], { daily: 1 }, now);
+    expect(keptIds(decisions)).toEqual([partial2.id, complete.id]);
+    expect(decisions.find((d) => d.id === partial1.id)).toMatchObject({ keep: false, partial: true });
+  });
+
+  it('are kept only while the plain policy keeps them, and never cost a complete one its place', () => {
+    const decisions = applyRetention([complete, partial1, partial2], { last: 2 }, now);
+    // Plain: the two newest (both partial); adjusted: the complete one. Nothing beyond the plain walk's removals.
+    expect(keptIds(decisions)).toEqual([partial2.id, partial1.id, complete.id]);
+    expect(keptIds(applyRetention([{ ...complete, time: at(23) }, { ...partial1, partial: false }, partial2], { last: 1 }, now))).toEqual([partial2.id, partial1.id]);
+  });
+});

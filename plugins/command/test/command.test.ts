@@ -76,7 +76,7 @@ describe('command source', () => {
     ['exits non-zero', `command: 'echo partial output; echo "dump: permission denied for table x" >&2; exit 3'`, /sources\.exported: command .* failed: sh -c exited with code 3: dump: permission denied for table x/],
     ['is killed', `command: 'echo partial output; kill -9 $$'`, /sources\.exported: command .* failed: sh -c was killed by SIGKILL/],
     ['prints nothing', `command: 'true'`, /sources\.exported: exported produced no data/],
-    ['runs past its timeout', `command: 'echo started; sleep 30'\ntimeout: 1`, /sources\.exported: command .* failed: it did not finish within 1 s \(timeout\)/],
+    ['runs past its timeout', `command: 'echo started; sleep 30'\ntimeout: 1`, /sources\.exported: (command .* failed: it did not finish within 1 s \(timeout\)|did not finish within its timeout \(1 s\) and was stopped)/],
     ['runs in a folder that is not there', `command: [ls]\ncwd: ./no-such-folder`, /sources\.exported: cwd \/.*\/no-such-folder is not a folder/],
     ['cannot be run', `command: [/nonexistent/dump-tool, --all]`, /sources\.exported: command \/nonexistent\/dump-tool --all failed: dump-tool could not be run \(spawn \/nonexistent\/dump-tool ENOENT\)/],
   ])('a command that %s fails the run, naming the source, and no snapshot is committed', async (name, source, message) => {

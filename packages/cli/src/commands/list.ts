@@ -14,8 +14,12 @@ export function registerListCommand(program: Command, cli: CliContext): void {
         if (opts.json) return cli.printJson(snapshots);
         if (snapshots.length === 0) return cli.print('no snapshots');
         const { formatBytes } = cli.core();
-        const rows = snapshots.map((s) => [s.id, s.profile, s.host, s.createdAt, formatBytes(s.bytes), s.artifacts.map((a) => a.source).join(',')]);
-        cli.print(table(['ID', 'PROFILE', 'HOST', 'CREATED', 'SIZE', 'ARTIFACTS'], rows));
+        const rows = snapshots.map((s) => [s.id, s.profile, s.host, s.createdAt, formatBytes(s.bytes), s.artifacts.map((a) => a.source).join(','), s.failedSources.map((f) => f.source).join(',')]);
+        // A partial snapshot shows the sources it lacks; the column appears only when one exists.
+        const partial = snapshots.some((s) => s.failedSources.length);
+        const header = ['ID', 'PROFILE', 'HOST', 'CREATED', 'SIZE', 'ARTIFACTS', ...(partial ? ['FAILED (PARTIAL)'] : [])];
+        cli.print(table(header, partial ? rows : rows.map((r) => r.slice(0, -1))));
+        for (const s of snapshots) for (const f of s.failedSources) cli.print(`${s.id}: partial: source ${f.source} failed: ${f.message}`);
       });
     });
 }

@@ -12,6 +12,7 @@ interface RunOptions {
   only: string[];
   dryRun?: boolean;
   sequential?: boolean;
+  parallel?: string;
   wait?: string;
   json?: boolean;
 }
@@ -25,9 +26,11 @@ export function registerRunCommand(program: Command, cli: CliContext): void {
     .option('--only <source>', 'back up only this source (repeatable)', collect, [])
     .option('--dry-run', 'say what would be backed up, write nothing')
     .option('--sequential', 'archive one artifact at a time')
+    .option('--parallel <n>', 'archive this many artifacts at once (default: the rc file\'s concurrency)')
     .option('--wait <duration>', 'when another run holds the lock, wait this long for it ("6h"); a run that gives up is recorded and alerted')
     .option('--json', 'print the run report as JSON on stdout')
     .action(async (opts: RunOptions, command: Command) => {
+      const parallel = parallelOption(opts);
       await cli.withEngine(command, async (engine) => {
         const stop = stopOnSignals(cli);
         try {
@@ -39,6 +42,7 @@ export function registerRunCommand(program: Command, cli: CliContext): void {
               only: opts.only,
               dryRun: Boolean(opts.dryRun),
               sequential: Boolean(opts.sequential),
+              ...(parallel !== undefined ? { parallel } : {}),
               signal: stop.signal,
             },
             opts.wait,
@@ -51,6 +55,15 @@ export function registerRunCommand(program: Command, cli: CliContext): void {
         }
       });
     });
+}
+
+/** `--parallel N`: a whole number from 1 to 64, not beside `--sequential`. */
+function parallelOption(opts: RunOptions): number | undefined {
+  if (opts.parallel === undefined) return undefined;
+  if (opts.sequential) throw new BackupError('E_USAGE', '--parallel and --sequential: give one of them (--sequential is --parallel 1)');
+  const n = Number(opts.parallel);
+  if (!Number.isInteger(n) || n < 1 || n > 64) throw new BackupError('E_USAGE', `--parallel ${opts.parallel}: expected a whole number from 1 to 64`);
+  return n;
 }
 
 /**
@@ -92,7 +105,12 @@ function printReport(cli: CliContext, report: Awaited<ReturnType<Engine['run']>>
         : `snapshot ${report.snapshot} committed: ${report.artifacts.length} artifact(s), ${cli.core().formatBytes(bytes)}, ${(report.durationMs / 1000).toFixed(1)}s`,
     );
   } else {
-    cli.print(`run failed${report.snapshot ? ` (snapshot ${report.snapshot} was committed)` : ' (no snapshot committed)'}:`);
+    const partial = report.snapshot && report.failedSources.length;
+    cli.print(
+      partial
+        ? `run failed: partial snapshot ${report.snapshot} committed without the failed source(s) ${report.failedSources.map((f) => f.source).join(', ')}:`
+        : `run failed${report.snapshot ? ` (snapshot ${report.snapshot} was committed)` : ' (no snapshot committed)'}:`,
+    );
     for (const e of report.errors) cli.print(`  ${e.plugin ? `${e.plugin} ` : ''}(${e.stage}) ${e.message}`);
   }
   for (const n of report.notifications) if (n.status === 'failed') cli.print(`  notification ${n.channel} not delivered: ${n.error}`);

@@ -23,6 +23,7 @@ export function registerStatusCommand(program: Command, cli: CliContext): void {
 function printStatus(cli: CliContext, status: Awaited<ReturnType<Engine['status']>>): void {
   const print = cli.print;
   print(`${status.healthy ? 'healthy' : 'UNHEALTHY'}: ${status.snapshots} snapshot(s)${status.latest ? `, latest ${status.latest}` : ''}`);
+  if (status.partial) print(`  latest snapshot is partial: without ${status.partial.failedSources.join(', ')} (failed in its run)`);
   for (const c of status.checks) print(`  ${c.ok ? (c.warning ? 'WARN' : 'ok  ') : 'FAIL'} ${c.name}${c.detail ? `: ${c.detail}` : ''}`);
   for (const sus of status.suspects) print(`  suspect ${sus.id} at ${sus.repository}: ${sus.kind}: ${cli.core().suspectReason(sus)} (verified ${sus.at})`);
   for (const f of status.foreign) print(`  note: snapshots/${f.id}/ at ${f.repository} has no manifest and no marker of this tool: left alone`);

@@ -6,7 +6,7 @@ import { BackupError, ConfigError, type ConfigIssue } from '../errors.js';
 import type { Plugin, PluginFactory, PluginKind, SourceRead } from '../plugin.js';
 import { retentionPolicySchema } from '../retention.js';
 import { joinPath, zodIssues } from '../schema.js';
-import { notifierSettingsSchema, type PluginEntrySpec } from './schema.js';
+import { notifierSettingsSchema, sourceSettingsSchema, type PluginEntrySpec } from './schema.js';
 
 /** A loaded plugin, ready to apply. */
 export interface PluginEntry {
@@ -36,7 +36,7 @@ export interface PluginLoading {
 
 /** Settings that the engine handles itself, per kind of plugin; they are not passed to the plugin. */
 const engineSettings: Record<PluginKind, string[]> = {
-  source: [],
+  source: ['timeout', 'priority'],
   destination: ['retention', 'prefix'],
   notifier: ['on', 'throttle'],
   encryption: [],
@@ -87,6 +87,7 @@ export async function loadPluginEntry(key: string, instance: string, kind: Plugi
   const imported = await importFactory(key, use, kind, loading);
   if (!imported) return undefined;
   const { factory, resolved } = imported;
+  if (kind === 'source' && 'timeout' in split.options && !acceptsOption(factory, 'timeout')) delete split.options.timeout;
   let checked: unknown = split.options;
   if (factory.optionsSchema) {
     const r = factory.optionsSchema.safeParse(split.options);
@@ -124,6 +125,16 @@ function splitSettings(
     }
     settings.retention = r.data;
   }
+  if (kind === 'source') {
+    const r = sourceSettingsSchema.safeParse(settings);
+    if (!r.success) {
+      issues.push(...zodIssues(r.error, key));
+      return undefined;
+    }
+    Object.assign(settings, r.data);
+    // A source plugin with a `timeout` option of its own (command's, in seconds, for its check) gets it too.
+    if (r.data.timeout !== undefined) options.timeout = r.data.timeout / 1000;
+  }
   if (kind === 'notifier') {
     const r = notifierSettingsSchema.safeParse(settings);
     if (!r.success) {
@@ -134,6 +145,12 @@ function splitSettings(
     if (r.data.throttle !== undefined) settings.throttle = r.data.throttle;
   }
   return { settings, options };
+}
+
+/** Whether a plugin's options schema (a zod object) has `key`. */
+function acceptsOption(factory: PluginFactory<unknown>, key: string): boolean {
+  const shape = (factory.optionsSchema as { shape?: Record<string, unknown> } | undefined)?.shape;
+  return Boolean(shape && key in shape);
 }
 
 /** Resolves and imports the module `use` names; its default export must be a plugin factory (or a plugin) of the right kind. */

@@ -28,11 +28,15 @@ const profileSchema = z
     retention: retentionPolicySchema.optional(),
     /** Run the restore test stage after each run of this profile. */
     restoreTest: z.boolean().optional(),
+    /** One failed source fails the whole run and nothing is committed (the default commits what succeeded). */
+    failFast: z.boolean().optional(),
+    /** How long the sources of a run may take in all; those still running then are stopped (the snapshot is partial). */
+    timeout: z.lazy(() => intervalSchema).optional(),
   })
   .strict();
 
 /** A fixed interval in milliseconds: a duration without months or years (duration.ts), or a number of seconds. */
-const intervalSchema = z.union([z.number().positive(), z.string()]).transform((value, ctx) => {
+export const intervalSchema = z.union([z.number().positive(), z.string()]).transform((value, ctx) => {
   if (typeof value === 'number') return value * 1000;
   const { duration, problem } = readDuration(value, { fixed: true });
   if (problem !== undefined) {
@@ -50,6 +54,12 @@ const percentSchema = z.union([z.number(), z.string()]).transform((value, ctx) =
     return z.NEVER;
   }
   return fraction;
+});
+
+/** A source's engine-handled settings: `timeout: 10min` (it is stopped then, its process group killed), `priority: 10` (higher first). */
+export const sourceSettingsSchema = z.object({
+  timeout: intervalSchema.optional(),
+  priority: z.number().int().optional(),
 });
 
 /** A notifier's engine-handled settings: `on: [failure, recovery]` (or one event), `throttle: 6h`. */

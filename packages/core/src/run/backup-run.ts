@@ -8,6 +8,7 @@ import { newReport, reportError, type RunReport, type StageName } from '../repor
 import type { SnapshotWriter } from '../repository-format.js';
 import { makeSnapshotId } from '../snapshot-id.js';
 import { zstdCodec } from '../zstd/index.js';
+import { SourceOutcomes, sourceLimits } from './source-outcomes.js';
 
 export interface RunOptions {
   profile?: string;
@@ -16,6 +17,8 @@ export interface RunOptions {
   dryRun?: boolean;
   /** One artifact at a time. */
   sequential?: boolean;
+  /** This many artifacts at once (the rc file's `concurrency` otherwise). */
+  parallel?: number;
   signal?: AbortSignal;
 }
 
@@ -44,6 +47,8 @@ export class BackupRun {
   records: ArtifactRecord[] = [];
   /** The snapshot being written, from the archive stage on. */
   writer: SnapshotWriter | undefined;
+  /** Which sources failed; their signals and timeouts. */
+  readonly sources: SourceOutcomes;
   readonly #onAbort = () => this.abort.abort(this.options.signal?.reason);
 
   constructor(ctx: EngineContext, profile: ProfileConfig, options: RunOptions) {
@@ -58,6 +63,11 @@ export class BackupRun {
     // zstd's backend is chosen here, not at start-up; without one, this says how to get one.
     if (ctx.config.compression === 'zstd') this.logger.debug(`zstd through ${zstdCodec().backend}`);
     options.signal?.addEventListener('abort', this.#onAbort, { once: true });
+    this.sources = new SourceOutcomes(this.abort, {
+      failFast: profile.failFast,
+      runTimeoutMs: profile.timeoutMs,
+      limits: (source) => sourceLimits(ctx.config, source),
+    });
     this.run = {
       id,
       profile: profile.name,
@@ -86,11 +96,12 @@ export class BackupRun {
   }
 
   get concurrency(): number {
-    return this.options.sequential ? 1 : this.ctx.config.concurrency;
+    return this.options.sequential ? 1 : (this.options.parallel ?? this.ctx.config.concurrency);
   }
 
   /** Stops listening to the caller's signal (the run is over). */
   detach(): void {
+    this.sources.dispose();
     this.options.signal?.removeEventListener('abort', this.#onAbort);
   }
 

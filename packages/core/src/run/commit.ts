@@ -14,6 +14,8 @@ export function newManifest(backup: BackupRun): Manifest {
     finishedAt: '',
     tool: { name: TOOL_NAME, version: CORE_VERSION },
     artifacts: backup.records,
+    // A partial snapshot says which sources it lacks, and why (redacted like the report).
+    ...(backup.sources.failed.size ? { failedSources: backup.sources.records((m) => backup.ctx.secrets.redact(m)) } : {}),
   };
 }
 
@@ -25,6 +27,9 @@ export async function commit(backup: BackupRun, writer: SnapshotWriter, manifest
     await ctx.hooks.commit.promise({ run, manifest });
     await writer.commit(manifest);
     report.snapshot = backup.id;
-    backup.logger.info(`snapshot ${backup.id} committed: ${backup.records.length} artifact(s), ${manifestBytes(manifest)} bytes`);
+    const lacking = manifest.failedSources?.map((f) => f.source) ?? [];
+    backup.logger.info(
+      `${lacking.length ? 'partial ' : ''}snapshot ${backup.id} committed: ${backup.records.length} artifact(s), ${manifestBytes(manifest)} bytes${lacking.length ? `; without the failed source(s) ${lacking.join(', ')}` : ''}`,
+    );
   });
 }

@@ -13,6 +13,7 @@ export async function finish(backup: BackupRun): Promise<void> {
   const finished = ctx.now();
   report.finishedAt = finished.toISOString();
   report.durationMs = Math.max(0, finished.getTime() - backup.startedAt.getTime());
+  report.failedSources = backup.sources.records((m) => ctx.secrets.redact(m));
   if (report.errors.length) report.status = 'failed';
   if (!dryRun) {
     const previous = await previousOutcome(backup).catch((err) => {
@@ -37,6 +38,7 @@ export async function finish(backup: BackupRun): Promise<void> {
         repository: BACKUP_ROOT,
         bytes: report.artifacts.reduce((s, a) => s + a.bytes, 0),
         errors: report.errors,
+        ...(report.failedSources.length ? { failedSources: report.failedSources.map((f) => f.source) } : {}),
         destinations: report.destinations.map((d) => ({ name: d.name, status: d.status, ...(d.error ? { error: d.error } : {}) })),
         ...(report.event ? { event: report.event } : {}),
         notifications: report.notifications.map((n) => ({ channel: n.channel, status: n.status })),
