@@ -205,3 +205,35 @@ describe('repository.format restic through the CLI', () => {
     for (const p of packsBefore) expect(packsAfter).toContain(p);
   });
 });
+
+describe('a partial snapshot in the restic format', () => {
+  it('holds the sources that succeeded and nothing of the one that failed mid-stream; restic checks it', async () => {
+    const dir = await tempDir('sutazai-restic-partial-');
+    try {
+      await fsp.mkdir(path.join(dir, 'data'));
+      await fsp.writeFile(path.join(dir, 'data', 'app.yaml'), 'port: 8080\n');
+      await writeRc(
+        dir,
+        `backupRoot: ./repo
+repository: { format: restic, password: "\${SUTAZAI_BACKUP_PASSWORD}" }
+sources:
+  app: { use: files, paths: [./data] }
+  dump: { use: command, command: "head -c 2000000 /dev/urandom; exit 3" }
+`,
+      );
+      const r = await runCli(['run', '--json'], { cwd: dir, env: { SUTAZAI_BACKUP_PASSWORD: PASSWORD }, timeoutMs: 180_000 });
+      expect(r.code, r.stderr).toBe(1);
+      expect(r.json().failedSources.map((f: { source: string }) => f.source)).toEqual(['dump']);
+      const snaps = JSON.parse((await restic(path.join(dir, 'repo'), PASSWORD, ['snapshots', '--json'])).stdout);
+      expect(snaps).toHaveLength(1);
+      expect(snaps[0].paths).toEqual(['/.sutazai', '/app']);
+      const ls = await restic(path.join(dir, 'repo'), PASSWORD, ['ls', 'latest']);
+      expect(ls.stdout).toContain('/app');
+      expect(ls.stdout).not.toContain('/dump');
+      const check = await restic(path.join(dir, 'repo'), PASSWORD, ['check', '--read-data']);
+      expect(check.code, check.stdout + check.stderr).toBe(0);
+    } finally {
+      await fsp.rm(dir, { recursive: true, force: true });
+    }
+  });
+});

@@ -131,10 +131,11 @@ export class ResticSnapshotWriter implements SnapshotWriter {
   async commit(manifest: Manifest): Promise<void> {
     const { repo, lock, parent } = this.#parts;
     await this.#archiver.addStream(TOOL_FOLDER, MANIFEST_NAME, Readable.from([Buffer.from(serializeManifest(manifest))]));
-    const tree = await this.#archiver.finish();
+    // Exactly the manifest's sources: a failed source's entries (in a partial snapshot) are left out.
+    const sources = [...new Set(manifest.artifacts.map((a) => a.source))];
+    const tree = await this.#archiver.finish(new Set([...sources, TOOL_FOLDER]));
     await repo.flush();
     lock.assertHeld();
-    const sources = [...new Set(manifest.artifacts.map((a) => a.source))];
     const snapshot = newSnapshot({
       tree,
       paths: [...sources, TOOL_FOLDER].map((s) => `/${s}`),

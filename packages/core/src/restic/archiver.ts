@@ -165,10 +165,15 @@ export class Archiver {
     };
   }
 
-  /** Saves each source's folder and the root tree; returns the root tree's id. */
-  async finish(): Promise<string> {
+  /**
+   * Saves each source's folder and the root tree; returns the root tree's id. With `only`, the
+   * snapshot holds just those sources (a partial snapshot leaves out the ones that failed, whose
+   * entries may be incomplete; their blobs stay unreferenced until a prune).
+   */
+  async finish(only?: ReadonlySet<string>): Promise<string> {
     const top: ResticNode[] = [];
     for (const [source, entries] of this.#sources) {
+      if (only && !only.has(source)) continue;
       const nodes = (await Promise.all(entries.values())).filter((n): n is ResticNode => n !== undefined);
       top.push(this.#virtualDir(source, await this.saveTree(nodes)));
     }
