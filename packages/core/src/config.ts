@@ -2,6 +2,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { ConfigError, type ConfigIssue } from './errors.js';
 import { expandHome } from './fs.js';
+import type { Severity } from './checks.js';
 import type { Compression } from './manifest.js';
 import type { PluginKind } from './plugin.js';
 import { DEFAULT_RETENTION, type RetentionPolicy } from './retention.js';
@@ -26,6 +27,8 @@ export interface ProfileConfig {
   sources: string[];
   retention: RetentionPolicy;
   restoreTest: boolean;
+  /** `profiles.<name>.maxAge` as written; health.ts derives the default from the schedule. */
+  maxAgeMs: number | undefined;
 }
 
 export interface ResolvedConfig {
@@ -47,7 +50,13 @@ export interface ResolvedConfig {
   /** `integrity:`: manifests authenticated with an HMAC (core's built-in integrity plugin). */
   integrity?: { key: string } | undefined;
   plugins: PluginEntry[];
-  checks: { maxAgeMs: number; maxStorageUsage: number; restoreTest?: { schedule?: string; from?: string; maxAgeMs?: number } };
+  checks: {
+    maxAgeMs: number;
+    maxStorageUsage: number;
+    restoreTest?: { schedule?: string; from?: string; maxAgeMs?: number; severity?: Severity };
+    threeTwoOne: Severity;
+    offsiteLag: { maxAgeMs?: number; severity: Severity };
+  };
   logLevel: 'debug' | 'info' | 'warn' | 'error' | undefined;
   strictPermissions: boolean;
   warnings: string[];
@@ -161,6 +170,7 @@ function resolveProfiles(top: TopLevelConfig, retention: RetentionPolicy, issues
       sources: p.sources === '*' ? sourceNames : p.sources,
       retention: ('retention' in p && p.retention) || retention,
       restoreTest: ('restoreTest' in p && p.restoreTest) || false,
+      maxAgeMs: 'maxAge' in p ? p.maxAge : undefined,
     };
   }
   return profiles;
@@ -231,8 +241,11 @@ function resolveChecks(checks: TopLevelConfig['checks']): ResolvedConfig['checks
             ...(restoreTest.schedule ? { schedule: restoreTest.schedule } : {}),
             ...(restoreTest.from ? { from: restoreTest.from } : {}),
             ...(restoreTest.maxAge ? { maxAgeMs: restoreTest.maxAge } : {}),
+            ...(restoreTest.severity ? { severity: restoreTest.severity } : {}),
           },
         }
       : {}),
+    threeTwoOne: checks.threeTwoOne,
+    offsiteLag: { ...(checks.offsiteLag?.maxAge ? { maxAgeMs: checks.offsiteLag.maxAge } : {}), severity: checks.offsiteLag?.severity ?? 'warning' },
   };
 }

@@ -21,16 +21,6 @@ const cronSchema = z.string().superRefine((text, ctx) => {
   }
 });
 
-const profileSchema = z
-  .object({
-    schedule: cronSchema.optional(),
-    sources: z.union([z.literal('*'), z.array(z.string()).min(1)]).default('*'),
-    retention: retentionPolicySchema.optional(),
-    /** Run the restore test stage after each run of this profile. */
-    restoreTest: z.boolean().optional(),
-  })
-  .strict();
-
 /** A fixed interval in milliseconds: a duration without months or years (duration.ts), or a number of seconds. */
 const intervalSchema = z.union([z.number().positive(), z.string()]).transform((value, ctx) => {
   if (typeof value === 'number') return value * 1000;
@@ -42,6 +32,18 @@ const intervalSchema = z.union([z.number().positive(), z.string()]).transform((v
   return duration.ms;
 });
 
+const profileSchema = z
+  .object({
+    schedule: cronSchema.optional(),
+    sources: z.union([z.literal('*'), z.array(z.string()).min(1)]).default('*'),
+    retention: retentionPolicySchema.optional(),
+    /** Run the restore test stage after each run of this profile. */
+    restoreTest: z.boolean().optional(),
+    /** How old this profile's newest snapshot may get (default: twice its schedule's interval, else checks.maxAge). */
+    maxAge: intervalSchema.optional(),
+  })
+  .strict();
+
 const percentSchema = z.union([z.number(), z.string()]).transform((value, ctx) => {
   const fraction =
     typeof value === 'number' ? (value > 1 ? value / 100 : value) : /^\d+(\.\d+)?%$/.test(value) ? Number(value.slice(0, -1)) / 100 : NaN;
@@ -51,6 +53,10 @@ const percentSchema = z.union([z.number(), z.string()]).transform((value, ctx) =
   }
   return fraction;
 });
+
+/** How a health condition counts: `warning` alerts, `critical` also makes `status` exit 1, `off` drops the check. */
+export const SEVERITIES = ['warning', 'critical', 'off'] as const;
+const severitySchema = z.enum(SEVERITIES, { message: `expected one of ${SEVERITIES.join(', ')}` });
 
 /** A notifier's engine-handled settings: `on: [failure, recovery]` (or one event), `throttle: 6h`. */
 export const notifierSettingsSchema = z.object({
@@ -88,11 +94,17 @@ export const topLevelSchema = z
       .looseObject({
         maxAge: intervalSchema.default(26 * 3600_000),
         maxStorageUsage: percentSchema.default(0.85),
-        restoreTest: z.object({ schedule: cronSchema.optional(), from: z.string().optional(), maxAge: intervalSchema.optional() }).strict().optional(),
+        restoreTest: z
+          .object({ schedule: cronSchema.optional(), from: z.string().optional(), maxAge: intervalSchema.optional(), severity: severitySchema.optional() })
+          .strict()
+          .optional(),
+        /** 3-2-1 non-compliance; an offsite copy whose newest snapshot is older than `maxAge` (docs/design.md Part C). */
+        threeTwoOne: severitySchema.default('warning'),
+        offsiteLag: z.object({ maxAge: intervalSchema.optional(), severity: severitySchema.default('warning') }).strict().optional(),
         /** When `status --notify` runs from the daemon and the generated units (docs/design.md Part C). */
         schedule: cronSchema.optional(),
       })
-      .default({ maxAge: 26 * 3600_000, maxStorageUsage: 0.85 }),
+      .default({ maxAge: 26 * 3600_000, maxStorageUsage: 0.85, threeTwoOne: 'warning' }),
     scheduling: schedulingSchema.optional(),
     log: z.object({ level: z.enum(['debug', 'info', 'warn', 'error']).optional() }).strict().default({}),
     /** Refuse an rc file that others can read when it holds literal secrets. */
