@@ -105,7 +105,8 @@ describe('health conditions alert once when they begin and once when they clear 
   let dir: string;
   let artifact: string;
 
-  const rc = (extra = '') =>
+  // 3-2-1 (a warning condition of its own, tested in health-conditions.test.ts) is off here.
+  const rc = (extra = '', checks = '') =>
     writeRc(
       dir,
       `backupRoot: ./backups
@@ -114,6 +115,7 @@ sources:
   docs: { use: files, paths: [./data] }
 notify:
   ops: { use: webhook, url: "${http.url}/health" }
+checks: { threeTwoOne: off${checks} }
 ${extra}`,
     );
   const cli = (args: string[], hours: number) => runCli(args, { cwd: dir, env: { SUTAZAI_BACKUP_NOW: at(hours) } });
@@ -182,11 +184,11 @@ ${extra}`,
 
   it('storage: use above checks.maxStorageUsage begins (a warning) and clears', async () => {
     const before = health().length;
-    await rc('checks: { maxStorageUsage: "0.01%" }\n');
+    await rc('', ', maxStorageUsage: "0.01%"');
     const full = await check(30);
     expect(full.result.code).toBe(1);
     await check(30.5);
-    await rc('checks: { maxStorageUsage: "100%" }\n');
+    await rc('', ', maxStorageUsage: "100%"');
     await check(31);
     await check(31.5);
     expect(health().slice(before)).toEqual(['begin storage warning', 'clear storage recovery']);
@@ -246,7 +248,7 @@ describe('a health alert a channel could not take is sent again at the next chec
     dir = await tempDir();
     await fsp.mkdir(path.join(dir, 'data'));
     await fsp.writeFile(path.join(dir, 'data', 'a.txt'), 'x');
-    await writeRc(dir, `backupRoot: ./backups\nhost: resend-host\nsources:\n  docs: { use: files, paths: [./data] }\nnotify:\n  ops: { use: webhook, url: "${http.url}/health" }\n`);
+    await writeRc(dir, `backupRoot: ./backups\nhost: resend-host\nsources:\n  docs: { use: files, paths: [./data] }\nnotify:\n  ops: { use: webhook, url: "${http.url}/health" }\nchecks: { threeTwoOne: off }\n`);
   });
   afterAll(async () => {
     await http?.stop();

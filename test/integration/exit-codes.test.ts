@@ -268,8 +268,9 @@ describe('reading commands', () => {
     const healthy = (await cli('status', ['--json'], 0)).json();
     expectSchema('status', healthy);
     expect(healthy.healthy).toBe(true);
-    // Two days later (the engine's clock moved by SUTAZAI_BACKUP_NOW): older than maxAge 26h.
-    const later = new Date(Date.now() + 2 * 86_400_000).toISOString();
+    // Three days later (the engine's clock moved by SUTAZAI_BACKUP_NOW): older than the nightly
+    // profile's maxAge (twice its schedule's interval: 48h).
+    const later = new Date(Date.now() + 3 * 86_400_000).toISOString();
     const stale = (await cli('status', ['--json'], 1, { env: { SUTAZAI_BACKUP_NOW: later } })).json();
     expectSchema('status', stale);
     expect(stale.checks.find((c: { name: string }) => c.name === 'freshness')).toMatchObject({ ok: false });

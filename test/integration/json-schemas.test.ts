@@ -115,12 +115,13 @@ checks: { maxAge: 1h }
     const channels = Object.fromEntries(report.notifications.map((n: { channel: string; status: string }) => [n.channel, n.status]));
     expect(channels).toEqual({ 'notify.ops': 'sent', 'notify.broken': 'failed', 'notify.quiet': 'skipped' });
 
-    // status --notify: the replication failure began; the channels hear about it.
+    // status --notify: the replication failure began, and with it the warnings that nothing is
+    // off site yet (3-2-1, offsite lag); the channels hear about each.
     const status = await runCli(['status', '--notify', '--json'], { cwd: dir });
     expect(status.code).toBe(1);
     const doc = status.json();
     expectSchema('status', doc);
-    expect(doc.changes).toEqual([expect.objectContaining({ name: 'replication', state: 'begin' })]);
+    expect(doc.changes.map((c: { name: string; state: string }) => `${c.state} ${c.name}`)).toEqual(['begin replication', 'begin 3-2-1', 'begin offsite-lag']);
     expect(doc.notifications.length).toBeGreaterThan(0);
   });
 });

@@ -89,8 +89,9 @@ describe('metrics', () => {
       expect(result[0]!.value[1]).toBe('1');
       const success = await prometheus.query('sutazai_backup_last_run_success{profile="daily"}');
       expect(success.map((s) => s.value[1])).toEqual(['1']);
+      // One freshness series per scheduled profile: the daily ran, the weekly is not due yet.
       const fresh = await prometheus.query('sutazai_backup_check_ok{check="freshness"}');
-      expect(fresh.map((s) => s.value[1])).toEqual(['1']);
+      expect(fresh.map((s) => `${s.metric.profile} ${s.value[1]}`).sort()).toEqual(['daily 1', 'weekly 1']);
       const health = await fetch(`http://127.0.0.1:${port}/healthz`);
       expect(health.status).toBe(200);
       expect((await health.json()).healthy).toBe(true);

@@ -31,6 +31,9 @@ function render(families: Family[], constant: Record<string, string>): string {
   return out.join('\n') + '\n';
 }
 
+/** A check's labels: its name, and the profile of a per-profile one (freshness), so that no two series collide. */
+const checkLabels = (c: { name: string; profile?: string | undefined }) => ({ check: c.name, ...(c.profile ? { profile: c.profile } : {}) });
+
 const seconds = (iso: string | undefined) => (iso ? Date.parse(iso) / 1000 : NaN);
 
 /** The health of the backups in Prometheus' text format (for `metrics` and `serve`). */
@@ -41,7 +44,16 @@ export async function prometheusMetrics(engine: Engine): Promise<string> {
   const runs = [...lastRuns.entries()];
   const families: Family[] = [
     { name: 'sutazai_backup_healthy', help: '1 when every health check passes.', samples: [{ value: status.healthy ? 1 : 0 }] },
-    { name: 'sutazai_backup_check_ok', help: '1 when the named health check passes.', samples: status.checks.map((c) => ({ labels: { check: c.name }, value: c.ok ? 1 : 0 })) },
+    {
+      name: 'sutazai_backup_check_ok',
+      help: '1 when the named health check passes (a warning passes).',
+      samples: status.checks.map((c) => ({ labels: checkLabels(c), value: c.ok ? 1 : 0 })),
+    },
+    {
+      name: 'sutazai_backup_check_warning',
+      help: '1 when the named health check passes with a warning (a condition of severity warning).',
+      samples: status.checks.map((c) => ({ labels: checkLabels(c), value: c.warning ? 1 : 0 })),
+    },
     { name: 'sutazai_backup_snapshots', help: 'Snapshots in backupRoot.', samples: [{ value: status.snapshots }] },
     {
       name: 'sutazai_backup_latest_snapshot_timestamp_seconds',

@@ -3,6 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { ConfigError, type ConfigIssue } from './errors.js';
 import { expandHome } from './fs.js';
+import type { Severity } from './checks.js';
 import type { Compression } from './manifest.js';
 import type { RepositoryFormat } from './repository-format.js';
 import type { PluginKind } from './plugin.js';
@@ -32,6 +33,8 @@ export interface ProfileConfig {
   failFast: boolean;
   /** How long the run's sources may take in all, in ms. */
   timeoutMs: number | undefined;
+  /** `profiles.<name>.maxAge` as written; health.ts derives the default from the schedule. */
+  maxAgeMs: number | undefined;
 }
 
 export interface ResolvedConfig {
@@ -55,7 +58,13 @@ export interface ResolvedConfig {
   /** `repository:`: the format of every repository, and restic's password (a secret). */
   repository?: { format: RepositoryFormat; password?: string } | undefined;
   plugins: PluginEntry[];
-  checks: { maxAgeMs: number; maxStorageUsage: number; restoreTest?: { schedule?: string; from?: string; maxAgeMs?: number } };
+  checks: {
+    maxAgeMs: number;
+    maxStorageUsage: number;
+    restoreTest?: { schedule?: string; from?: string; maxAgeMs?: number; severity?: Severity };
+    threeTwoOne: Severity;
+    offsiteLag: { maxAgeMs?: number; severity: Severity };
+  };
   logLevel: 'debug' | 'info' | 'warn' | 'error' | undefined;
   strictPermissions: boolean;
   warnings: string[];
@@ -179,6 +188,7 @@ function resolveProfiles(top: TopLevelConfig, retention: RetentionPolicy, issues
       restoreTest: ('restoreTest' in p && p.restoreTest) || false,
       failFast: ('failFast' in p && p.failFast) || false,
       timeoutMs: 'timeout' in p ? p.timeout : undefined,
+      maxAgeMs: 'maxAge' in p ? p.maxAge : undefined,
     };
   }
   return profiles;
@@ -269,8 +279,11 @@ function resolveChecks(checks: TopLevelConfig['checks']): ResolvedConfig['checks
             ...(restoreTest.schedule ? { schedule: restoreTest.schedule } : {}),
             ...(restoreTest.from ? { from: restoreTest.from } : {}),
             ...(restoreTest.maxAge ? { maxAgeMs: restoreTest.maxAge } : {}),
+            ...(restoreTest.severity ? { severity: restoreTest.severity } : {}),
           },
         }
       : {}),
+    threeTwoOne: checks.threeTwoOne,
+    offsiteLag: { ...(checks.offsiteLag?.maxAge ? { maxAgeMs: checks.offsiteLag.maxAge } : {}), severity: checks.offsiteLag?.severity ?? 'warning' },
   };
 }

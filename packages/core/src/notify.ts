@@ -30,8 +30,10 @@ export function channelPolicy(settings: Readonly<Record<string, unknown>>): Chan
 
 /** A health condition that changed: it began (the check fails) or cleared (it passes again). */
 export interface HealthChange {
-  /** The check's name: `freshness`, `storage`, `verification`, `replication`, `restore-test`. */
+  /** The check's name: `freshness`, `storage`, `verification`, `replication`, `restore-test`, `3-2-1`, `offsite-lag`. */
   name: string;
+  /** The profile of a per-profile condition (freshness). */
+  profile?: string;
   state: 'begin' | 'clear';
   detail: string;
   /** When the condition began (for a clear: when the failure had begun). */
@@ -81,7 +83,8 @@ export interface NotificationResult {
 
 /** The state key of what a notification is about: one throttle window and outcome per key. */
 export function alertKey(n: Notification): string {
-  return n.kind === 'run' ? `run:${n.profile}` : `health:${n.condition.name}`;
+  if (n.kind === 'run') return `run:${n.profile}`;
+  return `health:${n.condition.name}${n.condition.profile ? `:${n.condition.profile}` : ''}`;
 }
 
 /** The outcome classes whose change starts a new episode (and resets every channel's throttle). */
@@ -151,12 +154,13 @@ export function runNotification(report: RunReport, event: NotifyEvent, time: Dat
 }
 
 export function healthNotification(host: string, change: HealthChange, event: NotifyEvent, time: Date): HealthNotification {
+  const what = change.profile ? `${change.name} of profile ${change.profile}` : change.name;
   return {
     kind: 'health',
     event,
     host,
     time: time.toISOString(),
-    title: `${change.state === 'begin' ? 'health ALERT' : 'health cleared'}: ${change.name} on ${host}`,
+    title: `${change.state === 'begin' ? (event === 'warning' ? 'health WARNING' : 'health ALERT') : 'health cleared'}: ${what} on ${host}`,
     lines: [change.state === 'begin' ? `${change.name}: ${change.detail}` : `${change.name} is ok again: ${change.detail}`],
     condition: change,
   };
@@ -181,6 +185,7 @@ export function notificationFacts(n: Notification): [string, string][] {
     return [
       ['Host', n.host],
       ['Condition', c.name],
+      ...(c.profile ? [['Profile', c.profile] as [string, string]] : []),
       ['State', c.state === 'begin' ? 'failing' : 'cleared'],
       [c.state === 'begin' ? 'Since' : 'Had failed since', c.since],
       ['Detail', c.detail],

@@ -56,7 +56,7 @@ export async function notifyThrough(
     }),
     encryption: undefined,
     plugins: [],
-    checks: { maxAgeMs: 26 * 3600_000, maxStorageUsage: 0.85 },
+    checks: { maxAgeMs: 26 * 3600_000, maxStorageUsage: 0.85, threeTwoOne: 'warning', offsiteLag: { severity: 'warning' } },
     logLevel: undefined,
     strictPermissions: false,
     warnings: [],

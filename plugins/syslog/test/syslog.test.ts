@@ -51,7 +51,7 @@ describe('syslog to a unix datagram socket', () => {
     ]);
     expect(parsed[0]![1]).toBe(String(process.pid));
     expect(parsed[0]![3]).toBe('backup FAILED: test-host / daily | sources.app-db failed at collect: pg_dump exited with code 1: connection refused');
-    expect(parsed[3]![3]).toBe('health ALERT: freshness on test-host | freshness: latest snapshot is 3d old (max 26h)');
+    expect(parsed[3]![3]).toBe('health WARNING: freshness on test-host | freshness: latest snapshot is 3d old (max 26h)');
   });
 
   it('RFC 3164 when asked: <PRI>timestamp tag[pid]: message', async () => {

@@ -7,7 +7,7 @@ import type { CliContext } from '../context.js';
 export function registerStatusCommand(program: Command, cli: CliContext): void {
   program
     .command('status')
-    .description('health: freshness, last run, storage, verification, replication, restore tests, 3-2-1')
+    .description('health: freshness per profile, last run, storage, verification, replication, restore tests, 3-2-1, offsite lag')
     .option('--notify', 'alert the notify channels about each health condition that began or cleared since the last --notify (for cron or a systemd timer)')
     .option('--json', 'print JSON on stdout')
     .action(async (opts: { json?: boolean; notify?: boolean }, command: Command) => {

@@ -21,20 +21,6 @@ const cronSchema = z.string().superRefine((text, ctx) => {
   }
 });
 
-const profileSchema = z
-  .object({
-    schedule: cronSchema.optional(),
-    sources: z.union([z.literal('*'), z.array(z.string()).min(1)]).default('*'),
-    retention: retentionPolicySchema.optional(),
-    /** Run the restore test stage after each run of this profile. */
-    restoreTest: z.boolean().optional(),
-    /** One failed source fails the whole run and nothing is committed (the default commits what succeeded). */
-    failFast: z.boolean().optional(),
-    /** How long the sources of a run may take in all; those still running then are stopped (the snapshot is partial). */
-    timeout: z.lazy(() => intervalSchema).optional(),
-  })
-  .strict();
-
 /** A fixed interval in milliseconds: a duration without months or years (duration.ts), or a number of seconds. */
 export const intervalSchema = z.union([z.number().positive(), z.string()]).transform((value, ctx) => {
   if (typeof value === 'number') return value * 1000;
@@ -45,6 +31,22 @@ export const intervalSchema = z.union([z.number().positive(), z.string()]).trans
   }
   return duration.ms;
 });
+
+const profileSchema = z
+  .object({
+    schedule: cronSchema.optional(),
+    sources: z.union([z.literal('*'), z.array(z.string()).min(1)]).default('*'),
+    retention: retentionPolicySchema.optional(),
+    /** Run the restore test stage after each run of this profile. */
+    restoreTest: z.boolean().optional(),
+    /** How old this profile's newest snapshot may get (default: twice its schedule's interval, else checks.maxAge). */
+    maxAge: intervalSchema.optional(),
+    /** One failed source fails the whole run and nothing is committed (the default commits what succeeded). */
+    failFast: z.boolean().optional(),
+    /** How long the sources of a run may take in all; those still running then are stopped (the snapshot is partial). */
+    timeout: intervalSchema.optional(),
+  })
+  .strict();
 
 const percentSchema = z.union([z.number(), z.string()]).transform((value, ctx) => {
   const fraction =
@@ -61,6 +63,9 @@ export const sourceSettingsSchema = z.object({
   timeout: intervalSchema.optional(),
   priority: z.number().int().optional(),
 });
+/** How a health condition counts: `warning` alerts, `critical` also makes `status` exit 1, `off` drops the check. */
+export const SEVERITIES = ['warning', 'critical', 'off'] as const;
+const severitySchema = z.enum(SEVERITIES, { message: `expected one of ${SEVERITIES.join(', ')}` });
 
 /** A notifier's engine-handled settings: `on: [failure, recovery]` (or one event), `throttle: 6h`. */
 export const notifierSettingsSchema = z.object({
@@ -103,11 +108,17 @@ export const topLevelSchema = z
       .looseObject({
         maxAge: intervalSchema.default(26 * 3600_000),
         maxStorageUsage: percentSchema.default(0.85),
-        restoreTest: z.object({ schedule: cronSchema.optional(), from: z.string().optional(), maxAge: intervalSchema.optional() }).strict().optional(),
+        restoreTest: z
+          .object({ schedule: cronSchema.optional(), from: z.string().optional(), maxAge: intervalSchema.optional(), severity: severitySchema.optional() })
+          .strict()
+          .optional(),
+        /** 3-2-1 non-compliance; an offsite copy whose newest snapshot is older than `maxAge` (docs/design.md Part C). */
+        threeTwoOne: severitySchema.default('warning'),
+        offsiteLag: z.object({ maxAge: intervalSchema.optional(), severity: severitySchema.default('warning') }).strict().optional(),
         /** When `status --notify` runs from the daemon and the generated units (docs/design.md Part C). */
         schedule: cronSchema.optional(),
       })
-      .default({ maxAge: 26 * 3600_000, maxStorageUsage: 0.85 }),
+      .default({ maxAge: 26 * 3600_000, maxStorageUsage: 0.85, threeTwoOne: 'warning' }),
     scheduling: schedulingSchema.optional(),
     log: z.object({ level: z.enum(['debug', 'info', 'warn', 'error']).optional() }).strict().default({}),
     /** Refuse an rc file that others can read when it holds literal secrets. */
