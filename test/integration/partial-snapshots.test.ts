@@ -3,11 +3,11 @@
  * parts: a PostgreSQL server that is shut down and started again, a files source, a command
  * source that hangs, the webhook notifier with a receiver on loopback, the built CLI.
  */
-import { existsSync, promises as fsp } from 'node:fs';
+import { existsSync, promises as fsp, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { writeTree } from '@sutazai/backup-testkit';
-import { logMessages, REPO_ROOT, runCli, tempDir, writeRc } from '../helpers/cli.js';
+import { logMessages, REPO_ROOT, runCli, startCli, tempDir, writeRc } from '../helpers/cli.js';
 import { expectSchema } from '../helpers/json-schemas.js';
 import { signedWebhook, type Receiver, type WebhookDelivery } from '../helpers/notify-receivers.js';
 import { startHttpReceiver, startPostgres, type HttpReceiver, type PostgresServer } from '../helpers/servers.js';
@@ -22,6 +22,21 @@ export default defineSource({
   },
 });
 `;
+
+/** Whether a pg_dump started by the process `parent` (or its children) is running. */
+function pgDumpRunning(parent: number): boolean {
+  for (const pid of readdirSync('/proc').filter((n) => /^\d+$/.test(n))) {
+    try {
+      const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+      if (path.basename(cmd.split('\0')[0]!) !== 'pg_dump') continue;
+      const ppid = Number(readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ')[1]);
+      if (ppid === parent) return true;
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return false;
+}
 
 let work: string;
 let pg: PostgresServer;
@@ -116,6 +131,42 @@ notify:
     expect(complete.artifacts.map((a: { source: string }) => a.source).sort()).toEqual(['configs', 'postgres']);
     expect((await runCli(['status', '--json'], { cwd: dir, env })).json().partial).toBeNull();
   }, 120_000);
+
+  it('PostgreSQL stopped while pg_dump runs: the files are committed, postgres named as failed; the next run is complete', async () => {
+    // Enough rows that pg_dump is still reading when the server goes down under it.
+    await pg.psql('CREATE DATABASE bigshop');
+    await pg.psql("CREATE TABLE lines (id int PRIMARY KEY, body text); INSERT INTO lines SELECT g, repeat(md5(g::text), 8) FROM generate_series(1, 1500000) g", 'bigshop');
+    const dir = await project(
+      'pg-stopped-mid-run',
+      () => `backupRoot: ./repo
+sources:
+  configs: { use: files, paths: [./data] }
+  postgres: { use: postgres, url: "postgres://postgres@127.0.0.1:${pg.port}/bigshop", password: "\${PG_PASSWORD}" }
+`,
+    );
+    const env = { PG_PASSWORD: pg.password };
+    const running = startCli(['run', '--json'], { cwd: dir, env, timeoutMs: 180_000 });
+    let r;
+    try {
+      // pg_dump of this database is running: stop the server under it (a fast shutdown ends its session).
+      for (const deadline = Date.now() + 60_000; !pgDumpRunning(running.child.pid!); ) {
+        if (Date.now() > deadline || running.child.exitCode !== null) throw new Error('pg_dump never started');
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+      await pg.halt();
+      r = await running.result;
+    } finally {
+      await pg.start();
+    }
+    expect(r.code, r.stderr).toBe(1);
+    const report = JSON.parse(r.stdout);
+    expect(report.failedSources).toEqual([expect.objectContaining({ source: 'postgres' })]);
+    expect(report.artifacts.map((a: { source: string }) => a.source)).toEqual(['configs']);
+    expect((await fsp.readdir(path.join(dir, 'repo', 'snapshots', report.snapshot))).sort()).toEqual(['configs.tar.zst', 'manifest.json']);
+    const again = await runCli(['run', '--json'], { cwd: dir, env, timeoutMs: 180_000 });
+    expect(again.code, again.stderr).toBe(0);
+    expect(again.json().artifacts.map((a: { source: string }) => a.source).sort()).toEqual(['configs', 'postgres']);
+  }, 300_000);
 
   it('failFast: true commits nothing', async () => {
     const dir = await project(
