@@ -136,8 +136,9 @@ const outcomeWords: Record<NotifyEvent, string> = {
 export function runNotification(report: RunReport, event: NotifyEvent, time: Date): RunNotification {
   const lines: string[] = [];
   const failed = report.failedSources ?? [];
-  if (report.snapshot && failed.length) lines.push(`partial snapshot ${report.snapshot} committed without ${failed.map((f) => f.source).join(', ')}`);
   for (const e of report.errors) lines.push(describeReportError(e));
+  // What failed comes first (an SMS has room for one line); then what was kept despite it.
+  if (report.snapshot && failed.length) lines.push(`partial snapshot ${report.snapshot} committed without ${failed.map((f) => f.source).join(', ')}`);
   for (const d of report.destinations) if (d.status === 'failed') lines.push(`destination ${d.name} failed at replicate: ${d.error ?? 'unknown error'}`);
   if (event !== 'failure') for (const w of report.warnings) lines.push(`warning: ${w}`);
   if (!lines.length && report.snapshot) lines.push(`snapshot ${report.snapshot}: ${report.artifacts.length} artifact(s), ${formatBytes(totalBytes(report))}`);
