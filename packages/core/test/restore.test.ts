@@ -249,3 +249,54 @@ describe('before anything is written', () => {
     await expect(fsp.access(target)).rejects.toThrow();
   });
 });
+
+describe('restore --path', () => {
+  it('restores only the entries at or under the paths, a file artifact by its name, and leaves sources with nothing picked alone', async () => {
+    await restoreToDir(await readers(), target, { paths: ['sub/new.txt'] });
+    expect(await tree(target)).toEqual({ app: '/', 'app/sub': '/', 'app/sub/new.txt': 'new' });
+    const second = path.join(root, 'second');
+    await restoreToDir(await readers(), second, { paths: ['db.sql', 'a.txt'] });
+    expect(await tree(second)).toEqual({ app: '/', 'app/a.txt': 'new a', db: '/', 'db/db.sql': 'SELECT 1;\n' });
+  });
+
+  it('a path that matches nothing fails naming it, and nothing is written', async () => {
+    const err = await restoreToDir(await readers(), target, { paths: ['sub/new.txt', 'nope'] }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(BackupError);
+    expect(err).toMatchObject({ code: 'E_NOT_FOUND', message: expect.stringContaining('--path "nope"') });
+    expect(await fsp.stat(target).catch(() => undefined)).toBeUndefined();
+  });
+
+  it('with --force replaces only the picked paths in a non-empty DIR/<source>', async () => {
+    await fsp.mkdir(path.join(target, 'app', 'sub'), { recursive: true });
+    await fsp.writeFile(path.join(target, 'app', 'a.txt'), 'mine a');
+    await fsp.writeFile(path.join(target, 'app', 'keep.txt'), 'keep');
+    await fsp.writeFile(path.join(target, 'app', 'sub', 'new.txt'), 'old');
+    await fsp.writeFile(path.join(target, 'app', 'sub', 'other.txt'), 'other');
+    await restoreToDir(await readers(), target, { paths: ['sub/new.txt'], force: true });
+    expect(await tree(path.join(target, 'app'))).toEqual({ 'a.txt': 'mine a', 'keep.txt': 'keep', sub: '/', 'sub/new.txt': 'new', 'sub/other.txt': 'other' });
+    // A picked folder that is missing at the target arrives whole.
+    await fsp.rm(path.join(target, 'app', 'sub'), { recursive: true });
+    await restoreToDir(await readers(), target, { paths: ['sub'], force: true });
+    expect(await tree(path.join(target, 'app'))).toEqual({ 'a.txt': 'mine a', 'keep.txt': 'keep', sub: '/', 'sub/new.txt': 'new' });
+  });
+
+  it('refuses a link or a file where a folder above a picked path should be, writing nothing through it', async () => {
+    const outside = path.join(root, 'outside');
+    await fsp.mkdir(outside);
+    await fsp.writeFile(path.join(outside, 'new.txt'), 'precious');
+    await fsp.mkdir(path.join(target, 'app'), { recursive: true });
+    await fsp.writeFile(path.join(target, 'app', 'keep.txt'), 'keep');
+    await fsp.symlink(outside, path.join(target, 'app', 'sub'));
+    await expect(restoreToDir(await readers(), target, { paths: ['sub/new.txt'], force: true })).rejects.toMatchObject({
+      code: 'E_RESTORE',
+      message: expect.stringContaining(`${path.join(target, 'app', 'sub')} is a symbolic link`),
+    });
+    expect(await fsp.readFile(path.join(outside, 'new.txt'), 'utf8')).toBe('precious');
+    await fsp.rm(path.join(target, 'app', 'sub'));
+    await fsp.writeFile(path.join(target, 'app', 'sub'), 'a file');
+    await expect(restoreToDir(await readers(), target, { paths: ['sub/new.txt'], force: true })).rejects.toMatchObject({
+      code: 'E_RESTORE',
+      message: expect.stringContaining('is not a folder'),
+    });
+  });
+});
