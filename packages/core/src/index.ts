@@ -144,8 +144,17 @@ export { zstdBackend, zstdCodec, type ZstdBackend, type ZstdCodec, type ZstdStre
 
 // Unattended operation: the daemon's scheduler, missed runs, credentials, commands that decrypt nothing.
 export { fireTimesBetween, nextFireTime, type ScheduleZone } from './schedule.js';
-export * from './scheduler.js';
-export * from './schedule-state.js';
+export {
+  realClock,
+  Scheduler,
+  type JobOutcome,
+  type JobStart,
+  type ScheduledJob,
+  type ScheduleStore,
+  type SchedulerClock,
+  type SchedulerOptions,
+} from './scheduler.js';
+export { ScheduleStateStore, type ScheduledJobState, type ScheduleState } from './schedule-state.js';
 export { schedulingOptions, healthSchedule, DEFAULT_SCHEDULED_WAIT_MS, type SchedulingOptions } from './scheduling-config.js';
 export { recordMissedRun, type MissedRun } from './missed-run.js';
 export { readCredential } from './credentials.js';
